@@ -1,0 +1,127 @@
+"""combine: per language, a clean training pool (train + validation) and the test split kept apart.
+
+Removed from both: empty/whitespace texts and labels outside `data.labels`. Removed from the pool only:
+repeated texts (one copy kept when all copies agree; every copy dropped when their labels conflict) and
+texts that also occur in that language's test split (leakage). The test split is never deduplicated,
+only counted. Every removal is counted per language in metrics/data.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pandas as pd
+import pyarrow as pa
+
+from crossling import figures
+from crossling.common import log, log_params, read_parquet, run_stage, stage_parser, write_json, write_parquet
+from crossling.config import Config, DataConfig
+
+EXAMPLE_SCHEMA = pa.schema([
+    ("language", pa.string()),
+    ("text", pa.string()),
+    ("label_id", pa.int8()),
+    ("label", pa.string()),
+    ("source", pa.string()),
+])
+
+
+def _key(texts: pd.Series) -> pd.Series:
+    # Texts that differ only in surrounding whitespace count as the same text.
+    return texts.str.strip()
+
+
+def drop_invalid(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
+    empty = _key(df["text"]) == ""
+    unknown = df["label_id"].isna() & ~empty
+    counts[f"{prefix}_empty_text"] = int(empty.sum())
+    counts[f"{prefix}_unknown_label"] = int(unknown.sum())
+    if unknown.any():
+        log.warning("%s: %d rows with labels outside data.labels dropped: %s",
+                    prefix, int(unknown.sum()), df.loc[unknown, "label"].value_counts().to_dict())
+    return df[~(empty | unknown)]
+
+
+def clean_language(rows: pd.DataFrame, labels: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Pool and test for one language, plus counts of everything that was removed or found."""
+    counts: dict[str, int] = {f"raw_{s}": int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
+    pool = drop_invalid(rows[rows["split"] != "test"], "pool", counts)
+    test = drop_invalid(rows[rows["split"] == "test"], "test", counts)
+
+    key = _key(pool["text"])
+    labels_per_text = pool.groupby(key)["label_id"].nunique()
+    conflicting = key.map(labels_per_text) > 1
+    repeated = key.duplicated(keep="first") & ~conflicting
+    counts["pool_conflicting_label_rows"] = int(conflicting.sum())
+    counts["pool_duplicate_rows"] = int(repeated.sum())
+    pool = pool[~(conflicting | repeated)]
+
+    leaked = _key(pool["text"]).isin(set(_key(test["text"])))
+    counts["pool_test_overlap_rows"] = int(leaked.sum())
+    pool = pool[~leaked]
+
+    counts["test_duplicate_rows_kept"] = int(_key(test["text"]).duplicated().sum())
+    counts["pool"] = len(pool)
+    counts["test"] = len(test)
+    for split, df in (("pool", pool), ("test", test)):
+        per_label = df["label_id"].value_counts()
+        for i, name in enumerate(labels):
+            counts[f"{split}_{name}"] = int(per_label.get(i, 0))
+    return pool, test, counts
+
+
+def combine(raw: pd.DataFrame, data: DataConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    pools, tests, report = [], [], {}
+    for lang in data.languages:
+        pool, test, counts = clean_language(raw[raw["language"] == lang], data.labels)
+        pools.append(pool)
+        tests.append(test)
+        report[lang] = counts
+    return pd.concat(pools, ignore_index=True), pd.concat(tests, ignore_index=True), report
+
+
+def label_distribution(report: dict, labels: tuple[str, ...]) -> list[dict]:
+    """Rows for the label-distribution plot: language x split x label -> count and share."""
+    rows = []
+    for lang, counts in report.items():
+        for split in ("pool", "test"):
+            for name in labels:
+                n = counts[f"{split}_{name}"]
+                rows.append({"language": lang, "split": split, "label": name, "count": n,
+                             "share": round(n / counts[split], 6) if counts[split] else 0.0})
+    return rows
+
+
+def main(args, cfg: Config) -> None:
+    log_params("combine", data=asdict(cfg.data))
+    raw = read_parquet(args.raw, "raw dataset")
+    unexpected = sorted(set(raw["language"]) - set(cfg.data.languages))
+    if unexpected:
+        log.info("ignoring languages not in data.languages: %s", unexpected)
+    pool, test, report = combine(raw, cfg.data)
+    write_parquet(pool, EXAMPLE_SCHEMA, args.pool)
+    write_parquet(test, EXAMPLE_SCHEMA, args.test)
+    write_json(report, args.metrics)
+    dist = label_distribution(report, cfg.data.labels)
+    write_json(dist, args.plot_json)
+    figures.label_distribution(pd.DataFrame(dist), args.plot_png)
+    for lang, counts in report.items():
+        log.info("%s: pool %d, test %d, removed from pool: %d empty, %d unknown label, %d duplicate, "
+                 "%d conflicting label, %d in test", lang, counts["pool"], counts["test"], counts["pool_empty_text"],
+                 counts["pool_unknown_label"], counts["pool_duplicate_rows"], counts["pool_conflicting_label_rows"],
+                 counts["pool_test_overlap_rows"])
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__.splitlines()[0])
+    parser.add_argument("--raw", default="data/raw/dataset.parquet")
+    parser.add_argument("--pool", default="data/pool.parquet")
+    parser.add_argument("--test", default="data/test.parquet")
+    parser.add_argument("--metrics", default="metrics/data.json")
+    parser.add_argument("--plot-json", default="plots/label_distribution.json")
+    parser.add_argument("--plot-png", default="plots/label_distribution.png")
+    run_stage("combine", main, parser, argv)
+
+
+if __name__ == "__main__":
+    cli()

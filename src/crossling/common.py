@@ -1,0 +1,113 @@
+"""What every stage shares: errors, logging, argument parsing and atomic writes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from crossling.config import Config, ConfigError, load_config
+
+log = logging.getLogger("crossling")
+
+
+class DataError(ValueError):
+    """Input data that cannot be used as it is; the message says which file/language and what to do."""
+
+
+def stage_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    return parser
+
+
+def run_stage(name: str, main: Callable[[argparse.Namespace, Config], None], parser: argparse.ArgumentParser,
+              argv: list[str] | None = None) -> None:
+    """Parse args, load the config, run `main`; known failures become one line on stderr and exit code 2."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s", force=True)
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.params)
+        main(args, cfg)
+    except (ConfigError, DataError) as exc:
+        where = f"{args.params}: " if isinstance(exc, ConfigError) else ""
+        print(f"crossling.{name}: error: {where}{exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def log_params(stage: str, **sections: Any) -> None:
+    """Print the parameters a stage uses, so every log says what produced its outputs."""
+    log.info("%s params: %s", stage, json.dumps(sections, sort_keys=True, default=str))
+
+
+def _tmp_beside(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are ordinary files
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    path = Path(path)
+    tmp = _tmp_beside(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside `path`; it replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp.chmod(0o755)
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_parquet(df: pd.DataFrame, schema: pa.Schema, path: str | Path) -> None:
+    """Write with an explicit schema (no pandas index/metadata) so equal frames give equal bytes."""
+    table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
+    table = table.replace_schema_metadata(None)
+    with atomic_file(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_parquet(path: str | Path, what: str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} not found at {path}; run the stage that writes it (dvc repro)")
+    return pq.read_table(path).to_pandas()
+
+
+def write_json(data: Any, path: str | Path) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,83 @@
+"""sample: for every size N in sample.sizes, exactly N examples per language, classes balanced, nested.
+
+Each (language, class) pool is put in one seeded random order; the sample of size N takes the first
+ceil((N - c) / k) texts of class c (c = its position in data.labels, k = number of classes). That gives
+class counts that differ by at most one, no replacement, and every smaller sample is a subset of
+every larger one, so learning curves compare like with like.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crossling.combine import EXAMPLE_SCHEMA
+from crossling.common import DataError, atomic_dir, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
+from crossling.config import Config
+
+
+def class_quota(size: int, n_classes: int, class_index: int) -> int:
+    """How many of `size` examples class `class_index` gets; earlier classes take the remainder."""
+    return -(-(size - class_index) // n_classes) if size > class_index else 0
+
+
+def ranked(pool: pd.DataFrame, languages: tuple[str, ...], n_classes: int, seed: int) -> pd.DataFrame:
+    """The pool with a `rank` column: a seeded random order within each (language, class)."""
+    parts = []
+    for lang in languages:
+        for c in range(n_classes):
+            part = pool[(pool["language"] == lang) & (pool["label_id"] == c)].sort_values("text", kind="stable")
+            # Seeded per (language, class) so adding a language leaves the others' samples unchanged.
+            rng = np.random.default_rng([seed, zlib.crc32(lang.encode()), c])
+            parts.append(part.assign(rank=rng.permutation(len(part))))
+    return pd.concat(parts, ignore_index=True)
+
+
+def check_capacity(ranked_pool: pd.DataFrame, largest: int, languages: tuple[str, ...], labels: tuple[str, ...]) -> None:
+    for lang in languages:
+        for c, name in enumerate(labels):
+            need = class_quota(largest, len(labels), c)
+            have = int(((ranked_pool["language"] == lang) & (ranked_pool["label_id"] == c)).sum())
+            if have < need:
+                raise DataError(f"sample.sizes: {largest} per language needs {need} {name!r} texts in {lang}, "
+                                f"but its cleaned pool has {have}; lower the largest size or drop {lang}")
+
+
+def draw(ranked_pool: pd.DataFrame, size: int, languages: tuple[str, ...], n_classes: int) -> pd.DataFrame:
+    quota = ranked_pool["label_id"].map(lambda c: class_quota(size, n_classes, int(c)))
+    picked = ranked_pool[ranked_pool["rank"] < quota]
+    order = picked["language"].map({lang: i for i, lang in enumerate(languages)})
+    return picked.assign(_lang=order).sort_values(["_lang", "label_id", "rank"]).reset_index(drop=True)
+
+
+def sample_path(folder: str | Path, size: int) -> Path:
+    return Path(folder) / f"sample_{size}.parquet"
+
+
+def main(args, cfg: Config) -> None:
+    log_params("sample", sample={"sizes": cfg.sample.sizes, "seed": cfg.sample.seed},
+               data={"languages": cfg.data.languages, "labels": cfg.data.labels})
+    pool = read_parquet(args.pool, "training pool")
+    languages, labels = cfg.data.languages, cfg.data.labels
+    ranked_pool = ranked(pool, languages, len(labels), cfg.sample.seed)
+    check_capacity(ranked_pool, cfg.sample.largest, languages, labels)
+    with atomic_dir(args.out) as tmp:
+        for size in sorted(cfg.sample.sizes):
+            sample = draw(ranked_pool, size, languages, len(labels))
+            write_parquet(sample, EXAMPLE_SCHEMA, sample_path(tmp, size))
+            per_class = sample.groupby(["language", "label"]).size().unstack().to_dict("index")
+            log.info("sample %d: %d rows; per language and class: %s", size, len(sample), per_class)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__.splitlines()[0])
+    parser.add_argument("--pool", default="data/pool.parquet")
+    parser.add_argument("--out", default="data/samples")
+    run_stage("sample", main, parser, argv)
+
+
+if __name__ == "__main__":
+    cli()
