@@ -1,0 +1,34 @@
+# Two commands do everything: `make repro` (set up, run the pipeline) and `make test`.
+# `make offline` runs the whole pipeline without network access (local data, scratch model).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+MIRROR ?= ../shared/datasets/multilingual-sentiments
+OFFLINE_PARAMS := -S data.source=$(MIRROR) -S model.checkpoint=scratch \
+	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
+
+.PHONY: setup repro offline test bench clean-venv
+
+$(BIN)/crossling-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/crossling-installed
+
+repro: setup
+	dvc repro
+
+offline: setup
+	dvc exp run $(OFFLINE_PARAMS)
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/bench_training.py --data $(MIRROR)
+
+clean-venv:
+	rm -rf $(VENV)
