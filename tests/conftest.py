@@ -1,0 +1,87 @@
+"""Small data that the tests write themselves, in the upstream CSV layout and the hub Parquet layout."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+LABELS = ("positive", "neutral", "negative")
+WORDS = {
+    "positive": ["great", "love", "wonderful", "happy", "excellent"],
+    "neutral": ["today", "maybe", "report", "table", "window"],
+    "negative": ["awful", "hate", "terrible", "sad", "broken"],
+}
+FILLER = ["the", "a", "this", "that", "really", "quite", "day", "film", "food", "phone", "book", "song"]
+
+
+def synthetic_rows(language: str, split: str, per_class: int, seed: int = 0) -> list[dict]:
+    """Texts whose label is learnable from a sentiment word; unique per (language, split)."""
+    rng = random.Random(f"{language}-{split}-{seed}")
+    rows = []
+    for label in LABELS:
+        for i in range(per_class):
+            words = rng.sample(FILLER, 3) + [rng.choice(WORDS[label])]
+            rng.shuffle(words)
+            rows.append({"text": f"{language[:2]} {' '.join(words)} {split}{i}", "label": label,
+                         "source": f"synthetic_{language}"})
+    rng.shuffle(rows)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict], fieldnames=("text", "label", "source")) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(fieldnames), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def make_csv_source(root: Path, languages=("english", "french"), pool_per_class=30, test_per_class=10,
+                    valid_only=()) -> Path:
+    """A local source in the upstream layout: <language>/{train,valid,test}.csv."""
+    for lang in languages:
+        if lang not in valid_only:
+            write_csv(root / lang / "train.csv", synthetic_rows(lang, "train", pool_per_class - pool_per_class // 3))
+        valid_n = pool_per_class if lang in valid_only else pool_per_class // 3
+        write_csv(root / lang / "valid.csv", synthetic_rows(lang, "valid", valid_n))
+        write_csv(root / lang / "test.csv", synthetic_rows(lang, "test", test_per_class))
+    return root
+
+
+def tiny_params(source: str | Path, languages=("english", "french"), sizes=(6, 12), **overrides) -> dict:
+    params = {
+        "data": {"source": str(source), "languages": list(languages)},
+        "sample": {"sizes": list(sizes), "seed": 7},
+        "model": {"checkpoint": "scratch",
+                  "scratch": {"vocab_size": 200, "dim": 16, "layers": 1, "heads": 2, "hidden_dim": 32,
+                              "max_position_embeddings": 32}},
+        "train": {"epochs": 2, "learning_rate": 1e-3, "batch_size": 8, "max_length": 32, "eval_batch_size": 64},
+    }
+    for dotted, value in overrides.items():
+        section, key = dotted.split("__")
+        params.setdefault(section, {})[key] = value
+    return params
+
+
+def write_params(path: Path, params: dict) -> Path:
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def csv_source(tmp_path: Path) -> Path:
+    return make_csv_source(tmp_path / "source")
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path_factory):
+    # Tests never reach the network, and keep the datasets cache out of the home directory.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf_home"))
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")

@@ -1,0 +1,93 @@
+import json
+
+import pandas as pd
+import pytest
+
+from crossling import base
+from crossling.common import DataError
+from crossling.config import ScratchConfig
+
+LABELS = ("positive", "neutral", "negative")
+TINY = ScratchConfig(vocab_size=200, dim=16, layers=1, heads=2, hidden_dim=32, max_position_embeddings=32)
+
+
+def test_scratch_tokenizer_learns_only_the_pool():
+    pool = ["wonderful movie"] * 5 + ["terrible phone"] * 5 + ["ok"] * 5
+    tok = base.train_tokenizer(pool, vocab_size=200)
+    assert "wonderful" in tok.get_vocab()
+    assert "zebracorn" not in tok.get_vocab()  # a test-only word cannot be in the vocabulary
+    ids = tok("wonderful movie")["input_ids"]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+
+
+def test_scratch_model_is_deterministic_and_has_our_labels():
+    tok = base.train_tokenizer(["a b c d e f"] * 10, vocab_size=200)
+    m1 = base.scratch_model(TINY, len(tok), tok.pad_token_id, LABELS)
+    m2 = base.scratch_model(TINY, len(tok), tok.pad_token_id, LABELS)
+    assert m1.config.id2label == {0: "positive", 1: "neutral", 2: "negative"}
+    for (_, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items()):
+        assert (a == b).all()
+
+
+def run_base(tmp_path, checkpoint, pool_texts=("good day", "bad day", "a day") * 10):
+    pool = tmp_path / "pool.parquet"
+    pd.DataFrame({"text": list(pool_texts)}).to_parquet(pool)
+    params = tmp_path / "params.yaml"
+    scratch = {k: getattr(TINY, k) for k in ("vocab_size", "dim", "layers", "heads", "hidden_dim",
+                                            "max_position_embeddings")}
+    params.write_text(json.dumps({"model": {"checkpoint": str(checkpoint), "scratch": scratch},
+                                  "train": {"max_length": 32}}))
+    out = tmp_path / "base"
+    base.cli(["--params", str(params), "--pool", str(pool), "--out", str(out)])
+    return out
+
+
+def test_scratch_base_is_saved_as_safetensors(tmp_path):
+    out = run_base(tmp_path, "scratch")
+    names = {p.name for p in out.iterdir()}
+    assert "model.safetensors" in names and "tokenizer.json" in names and "config.json" in names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+
+
+def test_local_checkpoint_directory_works(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = run_base(tmp_path / "a", "scratch")
+    out = run_base(tmp_path / "b", first)
+    assert (out / "model.safetensors").exists()
+
+
+def test_missing_local_checkpoint_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_base(tmp_path, tmp_path / "no_such_model")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "model.checkpoint: no checkpoint at" in err and "\n" not in err
+    assert not (tmp_path / "base").exists()
+
+
+def test_checkpoint_with_other_label_count_is_refused(tmp_path):
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    tok = base.train_tokenizer(["good bad"] * 10, vocab_size=200)
+    cfg = DistilBertConfig(vocab_size=len(tok), dim=16, n_layers=1, n_heads=2, hidden_dim=32,
+                           max_position_embeddings=32, num_labels=2)
+    two = tmp_path / "two_labels"
+    DistilBertForSequenceClassification(cfg).save_pretrained(two)
+    tok.save_pretrained(two)
+    with pytest.raises(DataError, match="has 2 labels .* data.labels has 3"):
+        base.pretrained(str(two), LABELS)
+
+
+def test_unreachable_hub_points_offline():
+    # HF_HUB_OFFLINE=1 (conftest) makes every hub lookup fail as it does without network.
+    with pytest.raises(DataError) as err:
+        base.pretrained("distilbert-base-multilingual-cased", LABELS)
+    assert "Hugging Face Hub" in str(err.value) and "model.checkpoint=scratch" in str(err.value)
+
+
+def test_checkpoint_location():
+    assert base.checkpoint_location("distilbert-base-multilingual-cased") == "hub"
+    assert base.checkpoint_location("org/name") == "hub"
+    assert base.checkpoint_location("./models/x") == "local"
+    assert base.checkpoint_location("/abs/path") == "local"

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from crossling.config import Config, ConfigError, config_from_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_committed_params_are_the_reference_experiment():
+    cfg = load_config(ROOT / "params.yaml")
+    assert cfg == Config()  # params.yaml spells out exactly the defaults
+    assert cfg.model.checkpoint == "distilbert-base-multilingual-cased"
+    assert cfg.data.languages == ("english", "french", "arabic", "japanese", "hindi", "malay")
+    assert cfg.sample.sizes == (100, 500, 1000, 1500, 2000)
+    assert (cfg.train.epochs, cfg.train.learning_rate, cfg.train.batch_size) == (5, 2e-5, 32)
+    assert (cfg.train.weight_decay, cfg.train.max_length, cfg.train.seed) == (0.01, 128, 42)
+
+
+@pytest.mark.parametrize(
+    "raw, field, fragment",
+    [
+        ({"trian": {"epochs": 3}}, "trian", "unknown key"),
+        ({"train": {"epoch": 3}}, "train.epoch", "unknown key"),
+        ({"data": {"languages": ["english", "klingon"]}}, "data.languages", "unknown language 'klingon'"),
+        ({"data": {"languages": []}}, "data.languages", "at least one"),
+        ({"data": {"languages": ["english", "english"]}}, "data.languages", "duplicate"),
+        ({"data": {"labels": ["positive"]}}, "data.labels", "at least two"),
+        ({"sample": {"sizes": [100, 0]}}, "sample.sizes[1]", "positive integer"),
+        ({"sample": {"sizes": [-5]}}, "sample.sizes[0]", "positive integer"),
+        ({"sample": {"sizes": [100, 2.5]}}, "sample.sizes[1]", "expected an integer"),
+        ({"sample": {"sizes": [100, "200"]}}, "sample.sizes[1]", "expected an integer"),
+        ({"sample": {"sizes": [100, 100]}}, "sample.sizes", "duplicate"),
+        ({"sample": {"sizes": []}}, "sample.sizes", "at least one"),
+        ({"sample": {"sizes": 100}}, "sample.sizes", "expected a list"),
+        ({"train": {"epochs": 0}}, "train.epochs", "positive integer"),
+        ({"train": {"epochs": True}}, "train.epochs", "expected an integer"),
+        ({"train": {"learning_rate": -1e-5}}, "train.learning_rate", "> 0"),
+        ({"train": {"learning_rate": "fast"}}, "train.learning_rate", "expected a number"),
+        ({"train": {"max_length": 2}}, "train.max_length", "at least 3"),
+        ({"train": {"warmup_ratio": 1.5}}, "train.warmup_ratio", "[0, 1)"),
+        ({"model": {"checkpoint": "scratch", "scratch": {"max_position_embeddings": 64}}},
+         "train.max_length", "exceeds model.scratch.max_position_embeddings"),
+        ({"model": {"scratch": {"dim": 10, "heads": 3}}}, "model.scratch.dim", "divisible"),
+        ({"model": {"scratch": {"layerz": 2}}}, "model.scratch.layerz", "unknown key"),
+        ({"data": "english"}, "data", "expected a mapping"),
+    ],
+)
+def test_bad_params_name_the_field(raw, field, fragment):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw)
+    assert err.value.field == field
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_yaml_exponent_without_dot_is_a_number(tmp_path):
+    # YAML 1.1 reads `2e-5` as a string; users write it that way all the time.
+    p = tmp_path / "params.yaml"
+    p.write_text("train:\n  learning_rate: 3e-4\n")
+    assert load_config(p).train.learning_rate == pytest.approx(3e-4)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

@@ -1,0 +1,157 @@
+import pyarrow.parquet as pq
+import pytest
+from conftest import make_csv_source, synthetic_rows, tiny_params, write_csv, write_params
+
+from crossling import download
+from crossling.common import DataError
+from crossling.config import DataConfig
+
+LABELS = ("positive", "neutral", "negative")
+
+
+def data_cfg(source, languages=("english", "french"), **kw) -> DataConfig:
+    return DataConfig(source=str(source), languages=tuple(languages), **kw)
+
+
+def test_local_source_is_normalized(csv_source):
+    df = download.download(data_cfg(csv_source))
+    assert list(df.columns) == download.RAW_SCHEMA.names
+    assert list(dict.fromkeys(df["language"])) == ["english", "french"]
+    assert set(df["split"]) == {"train", "validation", "test"}
+    # label ids follow data.labels, by name
+    for name, i in zip(LABELS, range(3)):
+        assert (df.loc[df["label"] == name, "label_id"] == i).all()
+
+
+def test_label_order_comes_from_params_not_from_the_file(csv_source):
+    df = download.download(data_cfg(csv_source, labels=("negative", "neutral", "positive")))
+    assert (df.loc[df["label"] == "negative", "label_id"] == 0).all()
+    assert (df.loc[df["label"] == "positive", "label_id"] == 2).all()
+
+
+def test_valid_only_language_is_fine(tmp_path):
+    root = make_csv_source(tmp_path / "src", languages=("english", "japanese"), valid_only=("japanese",))
+    df = download.download(data_cfg(root, languages=("english", "japanese")))
+    assert set(df.loc[df["language"] == "japanese", "split"]) == {"validation", "test"}
+
+
+def test_absent_language_is_named(csv_source):
+    with pytest.raises(DataError, match="language 'hindi' is absent"):
+        download.download(data_cfg(csv_source, languages=("english", "hindi")))
+
+
+def test_absent_test_split_is_named(csv_source):
+    (csv_source / "french" / "test.csv").unlink()
+    with pytest.raises(DataError, match="'french' has no test split"):
+        download.download(data_cfg(csv_source))
+
+
+def test_missing_column(csv_source):
+    write_csv(csv_source / "english" / "train.csv", synthetic_rows("english", "train", 3), fieldnames=("text", "source"))
+    with pytest.raises(DataError, match="train.csv: missing column 'label'"):
+        download.download(data_cfg(csv_source))
+
+
+def test_numeric_labels_are_refused(csv_source):
+    rows = [dict(r, label=str(i % 3)) for i, r in enumerate(synthetic_rows("english", "train", 3))]
+    write_csv(csv_source / "english" / "train.csv", rows)
+    with pytest.raises(DataError, match="'label' holds numbers"):
+        download.download(data_cfg(csv_source))
+
+
+def test_unknown_label_names_are_kept_for_combine_to_count(csv_source):
+    rows = synthetic_rows("english", "train", 3)
+    rows[0]["label"] = "mixed"
+    write_csv(csv_source / "english" / "train.csv", rows)
+    df = download.download(data_cfg(csv_source))
+    odd = df[df["label"] == "mixed"]
+    assert len(odd) == 1 and odd["label_id"].isna().all()
+
+
+def test_non_utf8_file(csv_source):
+    (csv_source / "french" / "valid.csv").write_bytes("text,label,source\ncaf\xe9 horrible,negative,x\n".encode("latin-1"))
+    with pytest.raises(DataError, match="valid.csv: not valid UTF-8"):
+        download.download(data_cfg(csv_source))
+
+
+def test_cli_reports_one_line_and_writes_nothing(tmp_path, csv_source, capsys):
+    (csv_source / "french" / "test.csv").unlink()
+    params = write_params(tmp_path / "params.yaml", tiny_params(csv_source))
+    out = tmp_path / "out" / "dataset.parquet"
+    with pytest.raises(SystemExit) as exit_:
+        download.cli(["--params", str(params), "--out", str(out)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("crossling.download: error:") and "french" in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_cli_writes_parquet_with_explicit_schema(tmp_path, csv_source):
+    params = write_params(tmp_path / "params.yaml", tiny_params(csv_source))
+    out = tmp_path / "dataset.parquet"
+    download.cli(["--params", str(params), "--out", str(out)])
+    assert pq.read_schema(out).equals(download.RAW_SCHEMA)
+
+
+# --- the hub source: the script-free Parquet export layout (<config>/<split>/*.parquet) built locally ---
+
+def make_hub_export(root, names=("negative", "neutral", "positive")):
+    """What `refs/convert/parquet` of the dataset holds for config 'all', with ClassLabel features."""
+    import datasets
+
+    features = datasets.Features({
+        "text": datasets.Value("string"), "source": datasets.Value("string"),
+        "language": datasets.Value("string"), "label": datasets.ClassLabel(names=list(names)),
+    })
+    for split, tag in (("train", "train"), ("validation", "valid"), ("test", "test")):
+        rows = [dict(r, language=lang) for lang in ("english", "french", "german")
+                for r in synthetic_rows(lang, tag, 4)]
+        ds = datasets.Dataset.from_list(
+            [dict(r, label=names.index(r["label"])) for r in rows], features=features)
+        (root / "all" / split).mkdir(parents=True)
+        ds.to_parquet(str(root / "all" / split / "0000.parquet"))
+    return root
+
+
+def test_hub_source_reads_label_names_from_classlabel(tmp_path, monkeypatch):
+    # ClassLabel order (negative, neutral, positive) differs from data.labels: ids must be remapped by name.
+    repo = make_hub_export(tmp_path / "hub")
+    cfg = DataConfig(source="hub", hub_id=str(repo), languages=("french", "english"))
+    df = download.download(cfg)
+    assert list(dict.fromkeys(df["language"])) == ["french", "english"]  # german left out, order as configured
+    expected = {r["text"]: r["label"] for r in synthetic_rows("english", "train", 4)}
+    got = df[(df["language"] == "english") & (df["split"] == "train")].set_index("text")["label"].to_dict()
+    assert got == expected
+    assert (df.loc[df["label"] == "positive", "label_id"] == 0).all()
+    assert (df.loc[df["label"] == "negative", "label_id"] == 2).all()
+
+
+def test_hub_source_and_csv_source_agree(tmp_path):
+    repo = make_hub_export(tmp_path / "hub")
+    csv_root = tmp_path / "csv"
+    for lang in ("english", "french"):
+        for tag in ("train", "valid", "test"):
+            write_csv(csv_root / lang / f"{tag}.csv", synthetic_rows(lang, tag, 4))
+    hub = download.download(DataConfig(source="hub", hub_id=str(repo), languages=("english", "french")))
+    local = download.download(data_cfg(csv_root))
+    cols = ["language", "split", "text", "label", "label_id"]
+    assert hub[cols].sort_values(cols).reset_index(drop=True).equals(local[cols].sort_values(cols).reset_index(drop=True))
+
+
+def test_hub_missing_language_is_named(tmp_path):
+    repo = make_hub_export(tmp_path / "hub")
+    with pytest.raises(DataError, match="hindi absent from"):
+        download.download(DataConfig(source="hub", hub_id=str(repo), languages=("english", "hindi")))
+
+
+def test_hub_failure_points_to_the_offline_recipe(monkeypatch):
+    import datasets
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'tyqiangz/multilingual-sentiments' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(DataError) as err:
+        download.download(DataConfig())
+    msg = str(err.value)
+    assert "Hugging Face Hub" in msg and "data.source" in msg and "offline" in msg.lower()

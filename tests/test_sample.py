@@ -1,0 +1,109 @@
+import pandas as pd
+import pytest
+from conftest import tiny_params, write_params
+
+from crossling import combine, download, sample
+from crossling.common import DataError
+
+LANGS = ("english", "french")
+LABELS = ("positive", "neutral", "negative")
+
+
+def pool_frame(per_class=20, languages=LANGS):
+    rows = [{"language": lang, "text": f"{lang} {label} {i}", "label_id": c, "label": label, "source": "t"}
+            for lang in languages for c, label in enumerate(LABELS) for i in range(per_class)]
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("size, expected", [(2000, [667, 667, 666]), (100, [34, 33, 33]), (3, [1, 1, 1]),
+                                            (2, [1, 1, 0]), (7, [3, 2, 2])])
+def test_class_quota(size, expected):
+    assert [sample.class_quota(size, 3, c) for c in range(3)] == expected
+
+
+def test_exact_size_balanced_and_nested():
+    ranked = sample.ranked(pool_frame(), LANGS, 3, seed=1)
+    previous = set()
+    for size in (5, 10, 31, 60):
+        s = sample.draw(ranked, size, LANGS, 3)
+        counts = s.groupby(["language", "label_id"]).size()
+        for lang in LANGS:
+            assert counts[lang].sum() == size
+            assert counts[lang].max() - counts[lang].min() <= 1
+        assert not s["text"].duplicated().any()  # without replacement
+        texts = set(s["text"])
+        assert previous <= texts  # smaller sample is a subset of the larger
+        previous = texts
+
+
+def test_seed_changes_the_sample_and_same_seed_repeats_it():
+    pool = pool_frame()
+    a = sample.draw(sample.ranked(pool, LANGS, 3, seed=1), 9, LANGS, 3)
+    b = sample.draw(sample.ranked(pool, LANGS, 3, seed=1), 9, LANGS, 3)
+    c = sample.draw(sample.ranked(pool, LANGS, 3, seed=2), 9, LANGS, 3)
+    assert a.equals(b)
+    assert set(a["text"]) != set(c["text"])
+
+
+def test_pool_row_order_does_not_matter():
+    pool = pool_frame()
+    shuffled = pool.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    a = sample.draw(sample.ranked(pool, LANGS, 3, seed=1), 9, LANGS, 3)
+    b = sample.draw(sample.ranked(shuffled, LANGS, 3, seed=1), 9, LANGS, 3)
+    assert a["text"].tolist() == b["text"].tolist()
+
+
+def test_too_small_pool_names_language_class_needed_available():
+    pool = pool_frame(per_class=20)
+    pool = pool[~((pool["language"] == "french") & (pool["label"] == "neutral") & (pool["text"].str[-1] > "4"))]
+    ranked = sample.ranked(pool, LANGS, 3, seed=1)
+    with pytest.raises(DataError) as err:
+        sample.check_capacity(ranked, 60, LANGS, LABELS)
+    msg = str(err.value)
+    assert "needs 20 'neutral' texts in french" in msg and "has 10" in msg
+
+
+def run_data_stages(tmp_path, csv_source, seed=7, name="run"):
+    p = tiny_params(csv_source, sizes=(6, 12, 24))
+    p["sample"]["seed"] = seed
+    params = write_params(tmp_path / f"{name}.yaml", p)
+    d = tmp_path / name
+    download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
+    combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
+                 "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
+                 "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
+    sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
+    return d
+
+
+def test_same_params_give_byte_identical_files(tmp_path, csv_source):
+    a = run_data_stages(tmp_path, csv_source, name="a")
+    b = run_data_stages(tmp_path, csv_source, name="b")
+    c = run_data_stages(tmp_path, csv_source, seed=8, name="c")
+    for size in (6, 12, 24):
+        fa = sample.sample_path(a / "samples", size).read_bytes()
+        assert fa == sample.sample_path(b / "samples", size).read_bytes()
+        assert fa != sample.sample_path(c / "samples", size).read_bytes()
+    for name in ("raw.parquet", "pool.parquet", "test.parquet", "data.json", "dist.png"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_samples_never_contain_test_texts(tmp_path, csv_source):
+    d = run_data_stages(tmp_path, csv_source)
+    test = pd.read_parquet(d / "test.parquet")
+    for size in (6, 12, 24):
+        s = pd.read_parquet(sample.sample_path(d / "samples", size))
+        assert (s.groupby("language").size() == size).all()
+        for lang in LANGS:
+            assert not set(s.loc[s["language"] == lang, "text"]) & set(test.loc[test["language"] == lang, "text"])
+
+
+def test_cli_failure_leaves_no_partial_samples(tmp_path, csv_source, capsys):
+    d = run_data_stages(tmp_path, csv_source)
+    params = write_params(tmp_path / "big.yaml", tiny_params(csv_source, sizes=(6, 5000)))
+    out = tmp_path / "samples_big"
+    with pytest.raises(SystemExit) as exit_:
+        sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(out)])
+    assert exit_.value.code == 2
+    assert "needs 1667 'positive' texts in english" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".samples_big*"))
