@@ -60,7 +60,7 @@ def tiny_params(source: str | Path, languages=("english", "french"), sizes=(6, 1
         "model": {"checkpoint": "scratch",
                   "scratch": {"vocab_size": 200, "dim": 16, "layers": 1, "heads": 2, "hidden_dim": 32,
                               "max_position_embeddings": 32}},
-        "train": {"epochs": 2, "learning_rate": 1e-3, "batch_size": 8, "max_length": 32, "eval_batch_size": 64},
+        "train": {"epochs": 2, "learning_rate": 3e-3, "batch_size": 8, "max_length": 32, "eval_batch_size": 64},
     }
     for dotted, value in overrides.items():
         section, key = dotted.split("__")
@@ -85,3 +85,11 @@ def _offline(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf_home"))
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+
+
+def stage_error(stderr: str) -> str:
+    """The one error line a failing stage prints (log lines may precede it)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("crossling.") and ": error: " in line]
+    assert len(lines) == 1, stderr
+    assert stderr.rstrip().endswith(lines[0])  # nothing (no traceback) after it
+    return lines[0]

@@ -2,6 +2,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import stage_error
 
 from crossling import base
 from crossling.common import DataError
@@ -61,8 +62,8 @@ def test_missing_local_checkpoint_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         run_base(tmp_path, tmp_path / "no_such_model")
     assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "model.checkpoint: no checkpoint at" in err and "\n" not in err
+    err = stage_error(capsys.readouterr().err)
+    assert "model.checkpoint: no checkpoint at" in err
     assert not (tmp_path / "base").exists()
 
 

@@ -1,6 +1,6 @@
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_csv_source, synthetic_rows, tiny_params, write_csv, write_params
+from conftest import make_csv_source, stage_error, synthetic_rows, tiny_params, write_csv, write_params
 
 from crossling import download
 from crossling.common import DataError
@@ -81,8 +81,8 @@ def test_cli_reports_one_line_and_writes_nothing(tmp_path, csv_source, capsys):
     with pytest.raises(SystemExit) as exit_:
         download.cli(["--params", str(params), "--out", str(out)])
     assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("crossling.download: error:") and "french" in err and "\n" not in err
+    err = stage_error(capsys.readouterr().err)
+    assert err.startswith("crossling.download: error:") and "french" in err
     assert not out.exists()
 
 

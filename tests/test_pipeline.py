@@ -40,7 +40,11 @@ def make_project(path: Path, source: Path, **param_overrides) -> Path:
     dvc(path, "init", "-q")
     dvc(path, "config", "core.analytics", "false")
     shutil.copytree(ROOT / ".dvc" / "plots", path / ".dvc" / "plots")
-    write_params(path / "params.yaml", tiny_params(source, **param_overrides))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())  # dvc wants every listed param present
+    for section, values in tiny_params(source, **param_overrides).items():
+        for key, value in values.items():
+            params[section][key] = params[section][key] | value if isinstance(value, dict) else value
+    write_params(path / "params.yaml", params)
     sh(path, "git", "add", "-A")
     sh(path, "git", "commit", "-qm", "tiny project")
     return path

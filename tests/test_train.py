@@ -11,7 +11,7 @@ def prepared(tmp_path_factory):
     """Data stages and a tiny scratch base on synthetic data, shared by this module's tests."""
     d = tmp_path_factory.mktemp("train")
     src = make_csv_source(d / "source", pool_per_class=40, test_per_class=15)
-    params = write_params(d / "params.yaml", tiny_params(src, sizes=(12, 30), train__epochs=8))
+    params = write_params(d / "params.yaml", tiny_params(src, sizes=(12, 30), train__epochs=20))
     download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
     combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
                  "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),

@@ -36,7 +36,7 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
 def run_stage(name: str, main: Callable[[argparse.Namespace, Config], None], parser: argparse.ArgumentParser,
               argv: list[str] | None = None) -> None:
     """Parse args, load the config, run `main`; known failures become one line on stderr and exit code 2."""
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s", force=True)
+    setup_logging(name)
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.params)
@@ -45,6 +45,17 @@ def run_stage(name: str, main: Callable[[argparse.Namespace, Config], None], par
         where = f"{args.params}: " if isinstance(exc, ConfigError) else ""
         print(f"crossling.{name}: error: {where}{exc}", file=sys.stderr)
         sys.exit(2)
+
+
+def setup_logging(stage: str) -> None:
+    """INFO lines of our own logger on stderr, tagged with the stage name."""
+    log.setLevel(logging.INFO)
+    for handler in [h for h in log.handlers if getattr(h, "crossling", False)]:
+        log.removeHandler(handler)
+    handler = logging.StreamHandler()
+    handler.crossling = True
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {stage} %(levelname)s %(message)s"))
+    log.addHandler(handler)
 
 
 def log_params(stage: str, **sections: Any) -> None:
