@@ -90,3 +90,15 @@ def test_max_length_beyond_the_model_is_refused(prepared, tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_train(d, params, "too_long")
     assert "exceeds the base model's max_position_embeddings=32" in capsys.readouterr().err
+
+
+def test_data_parallel_training_on_two_cpu_processes(prepared, tmp_path):
+    # train.processes=2 relaunches the stage under torchrun; the Trainer trains with DDP over gloo.
+    d, _ = prepared
+    p = tiny_params(d / "source", sizes=(12, 30), train__epochs=20, train__processes=2)
+    params = write_params(tmp_path / "ddp.yaml", p)
+    preds = run_train(d, params, "joint_ddp")
+    assert (d / "models" / "joint_ddp" / "model.safetensors").exists()
+    assert (preds["pred_id"] == preds["label_id"]).mean() > 0.5
+    loss = pd.read_csv(d / "logs" / "joint_ddp" / "plots" / "metrics" / "loss.tsv", sep="\t")
+    assert loss["loss"].iloc[-1] < loss["loss"].iloc[0]

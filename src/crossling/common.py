@@ -38,6 +38,7 @@ def run_stage(name: str, main: Callable[[argparse.Namespace, Config], None], par
     """Parse args, load the config, run `main`; known failures become one line on stderr and exit code 2."""
     setup_logging(name)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # lets a stage relaunch itself (torchrun)
     try:
         cfg = load_config(args.params)
         main(args, cfg)

@@ -87,17 +87,20 @@ def predictions(model, tokenizer, test: pd.DataFrame, labels: tuple[str, ...], t
     return out
 
 
-def relaunch_distributed(processes: int) -> None:
+def relaunch_distributed(processes: int, argv: list[str]) -> None:
     """Re-run this exact command under torchrun; the Trainer then trains with DDP."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-           "-m", "crossling.train", *sys.argv[1:]]
+           "-m", "crossling.train", *argv]
     log.info("train.processes=%d: %s", processes, " ".join(cmd))
-    sys.exit(subprocess.run(cmd, check=False).returncode)
+    returncode = subprocess.run(cmd, check=False).returncode
+    if returncode:
+        sys.exit(returncode)
 
 
 def main(args, cfg: Config) -> None:
     if cfg.train.processes > 1 and "LOCAL_RANK" not in os.environ:
-        relaunch_distributed(cfg.train.processes)
+        relaunch_distributed(cfg.train.processes, args.argv)
+        return
     log_params(f"train {args.name}", train=asdict(cfg.train), data={"labels": cfg.data.labels},
                sample={"file": args.sample, "language": args.language})
     threads = configure_threads()

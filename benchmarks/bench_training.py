@@ -1,0 +1,322 @@
+"""Benchmark: crossling's training and inference against the reference notebook's recipe.
+
+Both sides fine-tune the same scratch DistilBERT (one base checkpoint, identical starting weights)
+on the same joint sample of the real data, with the same learning rate, warmup, epochs, seed and
+torch threads, and predict the same test texts:
+
+- reference: max_length padding, the Trainer's random sampler, then language by language
+  `trainer.predict` with the default eval batch size (8);
+- crossling: `crossling.train.fine_tune` and `crossling.train.predictions`, as `crossling.train` runs them.
+
+Every phase (train, predict) of each side runs in a fresh process, so its peak resident memory is its
+own. Timings include tokenization on both sides. Run it on a quiet machine:
+
+    python benchmarks/bench_training.py --data ../shared/datasets/multilingual-sentiments
+
+Not part of the test suite; `--size 100 --epochs 1` is a quick smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+SIDES = ("reference", "crossling")
+PHASES = ("train", "predict")
+MAX_LENGTH = 128
+REFERENCE_BATCH_SIZE = 32
+WEIGHT_DECAY = 0.01
+SEED = 42
+# crossling / reference; macro-F1 must not be lower.
+TARGETS = {"training_speedup": 2.5, "inference_speedup": 3.0}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What both sides share; everything else is each side's own default."""
+
+    learning_rate: float
+    warmup_ratio: float
+    epochs: int
+
+
+# ---------------------------------------------------------------- data and base model (parent process)
+
+def prepare(data_dir: Path, size: int, workdir: Path) -> dict:
+    """Sample, test split and scratch base checkpoint, built by the package's own functions, under workdir."""
+    from crossling.base import scratch_model, train_tokenizer
+    from crossling.combine import EXAMPLE_SCHEMA, combine
+    from crossling.common import write_parquet
+    from crossling.config import DataConfig, SampleConfig, ScratchConfig
+    from crossling.download import load_local, normalize
+    from crossling.sample import check_capacity, draw, ranked
+
+    data = DataConfig(source=str(data_dir))
+    raw = normalize(load_local(data_dir, data.languages, data.labels), data)
+    pool, test, _ = combine(raw, data)
+    ranked_pool = ranked(pool, data.languages, len(data.labels), SampleConfig().seed)
+    check_capacity(ranked_pool, size, data.languages, data.labels)
+    sample = draw(ranked_pool, size, data.languages, len(data.labels))
+    write_parquet(sample, EXAMPLE_SCHEMA, workdir / "sample.parquet")
+    write_parquet(test, EXAMPLE_SCHEMA, workdir / "test.parquet")
+
+    scratch = ScratchConfig()
+    tokenizer = train_tokenizer(pool["text"].tolist(), scratch.vocab_size)
+    model = scratch_model(scratch, len(tokenizer), tokenizer.pad_token_id, data.labels)
+    model.save_pretrained(workdir / "base")
+    tokenizer.save_pretrained(workdir / "base")
+    return {"languages": list(data.languages), "labels": list(data.labels), "train_examples": len(sample),
+            "test_texts": len(test), "test_per_language": test.groupby("language", sort=False).size().to_dict(),
+            "model_parameters": model.num_parameters(), "vocabulary": len(tokenizer)}
+
+
+# ---------------------------------------------------------------- one phase of one side (child process)
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_phase(side: str, phase: str, workdir: str, recipe: Recipe) -> dict:
+    """Load inputs (untimed), run the phase (timed), save what the next phase needs (untimed)."""
+    os.chdir(workdir)  # dvclive and the Trainer write relative paths; keep them out of the repository
+    import datasets
+
+    from crossling.common import read_parquet
+    from crossling.config import DataConfig
+    from crossling.modeling import configure_threads, load_classifier
+
+    datasets.disable_progress_bars()
+    threads = configure_threads()
+    labels = DataConfig().labels
+    model_dir = "base" if phase == "train" else f"trained_{side}"
+    model, tokenizer = load_classifier(model_dir, labels)
+    frame = read_parquet("sample.parquet" if phase == "train" else "test.parquet", phase)
+    run = {("reference", "train"): reference_train, ("reference", "predict"): reference_predict,
+           ("crossling", "train"): crossling_train, ("crossling", "predict"): crossling_predict}[(side, phase)]
+
+    rss_before = peak_rss_mib()
+    start = time.perf_counter()
+    preds = run(model, tokenizer, frame, recipe, labels)
+    seconds = time.perf_counter() - start
+    rss_peak = peak_rss_mib()
+
+    if phase == "train":
+        model.save_pretrained(f"trained_{side}")
+        tokenizer.save_pretrained(f"trained_{side}")
+    result = {"seconds": seconds, "examples": len(frame), "threads": threads,
+              "peak_rss_mib": rss_peak, "rss_before_phase_mib": rss_before}
+    if preds is not None:
+        result.update(language=frame["language"].tolist(), gold=frame["label_id"].astype(int).tolist(),
+                      pred=[int(p) for p in preds])
+    return result
+
+
+def reference_dataset(frame, tokenizer):
+    from datasets import Dataset
+
+    ds = Dataset.from_pandas(frame[["text"]].assign(label=frame["label_id"].astype(int)), preserve_index=False)
+    return ds.map(lambda batch: tokenizer(batch["text"], padding="max_length", truncation=True,
+                                          max_length=MAX_LENGTH), batched=True)
+
+
+def reference_arguments(recipe: Recipe | None = None):
+    from transformers import TrainingArguments
+
+    # disable_tqdm only keeps the benchmark's output readable; it does not change the work done.
+    common = {"output_dir": tempfile.mkdtemp(prefix="reference-", dir="."), "report_to": "none",
+              "save_strategy": "no", "seed": SEED, "disable_tqdm": True}
+    if recipe is None:  # prediction only
+        return TrainingArguments(**common)
+    return TrainingArguments(**common, num_train_epochs=recipe.epochs, learning_rate=recipe.learning_rate,
+                             warmup_steps=recipe.warmup_ratio, per_device_train_batch_size=REFERENCE_BATCH_SIZE,
+                             weight_decay=WEIGHT_DECAY)
+
+
+def reference_train(model, tokenizer, frame, recipe: Recipe, labels) -> None:
+    from transformers import Trainer
+
+    # The reference re-tokenizes for every run, so tokenization belongs to the timed phase.
+    train_ds = reference_dataset(frame, tokenizer)
+    trainer = Trainer(model=model, args=reference_arguments(recipe), train_dataset=train_ds,
+                      processing_class=tokenizer)
+    trainer.train()
+
+
+def reference_predict(model, tokenizer, frame, recipe: Recipe, labels):
+    import numpy as np
+    from transformers import Trainer
+
+    trainer = Trainer(model=model, args=reference_arguments(), processing_class=tokenizer)
+    preds = np.empty(len(frame), dtype=np.int64)
+    for lang in frame["language"].unique():
+        rows = np.flatnonzero(frame["language"].to_numpy() == lang)
+        output = trainer.predict(reference_dataset(frame.iloc[rows], tokenizer))
+        preds[rows] = output.predictions.argmax(axis=-1)
+    return preds
+
+
+def crossling_config(recipe: Recipe):
+    from crossling.config import TrainConfig
+
+    return TrainConfig(learning_rate=recipe.learning_rate, warmup_ratio=recipe.warmup_ratio, epochs=recipe.epochs)
+
+
+def crossling_train(model, tokenizer, frame, recipe: Recipe, labels) -> None:
+    from crossling.train import fine_tune
+
+    fine_tune(model, tokenizer, frame, crossling_config(recipe), tempfile.mkdtemp(prefix="live-", dir="."))
+
+
+def crossling_predict(model, tokenizer, frame, recipe: Recipe, labels):
+    from crossling.train import predictions
+
+    return predictions(model, tokenizer, frame, labels, crossling_config(recipe))["pred_id"].to_numpy()
+
+
+def isolated(side: str, phase: str, workdir: Path, recipe: Recipe) -> dict:
+    """Run one phase in a fresh interpreter, so ru_maxrss is that phase's alone."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(run_phase, side, phase, str(workdir), recipe).result()
+
+
+# ---------------------------------------------------------------- figures, table, JSON
+
+def macro_f1(gold, pred, n_labels: int) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, pred, labels=list(range(n_labels)), average="macro", zero_division=0))
+
+
+def side_figures(train: dict, predict: dict, epochs: int, languages: list[str], n_labels: int) -> dict:
+    import numpy as np
+
+    lang, gold, pred = (np.asarray(predict[k]) for k in ("language", "gold", "pred"))
+    per_language = {name: macro_f1(gold[lang == name], pred[lang == name], n_labels) for name in languages}
+    return {
+        "train_seconds": train["seconds"],
+        "train_examples_per_s": train["examples"] * epochs / train["seconds"],
+        "train_peak_rss_mib": train["peak_rss_mib"],
+        "train_rss_increase_mib": train["peak_rss_mib"] - train["rss_before_phase_mib"],
+        "predict_seconds": predict["seconds"],
+        "predict_examples_per_s": predict["examples"] / predict["seconds"],
+        "predict_peak_rss_mib": predict["peak_rss_mib"],
+        "predict_rss_increase_mib": predict["peak_rss_mib"] - predict["rss_before_phase_mib"],
+        "macro_f1": macro_f1(gold, pred, n_labels),
+        "mean_language_macro_f1": float(np.mean(list(per_language.values()))),
+        "macro_f1_per_language": per_language,
+        "accuracy": float((gold == pred).mean()),
+        "threads": train["threads"],
+    }
+
+
+def comparison(ref: dict, new: dict) -> dict:
+    train_x = new["train_examples_per_s"] / ref["train_examples_per_s"]
+    predict_x = new["predict_examples_per_s"] / ref["predict_examples_per_s"]
+    f1_diff = new["macro_f1"] - ref["macro_f1"]
+    return {
+        "training_speedup": {"value": train_x, "target": f">= {TARGETS['training_speedup']}",
+                             "pass": train_x >= TARGETS["training_speedup"]},
+        "inference_speedup": {"value": predict_x, "target": f">= {TARGETS['inference_speedup']}",
+                              "pass": predict_x >= TARGETS["inference_speedup"]},
+        "macro_f1_difference": {"value": f1_diff, "target": ">= 0", "pass": f1_diff >= 0},
+    }
+
+
+def print_report(report: dict) -> None:
+    ref, new = report["sides"]["reference"], report["sides"]["crossling"]
+    s = report["setup"]
+    print(f"\n{s['train_examples']} training examples x {s['epochs']} epochs, {s['test_texts']} test texts, "
+          f"{ref['threads']} torch threads, lr {s['learning_rate']}, warmup ratio {s['warmup_ratio']}\n")
+    rows = [("training examples/s", "train_examples_per_s", "{:.1f}"),
+            ("training wall s", "train_seconds", "{:.1f}"),
+            ("training peak RSS MiB", "train_peak_rss_mib", "{:.0f}"),
+            ("  of which in phase MiB", "train_rss_increase_mib", "{:.0f}"),
+            ("inference examples/s", "predict_examples_per_s", "{:.1f}"),
+            ("inference wall s", "predict_seconds", "{:.1f}"),
+            ("inference peak RSS MiB", "predict_peak_rss_mib", "{:.0f}"),
+            ("  of which in phase MiB", "predict_rss_increase_mib", "{:.0f}"),
+            ("accuracy", "accuracy", "{:.4f}"),
+            ("macro-F1 (all texts)", "macro_f1", "{:.4f}"),
+            ("macro-F1 (mean of languages)", "mean_language_macro_f1", "{:.4f}")]
+    rows = [(label, fmt.format(ref[key]), fmt.format(new[key])) for label, key, fmt in rows]
+    rows += [(f"  macro-F1 {lang}", f"{ref['macro_f1_per_language'][lang]:.4f}",
+              f"{new['macro_f1_per_language'][lang]:.4f}") for lang in s["languages"]]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'':{width}}  {'reference':>12}  {'crossling':>12}")
+    for label, a, b in rows:
+        print(f"{label:{width}}  {a:>12}  {b:>12}")
+    print()
+    for name, check in report["comparison"].items():
+        value = f"{check['value']:+.4f}" if name == "macro_f1_difference" else f"{check['value']:.2f}x"
+        verdict = "PASS" if check["pass"] else "FAIL"
+        print(f"{name:{width}}  {value:>12}  target {check['target']:<7} {verdict}")
+
+
+# ---------------------------------------------------------------- entry point
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True,
+                        help="local copy of the data in the upstream CSV layout (<language>/{train,valid,test}.csv)")
+    parser.add_argument("--size", type=int, default=2000, help="training examples per language (default 2000)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (default 3e-4, the offline scratch value)")
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for name, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("DVC_NO_ANALYTICS", "1"),
+                        ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(name, value)  # inherited by the phase processes
+    os.environ.pop("WORLD_SIZE", None)  # fine_tune would split threads and batches across ranks
+    recipe = Recipe(learning_rate=args.lr, warmup_ratio=args.warmup_ratio, epochs=args.epochs)
+    out = args.out.resolve()
+
+    with tempfile.TemporaryDirectory(prefix="crossling-bench-") as tmp:
+        workdir = Path(tmp)
+        print(f"preparing data from {args.data} and the scratch base model in {workdir}", flush=True)
+        setup = prepare(args.data.resolve(), args.size, workdir)
+        raw = {}
+        for side in SIDES:
+            for phase in PHASES:
+                print(f"--- {side}: {phase}", flush=True)
+                raw[side, phase] = isolated(side, phase, workdir, recipe)
+
+    import torch
+    import transformers
+
+    sides = {side: side_figures(raw[side, "train"], raw[side, "predict"], args.epochs, setup["languages"],
+                                len(setup["labels"])) for side in SIDES}
+    report = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                    "torch": torch.__version__, "transformers": transformers.__version__},
+        "setup": {"data": str(args.data), "size_per_language": args.size, **asdict(recipe), **setup},
+        "sides": sides,
+        "comparison": comparison(sides["reference"], sides["crossling"]),
+    }
+    print_report(report)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
