@@ -27,6 +27,7 @@ import resource
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -51,6 +52,16 @@ class Recipe:
     epochs: int
 
 
+def quiet() -> None:
+    """Progress bars and a CPU-only pin_memory warning would bury the figures; the work done is unchanged."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true.*")
+
+
 # ---------------------------------------------------------------- data and base model (parent process)
 
 def prepare(data_dir: Path, size: int, workdir: Path) -> dict:
@@ -62,6 +73,7 @@ def prepare(data_dir: Path, size: int, workdir: Path) -> dict:
     from crossling.download import load_local, normalize
     from crossling.sample import check_capacity, draw, ranked
 
+    quiet()
     data = DataConfig(source=str(data_dir))
     raw = normalize(load_local(data_dir, data.languages, data.labels), data)
     pool, test, _ = combine(raw, data)
@@ -90,13 +102,11 @@ def peak_rss_mib() -> float:
 def run_phase(side: str, phase: str, workdir: str, recipe: Recipe) -> dict:
     """Load inputs (untimed), run the phase (timed), save what the next phase needs (untimed)."""
     os.chdir(workdir)  # dvclive and the Trainer write relative paths; keep them out of the repository
-    import datasets
-
     from crossling.common import read_parquet
     from crossling.config import DataConfig
     from crossling.modeling import configure_threads, load_classifier
 
-    datasets.disable_progress_bars()
+    quiet()
     threads = configure_threads()
     labels = DataConfig().labels
     model_dir = "base" if phase == "train" else f"trained_{side}"
@@ -133,9 +143,8 @@ def reference_dataset(frame, tokenizer):
 def reference_arguments(recipe: Recipe | None = None):
     from transformers import TrainingArguments
 
-    # disable_tqdm only keeps the benchmark's output readable; it does not change the work done.
     common = {"output_dir": tempfile.mkdtemp(prefix="reference-", dir="."), "report_to": "none",
-              "save_strategy": "no", "seed": SEED, "disable_tqdm": True}
+              "save_strategy": "no", "seed": SEED, "disable_tqdm": True}  # progress bars off, as in quiet()
     if recipe is None:  # prediction only
         return TrainingArguments(**common)
     return TrainingArguments(**common, num_train_epochs=recipe.epochs, learning_rate=recipe.learning_rate,
@@ -157,6 +166,7 @@ def reference_predict(model, tokenizer, frame, recipe: Recipe, labels):
     import numpy as np
     from transformers import Trainer
 
+    # Building a Trainer takes milliseconds; the notebook reuses its training one.
     trainer = Trainer(model=model, args=reference_arguments(), processing_class=tokenizer)
     preds = np.empty(len(frame), dtype=np.int64)
     for lang in frame["language"].unique():
@@ -207,11 +217,11 @@ def side_figures(train: dict, predict: dict, epochs: int, languages: list[str], 
         "train_seconds": train["seconds"],
         "train_examples_per_s": train["examples"] * epochs / train["seconds"],
         "train_peak_rss_mib": train["peak_rss_mib"],
-        "train_rss_increase_mib": train["peak_rss_mib"] - train["rss_before_phase_mib"],
+        "train_peak_rise_mib": train["peak_rss_mib"] - train["rss_before_phase_mib"],
         "predict_seconds": predict["seconds"],
         "predict_examples_per_s": predict["examples"] / predict["seconds"],
         "predict_peak_rss_mib": predict["peak_rss_mib"],
-        "predict_rss_increase_mib": predict["peak_rss_mib"] - predict["rss_before_phase_mib"],
+        "predict_peak_rise_mib": predict["peak_rss_mib"] - predict["rss_before_phase_mib"],
         "macro_f1": macro_f1(gold, pred, n_labels),
         "mean_language_macro_f1": float(np.mean(list(per_language.values()))),
         "macro_f1_per_language": per_language,
@@ -241,11 +251,11 @@ def print_report(report: dict) -> None:
     rows = [("training examples/s", "train_examples_per_s", "{:.1f}"),
             ("training wall s", "train_seconds", "{:.1f}"),
             ("training peak RSS MiB", "train_peak_rss_mib", "{:.0f}"),
-            ("  of which in phase MiB", "train_rss_increase_mib", "{:.0f}"),
+            ("  rise during the phase MiB", "train_peak_rise_mib", "{:.0f}"),
             ("inference examples/s", "predict_examples_per_s", "{:.1f}"),
             ("inference wall s", "predict_seconds", "{:.1f}"),
             ("inference peak RSS MiB", "predict_peak_rss_mib", "{:.0f}"),
-            ("  of which in phase MiB", "predict_rss_increase_mib", "{:.0f}"),
+            ("  rise during the phase MiB", "predict_peak_rise_mib", "{:.0f}"),
             ("accuracy", "accuracy", "{:.4f}"),
             ("macro-F1 (all texts)", "macro_f1", "{:.4f}"),
             ("macro-F1 (mean of languages)", "mean_language_macro_f1", "{:.4f}")]
@@ -265,13 +275,20 @@ def print_report(report: dict) -> None:
 
 # ---------------------------------------------------------------- entry point
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True,
                         help="local copy of the data in the upstream CSV layout (<language>/{train,valid,test}.csv)")
-    parser.add_argument("--size", type=int, default=2000, help="training examples per language (default 2000)")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (default 3e-4, the offline scratch value)")
+    parser.add_argument("--size", type=positive_int, default=2000, help="training examples per language (default 2000)")
+    parser.add_argument("--epochs", type=positive_int, default=5)
+    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (default 3e-4, the offline scratch rate)")
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     return parser.parse_args(argv)
@@ -279,9 +296,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for name, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("DVC_NO_ANALYTICS", "1"),
-                        ("TOKENIZERS_PARALLELISM", "false")):
-        os.environ.setdefault(name, value)  # inherited by the phase processes
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DVC_NO_ANALYTICS"):
+        os.environ.setdefault(name, "1")  # inherited by the phase processes
     os.environ.pop("WORLD_SIZE", None)  # fine_tune would split threads and batches across ranks
     recipe = Recipe(learning_rate=args.lr, warmup_ratio=args.warmup_ratio, epochs=args.epochs)
     out = args.out.resolve()
@@ -318,5 +334,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> None:
+    from crossling.common import DataError
+    from crossling.config import ConfigError
+
+    try:
+        sys.exit(main())
+    except (ConfigError, DataError) as exc:  # bad --data or --size: one line, no traceback
+        sys.exit(f"bench_training: error: {exc}")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

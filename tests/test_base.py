@@ -92,3 +92,17 @@ def test_checkpoint_location():
     assert base.checkpoint_location("org/name") == "hub"
     assert base.checkpoint_location("./models/x") == "local"
     assert base.checkpoint_location("/abs/path") == "local"
+
+
+def test_tokenizer_training_is_deterministic():
+    # tokenizers' own WordPieceTrainer differs run to run (huggingface/tokenizers#1794); ours must not.
+    from conftest import synthetic_rows
+
+    texts = [r["text"] for lang in ("english", "french", "malay") for r in synthetic_rows(lang, "train", 60)]
+    texts += ["購入後2週間もたたないうちに剥がれた", "とても良い商品です", "普通です"] * 3
+    first = base.train_tokenizer(texts, vocab_size=150).backend_tokenizer.to_str()
+    for _ in range(3):
+        assert base.train_tokenizer(texts, vocab_size=150).backend_tokenizer.to_str() == first
+    tok = base.train_tokenizer(texts, vocab_size=150)
+    assert len(tok) <= 150
+    assert tok.unk_token_id not in tok("en really great film")["input_ids"]  # every seen character is covered

@@ -66,6 +66,12 @@ def test_cli_outputs_match_a_recomputation(tmp_path, pred_dir):
             part = pred[pred["language"] == lang]
             assert table[name][lang]["macro_f1"] == pytest.approx(
                 f1_score(part["label_id"], part["pred_id"], average="macro"), abs=1e-6)
+    detailed = json.loads((metrics / "detailed.json").read_text())
+    pred = pd.read_parquet(pred_dir / "joint_6.parquet")
+    part = pred[pred["language"] == "french"]
+    assert detailed["joint_6"]["french"]["f1_neutral"] == pytest.approx(
+        f1_score(part["label_id"], part["pred_id"], average=None, labels=[0, 1, 2])[1], abs=1e-6)
+    assert set(joint["joint_6"]["french"]) == {"accuracy", "macro_f1"}
     conf = json.loads((metrics / "confusion_matrices.json").read_text())
     pred = pd.read_parquet(pred_dir / "joint_6.parquet")
     part = pred[pred["language"] == "english"]

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,8 +55,10 @@ def make_project(path: Path, source: Path, **param_overrides) -> Path:
 def project(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("e2e")
     source = make_csv_source(base / "source", pool_per_class=30, test_per_class=10)
-    repo = make_project(base / "project", source)
+    repo = make_project(base / "project", source, sizes=(12, 30))
     dvc(repo, "repro")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "first run")
     return repo
 
 
@@ -64,15 +67,15 @@ def stages_run(output: str) -> list[str]:
 
 
 def test_repro_runs_every_stage_and_writes_outputs(project):
-    for path in ("data/samples/sample_6.parquet", "data/samples/sample_12.parquet", "models/base/model.safetensors",
-                 "models/joint_12/model.safetensors", "models/mono_french/tokenizer.json",
+    for path in ("data/samples/sample_12.parquet", "data/samples/sample_30.parquet", "models/base/model.safetensors",
+                 "models/joint_30/model.safetensors", "models/mono_french/tokenizer.json",
                  "data/predictions/mono_english.parquet", "metrics/summary.json", "plots/transfer_matrix.json",
                  "plots/learning_curve.png", "plots/label_distribution.png", "plots/training_loss.json"):
         assert (project / path).exists(), path
     summary = json.loads((project / "metrics" / "summary.json").read_text())
-    assert set(summary) >= {"joint_12_mean_macro_f1", "zero_shot_mean_macro_f1", "joint_12_macro_f1_french"}
+    assert set(summary) >= {"joint_30_mean_macro_f1", "zero_shot_mean_macro_f1", "joint_30_macro_f1_french"}
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"download", "combine", "sample", "base", "train_joint@6", "train_joint@12",
+    assert set(lock["stages"]) == {"download", "combine", "sample", "base", "train_joint@12", "train_joint@30",
                                    "train_mono@english", "train_mono@french", "evaluate"}
 
 
@@ -94,5 +97,68 @@ def test_metrics_show_lists_flat_metrics(project):
     out = dvc(project, "metrics", "show", "--json").stdout
     data = json.loads(out)
     files = next(iter(data.values()))["data"]
-    assert files["metrics/joint.json"]["data"]["joint_12"]["english"]["macro_f1"] >= 0
+    assert files["metrics/joint.json"]["data"]["joint_30"]["english"]["macro_f1"] >= 0
     assert files["metrics/data.json"]["data"]["french"]["pool"] == 90
+
+
+def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, tmp_path):
+    dvc(project, "remote", "add", "-d", "store", str(tmp_path / "remote"))
+    sh(project, "git", "commit", "-qam", "local remote")
+    dvc(project, "push")
+
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
+    dvc(clone, "pull")
+    assert (clone / "models" / "joint_30" / "model.safetensors").exists()
+    assert "up to date" in dvc(clone, "status").stdout
+    assert stages_run(dvc(clone, "repro").stdout) == []
+
+    one = tmp_path / "one_model"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(one))
+    dvc(one, "pull", "models/joint_30")
+    assert (one / "models" / "joint_30" / "model.safetensors").exists()
+    assert not (one / "models" / "joint_12").exists() and not (one / "data" / "samples").exists()
+    # what a user does right after `dvc pull`
+    out = sh(one, str(BIN / "python"), "-m", "crossling.predict", "--model", "models/joint_30", "--json",
+             "en great love film", "en awful sad day").stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["text"] for r in rows] == ["en great love film", "en awful sad day"]
+    assert all(r["label"] in {"positive", "neutral", "negative"} for r in rows)
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
+
+
+TRAINING_STAGES = {"train_joint@12", "train_joint@30", "train_mono@english", "train_mono@french", "evaluate"}
+
+
+def test_exp_run_with_new_epochs_reruns_only_training(project, tmp_path):
+    out = dvc(project, "exp", "run", "-S", "train.epochs=20").stdout
+    assert set(stages_run(out)) == TRAINING_STAGES
+
+    diff = dvc(project, "metrics", "diff", "--md").stdout
+    assert "| Path" in diff and "english" in diff and "joint_30" in diff
+
+    shown = dvc(project, "exp", "show", "--md", "--drop", r".*\.", "--keep",
+                r"Experiment|train\.epochs|model\.checkpoint").stdout
+    assert "joint_30_mean_macro_f1" in shown and "train.epochs" in shown
+
+    # the commands the pull-request workflow runs
+    sh(project, "bash", str(ROOT / ".github" / "pr_report.sh"), "HEAD", str(tmp_path / "report"))
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "### Learning curve" in report and "english" in report and "train.epochs" in report
+    assert (tmp_path / "report" / "plots" / "index.html").exists()
+
+
+def test_queued_experiment_runs(project):
+    dvc(project, "exp", "run", "--queue", "-S", "train.epochs=3")
+    dvc(project, "queue", "start", "-j", "1")
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        status = dvc(project, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(2)
+    assert "Success" in status, status
+    exps = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    epochs = [e["data"]["params"]["params.yaml"]["data"]["train"]["epochs"]
+              for commit in exps for exp in (commit.get("experiments") or []) for e in exp["revs"]]
+    assert 3 in epochs

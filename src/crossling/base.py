@@ -7,6 +7,7 @@ split). Later stages load only this directory, so nothing after this stage touch
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,20 +26,41 @@ def label_maps(labels: tuple[str, ...]) -> dict:
 
 
 def train_tokenizer(texts: list[str], vocab_size: int):
-    """A cased WordPiece tokenizer (BERT-style normalization, CJK characters split) on `texts`."""
+    """A cased WordPiece tokenizer (BERT-style normalization, CJK characters split) learned from `texts`.
+
+    tokenizers' WordPieceTrainer gives a different vocabulary on every run (huggingface/tokenizers#1794:
+    '##' pieces get ids in hash-map order), so the pieces come from a BPE training, which is
+    deterministic, and become WordPiece entries in the form they take in the training texts
+    (word-initial, or '##' continuation), most frequent first, ties broken by the piece itself.
+    """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False, handle_chinese_chars=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    def prepared(model):
+        tok = Tokenizer(model)
+        tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False, handle_chinese_chars=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        return tok
+
+    bpe = prepared(models.BPE(unk_token="[UNK]"))
+    bpe.train_from_iterator(texts, trainer=trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), min_frequency=2, show_progress=False))
+    counts: Counter[str] = Counter()
+    for enc in bpe.encode_batch(texts, add_special_tokens=False):
+        previous = None
+        for piece, word in zip(enc.tokens, enc.word_ids):
+            counts[piece if word != previous else f"##{piece}"] += 1
+            previous = word
+    # Single characters first, so no word becomes [UNK] for lack of one of its characters.
+    ranked = sorted(counts, key=lambda p: (len(p.removeprefix("##")) > 1, -counts[p], p))
+    pieces = [p for p in ranked if p not in SPECIAL_TOKENS][: vocab_size - len(SPECIAL_TOKENS)]
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *pieces])}
+
+    tok = prepared(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                        min_frequency=2, show_progress=False)
-    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
                                    sep_token="[SEP]", mask_token="[MASK]", model_input_names=["input_ids", "attention_mask"])
 

@@ -1,8 +1,9 @@
 """evaluate: metrics, learning curve and transfer matrix from the saved predictions (no model is loaded).
 
-Per model and test language: accuracy, macro precision/recall/F1, per-class F1, support and the
-confusion matrix. `metrics/joint.json` and `metrics/transfer.json` are flat per model and language
-so `dvc metrics diff` compares them; `metrics/summary.json` holds the headline numbers.
+Per model and test language: accuracy, macro precision/recall/F1, per-class F1, support
+(`metrics/detailed.json`) and the confusion matrix. `metrics/joint.json` and `metrics/transfer.json`
+keep accuracy and macro-F1 per model and language, short enough for `dvc metrics diff` in a pull
+request; `metrics/summary.json` holds the headline numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 from crossling import figures
 from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_json
 from crossling.config import Config
+
+
+HEADLINE = ("accuracy", "macro_f1")
 
 
 def joint_name(size: int) -> str:
@@ -96,9 +100,15 @@ def evaluate(pred_dir: Path, cfg: Config) -> dict:
                for name in names}
     joint = {n: results[n][0] for n in names if n.startswith("joint_")}
     transfer = {n: results[n][0] for n in names if n.startswith("mono_")}
-    return {"joint": joint, "transfer": transfer, "confusion": {n: r[1] for n, r in results.items()},
+    return {"joint": joint, "transfer": transfer, "detailed": {n: r[0] for n, r in results.items()},
+            "confusion": {n: r[1] for n, r in results.items()},
             "summary": summary(joint, transfer, sizes, langs),
             "learning_curve": learning_curve(joint, sizes), "transfer_matrix": transfer_matrix(transfer, langs)}
+
+
+def headline(table: dict) -> dict:
+    """Accuracy and macro-F1 only, per model and language: the part a reviewer reads in a diff."""
+    return {name: {lang: {k: m[k] for k in HEADLINE} for lang, m in langs.items()} for name, langs in table.items()}
 
 
 def main(args, cfg: Config) -> None:
@@ -106,8 +116,9 @@ def main(args, cfg: Config) -> None:
                sample={"sizes": cfg.sample.sizes})
     out = evaluate(Path(args.predictions), cfg)
     metrics, plots = Path(args.metrics), Path(args.plots)
-    write_json(out["joint"], metrics / "joint.json")
-    write_json(out["transfer"], metrics / "transfer.json")
+    write_json(headline(out["joint"]), metrics / "joint.json")
+    write_json(headline(out["transfer"]), metrics / "transfer.json")
+    write_json(out["detailed"], metrics / "detailed.json")
     write_json(out["summary"], metrics / "summary.json")
     write_json({"labels": list(cfg.data.labels), "rows": "gold", "columns": "predicted", "models": out["confusion"]},
                metrics / "confusion_matrices.json")

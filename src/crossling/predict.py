@@ -1,0 +1,79 @@
+"""predict: label and class probabilities from a trained model, for texts given as arguments or a file.
+
+    python -m crossling.predict --model models/joint_2000 "What a great day" "Quel désastre"
+    python -m crossling.predict --model models/mono_english --file texts.txt --json
+
+Needs only the model directory (what `dvc pull models/<name>` fetches): labels come from its config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from crossling.common import DataError, setup_logging
+from crossling.modeling import configure_threads, predict_proba
+
+
+def load(model_dir: Path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # keep stdout/stderr to the predictions
+    if not (model_dir / "config.json").exists() or not list(model_dir.glob("*.safetensors")):
+        raise DataError(f"no trained model at {model_dir} (needs config.json and .safetensors weights); "
+                        f"fetch it with `dvc pull {model_dir}` or train it with `dvc repro`")
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
+    return model, tokenizer
+
+
+def read_texts(args: argparse.Namespace) -> list[str]:
+    texts = list(args.texts)
+    if args.file:
+        path = Path(args.file)
+        if not path.exists():
+            raise DataError(f"--file {path} does not exist")
+        texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise DataError("no texts: pass them as arguments or with --file (one text per line)")
+    return texts
+
+
+def predict(model_dir: Path, texts: list[str], max_length: int = 128, batch_size: int = 256) -> list[dict]:
+    model, tokenizer = load(model_dir)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    max_length = min(max_length, model.config.max_position_embeddings)
+    probs = predict_proba(model, tokenizer, texts, max_length, batch_size)
+    return [{"text": text, "label": labels[int(p.argmax())],
+             "probabilities": {name: round(float(p[i]), 4) for i, name in enumerate(labels)}}
+            for text, p in zip(texts, probs)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("texts", nargs="*", help="texts to classify")
+    parser.add_argument("--model", required=True, help="a model directory, e.g. models/joint_2000")
+    parser.add_argument("--file", help="a UTF-8 file with one text per line")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args(argv)
+    setup_logging("predict")
+    try:
+        configure_threads()
+        results = predict(Path(args.model), read_texts(args), args.max_length)
+    except DataError as exc:
+        print(f"crossling.predict: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    for r in results:
+        if args.json:
+            print(json.dumps(r, ensure_ascii=False))
+        else:
+            probs = "  ".join(f"{k}={v:.3f}" for k, v in r["probabilities"].items())
+            print(f"{r['label']:<10} {probs}  {r['text']}")
+
+
+if __name__ == "__main__":
+    main()
