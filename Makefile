@@ -8,7 +8,7 @@ MIRROR ?= ../shared/datasets/multilingual-sentiments
 OFFLINE_PARAMS := -S data.source=$(MIRROR) -S model.checkpoint=scratch \
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
 
-.PHONY: setup repro offline test bench clean-venv
+.PHONY: setup repro offline test bench exp-show clean-venv
 
 $(BIN)/crossling-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_training.py --data $(MIRROR)
+
+exp-show: setup
+	dvc exp show --drop '.*\.' --keep 'Experiment|Created|train\.epochs|train\.learning_rate|sample\.sizes|sample\.seed|model\.checkpoint|data\.source'
 
 clean-venv:
 	rm -rf $(VENV)

@@ -185,7 +185,7 @@ def crossling_config(recipe: Recipe):
 def crossling_train(model, tokenizer, frame, recipe: Recipe, labels) -> None:
     from crossling.train import fine_tune
 
-    fine_tune(model, tokenizer, frame, crossling_config(recipe), tempfile.mkdtemp(prefix="live-", dir="."))
+    fine_tune(model, tokenizer, frame, crossling_config(recipe), tempfile.mkdtemp(prefix="live-", dir="."), SEED)
 
 
 def crossling_predict(model, tokenizer, frame, recipe: Recipe, labels):

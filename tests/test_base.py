@@ -23,7 +23,11 @@ def test_scratch_tokenizer_learns_only_the_pool():
 
 def test_scratch_model_is_deterministic_and_has_our_labels():
     tok = base.train_tokenizer(["a b c d e f"] * 10, vocab_size=200)
+    import torch
+
+    torch.manual_seed(1)
     m1 = base.scratch_model(TINY, len(tok), tok.pad_token_id, LABELS)
+    torch.manual_seed(1)
     m2 = base.scratch_model(TINY, len(tok), tok.pad_token_id, LABELS)
     assert m1.config.id2label == {0: "positive", 1: "neutral", 2: "negative"}
     for (_, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items()):

@@ -14,7 +14,7 @@ def test_committed_params_are_the_reference_experiment():
     assert cfg.data.languages == ("english", "french", "arabic", "japanese", "hindi", "malay")
     assert cfg.sample.sizes == (100, 500, 1000, 1500, 2000)
     assert (cfg.train.epochs, cfg.train.learning_rate, cfg.train.batch_size) == (5, 2e-5, 32)
-    assert (cfg.train.weight_decay, cfg.train.max_length, cfg.train.seed) == (0.01, 128, 42)
+    assert (cfg.train.weight_decay, cfg.train.max_length, cfg.train.seeds) == (0.01, 128, (42,))
 
 
 @pytest.mark.parametrize(
@@ -44,6 +44,11 @@ def test_committed_params_are_the_reference_experiment():
         ({"model": {"scratch": {"dim": 10, "heads": 3}}}, "model.scratch.dim", "divisible"),
         ({"model": {"scratch": {"layerz": 2}}}, "model.scratch.layerz", "unknown key"),
         ({"data": "english"}, "data", "expected a mapping"),
+        ({"train": {"seeds": []}}, "train.seeds", "at least one seed"),
+        ({"train": {"seeds": [1, 1]}}, "train.seeds", "duplicate"),
+        ({"train": {"seed": 42}}, "train.seed", "unknown key"),
+        ({"evaluate": {"bootstrap_samples": 10}}, "evaluate.bootstrap_samples", "at least 100"),
+        ({"evaluate": {"confidence": 1.5}}, "evaluate.confidence", "[0.5, 1)"),
     ],
 )
 def test_bad_params_name_the_field(raw, field, fragment):

@@ -155,3 +155,35 @@ def test_hub_failure_points_to_the_offline_recipe(monkeypatch):
         download.download(DataConfig())
     msg = str(err.value)
     assert "Hugging Face Hub" in msg and "data.source" in msg and "offline" in msg.lower()
+
+
+def test_bad_params_exit_2_and_write_nothing(tmp_path, csv_source, capsys):
+    params = tiny_params(csv_source)
+    params["trian"] = {"epochs": 3}
+    path = write_params(tmp_path / "params.yaml", params)
+    out = tmp_path / "dataset.parquet"
+    with pytest.raises(SystemExit) as exit_:
+        download.cli(["--params", str(path), "--out", str(out)])
+    assert exit_.value.code == 2
+    assert "trian: unknown key" in stage_error(capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_missing_hub_text_becomes_empty_and_is_counted(tmp_path):
+    import datasets
+
+    from crossling import combine
+
+    features = datasets.Features({"text": datasets.Value("string"), "language": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["negative", "neutral", "positive"])})
+    rows = {"train": [("a good one", 2), (None, 0), ("meh", 1)], "test": [("fine", 1), (None, 2)]}
+    for split, items in rows.items():
+        ds = datasets.Dataset.from_list([{"text": t, "language": "english", "label": y} for t, y in items],
+                                        features=features)
+        (tmp_path / "hub" / "all" / split).mkdir(parents=True)
+        ds.to_parquet(str(tmp_path / "hub" / "all" / split / "0000.parquet"))
+    cfg = DataConfig(source="hub", hub_id=str(tmp_path / "hub"), languages=("english",))
+    raw = download.download(cfg)
+    assert (raw["text"] == "").sum() == 2
+    _, _, report = combine.combine(raw, cfg)
+    assert report["english"]["pool_empty_text"] == 1 and report["english"]["test_empty_text"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -55,11 +56,15 @@ def make_project(path: Path, source: Path, **param_overrides) -> Path:
 def project(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("e2e")
     source = make_csv_source(base / "source", pool_per_class=30, test_per_class=10)
-    repo = make_project(base / "project", source, sizes=(12, 30))
+    repo = make_project(base / "project", source, sizes=(12, 30), train__seeds=[1, 2])
     dvc(repo, "repro")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
     return repo
+
+
+TRAINING = {f"train_joint@{size}-{seed}" for size in (12, 30) for seed in (1, 2)} | \
+    {f"train_mono@{lang}-{seed}" for lang in ("english", "french") for seed in (1, 2)}
 
 
 def stages_run(output: str) -> list[str]:
@@ -68,15 +73,17 @@ def stages_run(output: str) -> list[str]:
 
 def test_repro_runs_every_stage_and_writes_outputs(project):
     for path in ("data/samples/sample_12.parquet", "data/samples/sample_30.parquet", "models/base/model.safetensors",
-                 "models/joint_30/model.safetensors", "models/mono_french/tokenizer.json",
-                 "data/predictions/mono_english.parquet", "metrics/summary.json", "plots/transfer_matrix.json",
+                 "models/joint_30_seed1/model.safetensors", "models/mono_french_seed2/tokenizer.json",
+                 "data/predictions/mono_english_seed1.parquet", "metrics/summary.json", "plots/transfer_matrix.json",
+                 "metrics/tokenization.json", "plots/tokenization.png", "metrics/transfer_summary.json",
                  "plots/learning_curve.png", "plots/label_distribution.png", "plots/training_loss.json"):
         assert (project / path).exists(), path
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert set(summary) >= {"joint_30_mean_macro_f1", "zero_shot_mean_macro_f1", "joint_30_macro_f1_french"}
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"download", "combine", "sample", "base", "train_joint@12", "train_joint@30",
-                                   "train_mono@english", "train_mono@french", "evaluate"}
+    assert set(lock["stages"]) == {"download", "combine", "sample", "base", "tokenization", "evaluate", "report"} | TRAINING
+    report = (project / "reports" / "results.md").read_text()
+    assert "english" in report and "french" in report and "standard deviation over the 2 seeds" in report
 
 
 def test_second_repro_runs_nothing(project):
@@ -101,6 +108,45 @@ def test_metrics_show_lists_flat_metrics(project):
     assert files["metrics/data.json"]["data"]["french"]["pool"] == 90
 
 
+
+def test_killed_training_is_never_recorded_and_repro_recovers(project):
+    lock_before = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["train_joint@30-1"]
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace("epochs: 2", "epochs: 2000"))  # long enough to kill
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    (project / "logs" / "joint_30_seed1" / "plots" / "metrics" / "loss.tsv").unlink()  # the next one is new
+    proc = subprocess.Popen([str(BIN / "dvc"), "repro", "-s", "train_joint@30-1"], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    loss = project / "logs" / "joint_30_seed1" / "plots" / "metrics" / "loss.tsv"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (loss.exists() and loss.read_text().count("\n") >= 3):
+        time.sleep(0.2)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    assert yaml.safe_load((project / "dvc.lock").read_text())["stages"]["train_joint@30-1"] == lock_before
+    assert not (project / "models" / "joint_30_seed1").exists()
+    (project / "params.yaml").write_text(params)
+    dvc(project, "repro")
+    assert "up to date" in dvc(project, "status").stdout
+    assert (project / "models" / "joint_30_seed1" / "model.safetensors").exists()
+    assert not list((project / "models").glob(".joint_30_seed1.*"))
+
+
+def test_damaged_model_is_detected_and_repaired(project):
+    weights = project / "models" / "joint_30_seed1" / "model.safetensors"
+    tokenizer = project / "models" / "mono_french_seed2" / "tokenizer.json"
+    good_weights, good_tokenizer = weights.read_bytes(), tokenizer.read_bytes()
+    weights.chmod(0o644)
+    weights.write_bytes(b"not a checkpoint")
+    tokenizer.unlink()
+    status = dvc(project, "status").stdout
+    assert "train_joint@30-1" in status and "train_mono@french-2" in status
+    dvc(project, "repro")
+    assert weights.read_bytes() == good_weights and tokenizer.read_bytes() == good_tokenizer
+    assert "up to date" in dvc(project, "status").stdout
+
 def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, tmp_path):
     dvc(project, "remote", "add", "-d", "store", str(tmp_path / "remote"))
     sh(project, "git", "commit", "-qam", "local remote")
@@ -109,17 +155,17 @@ def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, tmp_path):
     clone = tmp_path / "clone"
     sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
     dvc(clone, "pull")
-    assert (clone / "models" / "joint_30" / "model.safetensors").exists()
+    assert (clone / "models" / "joint_30_seed1" / "model.safetensors").exists()
     assert "up to date" in dvc(clone, "status").stdout
     assert stages_run(dvc(clone, "repro").stdout) == []
 
     one = tmp_path / "one_model"
     sh(tmp_path, "git", "clone", "-q", str(project), str(one))
-    dvc(one, "pull", "models/joint_30")
-    assert (one / "models" / "joint_30" / "model.safetensors").exists()
-    assert not (one / "models" / "joint_12").exists() and not (one / "data" / "samples").exists()
+    dvc(one, "pull", "models/joint_30_seed1")
+    assert (one / "models" / "joint_30_seed1" / "model.safetensors").exists()
+    assert not (one / "models" / "joint_30_seed2").exists() and not (one / "data" / "samples").exists()
     # what a user does right after `dvc pull`
-    out = sh(one, str(BIN / "python"), "-m", "crossling.predict", "--model", "models/joint_30", "--json",
+    out = sh(one, str(BIN / "python"), "-m", "crossling.predict", "--model", "models/joint_30_seed1", "--json",
              "en great love film", "en awful sad day").stdout
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["text"] for r in rows] == ["en great love film", "en awful sad day"]
@@ -127,12 +173,12 @@ def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, tmp_path):
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in rows)
 
 
-TRAINING_STAGES = {"train_joint@12", "train_joint@30", "train_mono@english", "train_mono@french", "evaluate"}
+
 
 
 def test_exp_run_with_new_epochs_reruns_only_training(project, tmp_path):
     out = dvc(project, "exp", "run", "-S", "train.epochs=20").stdout
-    assert set(stages_run(out)) == TRAINING_STAGES
+    assert set(stages_run(out)) == TRAINING | {"evaluate", "report"}
 
     diff = dvc(project, "metrics", "diff", "--md").stdout
     assert "| Path" in diff and "english" in diff and "joint_30" in diff

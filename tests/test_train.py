@@ -70,6 +70,7 @@ def test_mono_trains_on_one_language_and_predicts_all(prepared, caplog):
     preds = run_train(d, params, "mono_french", language="french")
     assert set(preds["language"]) == {"english", "french"}
     assert "30 training examples ({'french': 30})" in caplog.text
+    assert 'train mono_french params: {"data": {"labels"' in caplog.text  # the log says what produced it
 
 
 def test_unknown_mono_language_fails_cleanly(prepared, capsys):

@@ -72,7 +72,6 @@ def scratch_model(scratch: ScratchConfig, vocab_size: int, pad_id: int, labels: 
                               hidden_dim=scratch.hidden_dim, max_position_embeddings=scratch.max_position_embeddings,
                               dropout=scratch.dropout, attention_dropout=scratch.dropout, pad_token_id=pad_id,
                               **label_maps(labels))
-    torch.manual_seed(scratch.init_seed)
     return DistilBertForSequenceClassification(config)
 
 
@@ -110,6 +109,7 @@ def pretrained(checkpoint: str, labels: tuple[str, ...]):
 
 def main(args, cfg: Config) -> None:
     log_params("base", model=asdict(cfg.model), data={"labels": cfg.data.labels})
+    torch.manual_seed(cfg.model.init_seed)  # the weights created here: all (scratch) or the new head
     if cfg.model.is_scratch:
         pool = read_parquet(args.pool, "training pool")
         tokenizer = train_tokenizer(pool["text"].tolist(), cfg.model.scratch.vocab_size)

@@ -93,7 +93,6 @@ class ScratchConfig:
     hidden_dim: int = 256
     max_position_embeddings: int = 128
     dropout: float = 0.1
-    init_seed: int = 42
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "dim", "layers", "heads", "hidden_dim", "max_position_embeddings"):
@@ -110,6 +109,8 @@ class ScratchConfig:
 class ModelConfig:
     # A hub id, a local checkpoint directory, or "scratch".
     checkpoint: str = "distilbert-base-multilingual-cased"
+    # Seeds the weights the base stage creates: the classification head (or, for scratch, everything).
+    init_seed: int = 42
     scratch: ScratchConfig = field(default_factory=ScratchConfig)
 
     def __post_init__(self) -> None:
@@ -128,8 +129,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.0
     max_length: int = 128
-    seed: int = 42
-    eval_batch_size: int = 256
+    # One fine-tuning run per seed and model (data order, dropout); results report mean and spread.
+    seeds: tuple[int, ...] = (42,)
+    eval_batch_size: int = 128
     # Data-parallel processes (torchrun/DDP through the Trainer); 1 = plain single process.
     processes: int = 1
 
@@ -142,6 +144,11 @@ class TrainConfig:
             raise ConfigError("train.learning_rate", f"must be > 0, got {self.learning_rate}")
         if self.weight_decay < 0:
             raise ConfigError("train.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        if not self.seeds:
+            raise ConfigError("train.seeds", "must list at least one seed, e.g. [42]")
+        dupes = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if dupes:
+            raise ConfigError("train.seeds", f"duplicate seed(s) {dupes}; list each seed once")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError("train.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
         if self.max_length < MIN_MAX_LENGTH:
@@ -152,11 +159,25 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    bootstrap_samples: int = 1000
+    confidence: float = 0.95
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.bootstrap_samples < 100:
+            raise ConfigError("evaluate.bootstrap_samples", f"must be at least 100, got {self.bootstrap_samples}")
+        if not 0.5 <= self.confidence < 1:
+            raise ConfigError("evaluate.confidence", f"must be in [0.5, 1), got {self.confidence}")
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
         if self.model.is_scratch and self.train.max_length > self.model.scratch.max_position_embeddings:

@@ -54,3 +54,16 @@ def transfer_matrix(matrix: pd.DataFrame, path: str | Path, value: str = "macro_
     ax.set(title="Zero-shot transfer: train on one language, test on each", xlabel="test language",
            ylabel="train language")
     _save(fig, path)
+
+
+def tokenization(rows: pd.DataFrame, path: str | Path) -> None:
+    measures = [("tokens_per_unit", "tokens per word (ja/zh: per character)"), ("unk_rate", "unknown-token rate"),
+                ("truncated_share", "share truncated at max_length"), ("mean_tokens", "mean length in tokens")]
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.6))
+    for ax, (column, title) in zip(axes, measures):
+        sns.barplot(data=rows, x="language", y=column, hue="split", ax=ax)
+        ax.set(title=title, xlabel="", ylabel="")
+        ax.tick_params(axis="x", rotation=45)
+    fig.suptitle("Base tokenizer per language (training pool and test split)")
+    fig.tight_layout()
+    _save(fig, path)

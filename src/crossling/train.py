@@ -38,14 +38,14 @@ def training_frame(sample: pd.DataFrame, language: str | None) -> pd.DataFrame:
     return part
 
 
-def training_arguments(train: TrainConfig, output_dir: str, steps_per_epoch: int):
+def training_arguments(train: TrainConfig, output_dir: str, steps_per_epoch: int, seed: int):
     from transformers import TrainingArguments
 
     gpu = torch.cuda.is_available()
     return TrainingArguments(
         output_dir=output_dir, num_train_epochs=train.epochs, learning_rate=train.learning_rate,
         per_device_train_batch_size=train.batch_size, weight_decay=train.weight_decay,
-        warmup_steps=train.warmup_ratio, lr_scheduler_type="linear", seed=train.seed, data_seed=train.seed,
+        warmup_steps=train.warmup_ratio, lr_scheduler_type="linear", seed=seed, data_seed=seed,
         train_sampling_strategy="group_by_length", length_column_name="length",
         logging_strategy="steps", logging_steps=max(1, steps_per_epoch // 4), logging_first_step=True,
         save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
@@ -55,7 +55,7 @@ def training_arguments(train: TrainConfig, output_dir: str, steps_per_epoch: int
     )
 
 
-def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, live_dir: str):
+def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, live_dir: str, seed: int):
     from datasets import Dataset
     from dvclive import Live
     from transformers import DataCollatorWithPadding, Trainer
@@ -67,7 +67,7 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, live_di
     world = int(os.environ.get("WORLD_SIZE", "1"))
     steps_per_epoch = -(-len(dataset) // (train.batch_size * world))
     with tempfile.TemporaryDirectory(prefix="crossling-trainer-") as scratch_dir:
-        args = training_arguments(train, scratch_dir, steps_per_epoch)
+        args = training_arguments(train, scratch_dir, steps_per_epoch, seed)
         callbacks = []
         if args.process_index == 0:
             callbacks.append(DVCLiveCallback(live=Live(live_dir, dvcyaml=False, save_dvc_exp=False)))
@@ -101,7 +101,8 @@ def main(args, cfg: Config) -> None:
     if cfg.train.processes > 1 and "LOCAL_RANK" not in os.environ:
         relaunch_distributed(cfg.train.processes, args.argv)
         return
-    log_params(f"train {args.name}", train=asdict(cfg.train), data={"labels": cfg.data.labels},
+    seed = cfg.train.seeds[0] if args.seed is None else args.seed
+    log_params(f"train {args.name}", train=asdict(cfg.train) | {"seed": seed}, data={"labels": cfg.data.labels},
                sample={"file": args.sample, "language": args.language})
     threads = configure_threads()
     frame = training_frame(read_parquet(args.sample, "sample"), args.language)
@@ -112,7 +113,7 @@ def main(args, cfg: Config) -> None:
                         f"max_position_embeddings={model.config.max_position_embeddings}")
     log.info("%s: %d training examples (%s), %d threads", args.name, len(frame),
              frame.groupby("language").size().to_dict(), threads)
-    if not fine_tune(model, tokenizer, frame, cfg.train, args.live):
+    if not fine_tune(model, tokenizer, frame, cfg.train, args.live, seed):
         return  # only the first process writes outputs
     with atomic_dir(args.out) as tmp:
         model.save_pretrained(tmp)
@@ -128,6 +129,7 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", required=True, help="model name, e.g. joint_2000 or mono_english")
     parser.add_argument("--sample", required=True)
     parser.add_argument("--language", default=None, help="train on this language only (monolingual)")
+    parser.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: first of train.seeds)")
     parser.add_argument("--base", default="models/base")
     parser.add_argument("--test", default="data/test.parquet")
     parser.add_argument("--out", required=True)

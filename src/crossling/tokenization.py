@@ -1,0 +1,79 @@
+"""tokenization: how the base tokenizer treats each language, on the training pool and the test split.
+
+Per language and split: subword tokens per whitespace word (per character for scripts written without
+spaces), unknown-token rate, share of texts truncated at train.max_length, and mean length in tokens
+([CLS] and [SEP] included). Lets the "slower languages tokenize worse" hypothesis be checked against
+the learning curves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from crossling.common import log, log_params, read_parquet, run_stage, stage_parser, write_json
+from crossling.config import Config
+
+# Written without spaces between words: tokens are counted per (non-space) character instead.
+NO_SPACE_LANGUAGES = frozenset({"japanese", "chinese"})
+
+
+def diagnostics(tokenizer, texts: list[str], language: str, max_length: int) -> dict:
+    ids = tokenizer(texts, add_special_tokens=True, truncation=False, return_attention_mask=False)["input_ids"]
+    lengths = np.array([len(x) for x in ids])
+    content = lengths - tokenizer.num_special_tokens_to_add()
+    if language in NO_SPACE_LANGUAGES:
+        units = sum(len("".join(t.split())) for t in texts)
+    else:
+        units = sum(len(t.split()) for t in texts)
+    unk = sum(x.count(tokenizer.unk_token_id) for x in ids) if tokenizer.unk_token_id is not None else 0
+    return {"tokens_per_unit": round(float(content.sum() / max(units, 1)), 4),
+            "unit": "character" if language in NO_SPACE_LANGUAGES else "word",
+            "unk_rate": round(float(unk / max(content.sum(), 1)), 6),
+            "truncated_share": round(float((lengths > max_length).mean()), 6),
+            "mean_tokens": round(float(lengths.mean()), 2), "texts": len(texts)}
+
+
+def tokenization_report(tokenizer, frames: dict[str, pd.DataFrame], languages: tuple[str, ...],
+                        max_length: int) -> tuple[dict, list[dict]]:
+    """Flat metrics per language ({split}_{measure}) and plot rows (language, split, measures)."""
+    metrics, rows = {}, []
+    for lang in languages:
+        metrics[lang] = {}
+        for split, frame in frames.items():
+            d = diagnostics(tokenizer, frame.loc[frame["language"] == lang, "text"].tolist(), lang, max_length)
+            metrics[lang] |= {f"{split}_{k}": v for k, v in d.items() if k not in ("unit", "texts")}
+            rows.append({"language": lang, "split": split, **d})
+    return metrics, rows
+
+
+def main(args, cfg: Config) -> None:
+    from transformers import AutoTokenizer
+
+    from crossling import figures
+
+    log_params("tokenization", data={"languages": cfg.data.languages}, train={"max_length": cfg.train.max_length})
+    tokenizer = AutoTokenizer.from_pretrained(args.base, trust_remote_code=False)
+    frames = {"pool": read_parquet(args.pool, "training pool"), "test": read_parquet(args.test, "test split")}
+    metrics, rows = tokenization_report(tokenizer, frames, cfg.data.languages, cfg.train.max_length)
+    write_json(metrics, args.metrics)
+    write_json(rows, Path(args.plots) / "tokenization.json")
+    figures.tokenization(pd.DataFrame(rows), Path(args.plots) / "tokenization.png")
+    for lang, m in metrics.items():
+        log.info("%s: %s", lang, m)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__.splitlines()[0])
+    parser.add_argument("--base", default="models/base")
+    parser.add_argument("--pool", default="data/pool.parquet")
+    parser.add_argument("--test", default="data/test.parquet")
+    parser.add_argument("--metrics", default="metrics/tokenization.json")
+    parser.add_argument("--plots", default="plots")
+    run_stage("tokenization", main, parser, argv)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,33 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from crossling.common import DataError
+from crossling.modeling import load_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "src" / "crossling").glob("*.py"))
+
+
+def test_remote_code_is_never_trusted():
+    for path in SOURCES:
+        text = path.read_text()
+        assert "trust_remote_code=True" not in text, path
+        # every from_pretrained call says so explicitly
+        for call in re.findall(r"from_pretrained\((.*?)\)\n", text, flags=re.S):
+            assert "trust_remote_code=False" in call, (path, call)
+
+
+def test_only_safetensors_checkpoints_are_loaded(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(DataError, match="no .safetensors weights"):
+        load_classifier(tmp_path, ("positive", "neutral", "negative"))
+
+
+def test_no_credentials_in_tracked_dvc_config():
+    config = (ROOT / ".dvc" / "config").read_text().lower()
+    for key in ("access_key_id", "secret_access_key", "session_token", "password", "credentialpath", "key_file"):
+        assert key not in config
+    assert "/config.local" in (ROOT / ".dvc" / ".gitignore").read_text()
