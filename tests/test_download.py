@@ -95,21 +95,27 @@ def test_cli_writes_parquet_with_explicit_schema(tmp_path, csv_source):
 
 # --- the hub source: the script-free Parquet export layout (<config>/<split>/*.parquet) built locally ---
 
-def make_hub_export(root, names=("negative", "neutral", "positive")):
-    """What `refs/convert/parquet` of the dataset holds for config 'all', with ClassLabel features."""
+def make_hub_export(root, names=("negative", "neutral", "positive"), per_language_configs=False):
+    """What `refs/convert/parquet` of the dataset holds, with ClassLabel features: config 'all' (with a
+    language column), or one config per language (and an 'all' without that column)."""
     import datasets
 
-    features = datasets.Features({
-        "text": datasets.Value("string"), "source": datasets.Value("string"),
-        "language": datasets.Value("string"), "label": datasets.ClassLabel(names=list(names)),
-    })
+    columns = {"text": datasets.Value("string"), "source": datasets.Value("string"),
+               "label": datasets.ClassLabel(names=list(names))}
     for split, tag in (("train", "train"), ("validation", "valid"), ("test", "test")):
-        rows = [dict(r, language=lang) for lang in ("english", "french", "german")
+        rows = [dict(r, language=lang, label=names.index(r["label"])) for lang in ("english", "french", "german")
                 for r in synthetic_rows(lang, tag, 4)]
-        ds = datasets.Dataset.from_list(
-            [dict(r, label=names.index(r["label"])) for r in rows], features=features)
-        (root / "all" / split).mkdir(parents=True)
-        ds.to_parquet(str(root / "all" / split / "0000.parquet"))
+        folders = {"all": rows}
+        if per_language_configs:
+            folders = {"all": [{k: v for k, v in r.items() if k != "language"} for r in rows]}
+            folders |= {lang: [{k: v for k, v in r.items() if k != "language"} for r in rows if r["language"] == lang]
+                        for lang in ("english", "french", "german")}
+        for config, config_rows in folders.items():
+            features = datasets.Features(columns | ({"language": datasets.Value("string")}
+                                                    if "language" in config_rows[0] else {}))
+            ds = datasets.Dataset.from_list(config_rows, features=features)
+            (root / config / split).mkdir(parents=True)
+            ds.to_parquet(str(root / config / split / "0000.parquet"))
     return root
 
 
@@ -136,6 +142,15 @@ def test_hub_source_and_csv_source_agree(tmp_path):
     local = download.download(data_cfg(csv_root))
     cols = ["language", "split", "text", "label", "label_id"]
     assert hub[cols].sort_values(cols).reset_index(drop=True).equals(local[cols].sort_values(cols).reset_index(drop=True))
+
+
+def test_hub_all_without_language_column_reads_per_language_configs(tmp_path):
+    repo = make_hub_export(tmp_path / "hub", per_language_configs=True)
+    df = download.download(DataConfig(source="hub", hub_id=str(repo), languages=("french", "english")))
+    assert list(dict.fromkeys(df["language"])) == ["french", "english"]
+    expected = {r["text"]: r["label"] for r in synthetic_rows("french", "test", 4)}
+    got = df[(df["language"] == "french") & (df["split"] == "test")].set_index("text")["label"].to_dict()
+    assert got == expected
 
 
 def test_hub_missing_language_is_named(tmp_path):

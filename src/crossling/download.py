@@ -74,13 +74,14 @@ def load_local(root: Path, languages: tuple[str, ...], labels: tuple[str, ...]) 
     return pd.concat(frames, ignore_index=True)
 
 
-def load_hub(data: DataConfig) -> pd.DataFrame:
+def load_hub_config(data: DataConfig, config: str) -> pd.DataFrame:
+    """One config folder of the Parquet export; `language` is the config's name when it has no such column."""
     import datasets  # heavy import, only for the hub source
 
     try:
-        dsd = datasets.load_dataset(data.hub_id, data_dir=data.hub_config, revision=data.revision)
+        dsd = datasets.load_dataset(data.hub_id, data_dir=config, revision=data.revision)
     except Exception as exc:  # network, auth, missing revision: all end the same way
-        raise DataError(f"could not load {data.hub_id!r} (config {data.hub_config!r}, revision {data.revision!r}) "
+        raise DataError(f"could not load {data.hub_id!r} (config {config!r}, revision {data.revision!r}) "
                         f"from the Hugging Face Hub: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}; "
                         f"{OFFLINE_HINT}") from None
     frames = []
@@ -98,14 +99,19 @@ def load_hub(data: DataConfig) -> pd.DataFrame:
             raise DataError(f"{data.hub_id} split {split}: 'label' is {label_feature.dtype} without ClassLabel "
                             "names; cannot tell which id is which label")
         if "language" not in df.columns:
-            if data.hub_config == "all":
-                raise DataError(f"{data.hub_id} config 'all' has no 'language' column; set data.hub_config to one language")
-            df["language"] = data.hub_config
+            df["language"] = None if config == "all" else config
         if "source" not in df.columns:
             df["source"] = ""
         frames.append(df.assign(split=split)[["language", "split", "text", "label", "source"]])
-    raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RAW_SCHEMA.names)
-    present = set(raw["language"])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RAW_SCHEMA.names)
+
+
+def load_hub(data: DataConfig) -> pd.DataFrame:
+    raw = load_hub_config(data, data.hub_config)
+    if data.hub_config == "all" and raw["language"].isna().all():
+        log.info("config 'all' has no language column: loading one config per language")
+        raw = pd.concat([load_hub_config(data, lang) for lang in data.languages], ignore_index=True)
+    present = set(raw["language"].dropna())
     missing = [lang for lang in data.languages if lang not in present]
     if missing:
         raise DataError(f"language(s) {', '.join(missing)} absent from {data.hub_id} config {data.hub_config!r} "
