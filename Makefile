@@ -12,7 +12,6 @@ OFFLINE_PARAMS := -S data.source=$(MIRROR) -S model.checkpoint=scratch \
 
 $(BIN)/crossling-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
