@@ -56,15 +56,19 @@ def make_project(path: Path, source: Path, **param_overrides) -> Path:
 def project(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("e2e")
     source = make_csv_source(base / "source", pool_per_class=30, test_per_class=10)
-    repo = make_project(base / "project", source, sizes=(12, 30), train__seeds=[1, 2])
+    repo = make_project(base / "project", source, sizes=(12, 30), train__seeds=[1])
     dvc(repo, "repro")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
     return repo
 
 
-TRAINING = {f"train_joint@{size}-{seed}" for size in (12, 30) for seed in (1, 2)} | \
-    {f"train_mono@{lang}-{seed}" for lang in ("english", "french") for seed in (1, 2)}
+def training_stages(seed: int) -> set[str]:
+    return {f"train_joint@{size}-{seed}" for size in (12, 30)} | {f"train_mono@{lang}-{seed}" for lang in LANGS}
+
+
+LANGS = ("english", "french")
+TRAINING = training_stages(1)
 
 
 def stages_run(output: str) -> list[str]:
@@ -73,7 +77,7 @@ def stages_run(output: str) -> list[str]:
 
 def test_repro_runs_every_stage_and_writes_outputs(project):
     for path in ("data/samples/sample_12.parquet", "data/samples/sample_30.parquet", "models/base/model.safetensors",
-                 "models/joint_30_seed1/model.safetensors", "models/mono_french_seed2/tokenizer.json",
+                 "models/joint_30_seed1/model.safetensors", "models/mono_french_seed1/tokenizer.json",
                  "data/predictions/mono_english_seed1.parquet", "metrics/summary.json", "plots/transfer_matrix.json",
                  "metrics/tokenization.json", "plots/tokenization.png", "metrics/transfer_summary.json",
                  "plots/learning_curve.png", "plots/label_distribution.png", "plots/training_loss.json"):
@@ -83,7 +87,7 @@ def test_repro_runs_every_stage_and_writes_outputs(project):
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"download", "combine", "sample", "base", "tokenization", "evaluate", "report"} | TRAINING
     report = (project / "reports" / "results.md").read_text()
-    assert "english" in report and "french" in report and "standard deviation over the 2 seeds" in report
+    assert "english" in report and "french" in report and "with one seed" in report
 
 
 def test_second_repro_runs_nothing(project):
@@ -136,13 +140,13 @@ def test_killed_training_is_never_recorded_and_repro_recovers(project):
 
 def test_damaged_model_is_detected_and_repaired(project):
     weights = project / "models" / "joint_30_seed1" / "model.safetensors"
-    tokenizer = project / "models" / "mono_french_seed2" / "tokenizer.json"
+    tokenizer = project / "models" / "mono_french_seed1" / "tokenizer.json"
     good_weights, good_tokenizer = weights.read_bytes(), tokenizer.read_bytes()
     weights.chmod(0o644)
     weights.write_bytes(b"not a checkpoint")
     tokenizer.unlink()
     status = dvc(project, "status").stdout
-    assert "train_joint@30-1" in status and "train_mono@french-2" in status
+    assert "train_joint@30-1" in status and "train_mono@french-1" in status
     dvc(project, "repro")
     assert weights.read_bytes() == good_weights and tokenizer.read_bytes() == good_tokenizer
     assert "up to date" in dvc(project, "status").stdout
@@ -163,7 +167,7 @@ def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, tmp_path):
     sh(tmp_path, "git", "clone", "-q", str(project), str(one))
     dvc(one, "pull", "models/joint_30_seed1")
     assert (one / "models" / "joint_30_seed1" / "model.safetensors").exists()
-    assert not (one / "models" / "joint_30_seed2").exists() and not (one / "data" / "samples").exists()
+    assert not (one / "models" / "joint_12_seed1").exists() and not (one / "data" / "samples").exists()
     # what a user does right after `dvc pull`
     out = sh(one, str(BIN / "python"), "-m", "crossling.predict", "--model", "models/joint_30_seed1", "--json",
              "en great love film", "en awful sad day").stdout
@@ -208,3 +212,16 @@ def test_queued_experiment_runs(project):
     epochs = [e["data"]["params"]["params.yaml"]["data"]["train"]["epochs"]
               for commit in exps for exp in (commit.get("experiments") or []) for e in exp["revs"]]
     assert 3 in epochs
+
+
+def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
+    out = dvc(project, "exp", "run", "-S", "train.seeds=[1,2]").stdout
+    assert set(stages_run(out)) == training_stages(2) | {"evaluate", "report"}
+    joint = json.loads((project / "metrics" / "joint.json").read_text())
+    for lang in LANGS:
+        cell = joint["joint_30"][lang]
+        assert cell["seeds"] == 2 and cell["macro_f1_seed_std"] >= 0
+        assert cell["macro_f1_ci_low"] <= cell["macro_f1"] <= cell["macro_f1_ci_high"]
+    report = (project / "reports" / "results.md").read_text()
+    assert "standard deviation over the 2 seeds" in report
+    assert all(report.count(lang) >= 5 for lang in LANGS)
