@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 MIRROR ?= ../shared/datasets/multilingual-sentiments
-OFFLINE_PARAMS := -S data.source=$(MIRROR) -S model.checkpoint=scratch \
+# absolute, so that queued experiments (run in temporary workspaces) find the data too
+OFFLINE_PARAMS := -S data.source=$(abspath $(MIRROR)) -S model.checkpoint=scratch \
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
 
 .PHONY: setup repro offline test bench exp-show clean-venv
