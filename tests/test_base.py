@@ -110,3 +110,18 @@ def test_tokenizer_training_is_deterministic():
     tok = base.train_tokenizer(texts, vocab_size=150)
     assert len(tok) <= 150
     assert tok.unk_token_id not in tok("en really great film")["input_ids"]  # every seen character is covered
+
+
+def test_checkpoint_with_other_label_names_is_refused(tmp_path):
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    tok = base.train_tokenizer(["good bad"] * 10, vocab_size=200)
+    names = {0: "negative", 1: "positive", 2: "mixed"}
+    cfg = DistilBertConfig(vocab_size=len(tok), dim=16, n_layers=1, n_heads=2, hidden_dim=32,
+                           max_position_embeddings=32, num_labels=3, id2label=names,
+                           label2id={v: k for k, v in names.items()})
+    other = tmp_path / "other_labels"
+    DistilBertForSequenceClassification(cfg).save_pretrained(other)
+    tok.save_pretrained(other)
+    with pytest.raises(DataError, match="would be read with the wrong names"):
+        base.pretrained(str(other), LABELS)

@@ -47,18 +47,21 @@ def test_removals_are_counted_per_language():
     assert report["french"]["pool"] == 3 and report["french"]["pool_duplicate_rows"] == 0
     # nothing removed silently: raw pool rows = kept + every removal counted
     removed = sum(en[k] for k in ("pool_empty_text", "pool_unknown_label", "pool_duplicate_rows",
-                                  "pool_conflicting_label_rows", "pool_test_overlap_rows"))
+                                  "pool_conflicting_label_rows", "pool_test_overlap_rows",
+                                  "pool_other_language_test_overlap_rows"))
     assert en["raw_train"] + en["raw_validation"] == en["pool"] + removed
     assert "contested" not in set(pool["text"])
     en_pool = pool[pool["language"] == "english"]
     assert not set(en_pool["text"].str.strip()) & set(test.loc[test["language"] == "english", "text"].str.strip())
 
 
-def test_overlap_is_only_within_a_language():
+def test_overlap_with_another_languages_test_split_is_removed_and_counted_apart():
+    # joint models train on every pool and are tested on every test split
     rows = base_rows("english") + base_rows("french") + [("french", "train", "english test 0", "negative")]
     pool, _, report = combine.combine(raw_rows(rows), DATA)
     assert report["french"]["pool_test_overlap_rows"] == 0
-    assert "english test 0" in set(pool["text"])
+    assert report["french"]["pool_other_language_test_overlap_rows"] == 1
+    assert "english test 0" not in set(pool["text"])
 
 
 def test_label_distribution_rows():

@@ -13,7 +13,8 @@ def test_report_names_every_language_with_intervals(tmp_path, pred_dir):  # noqa
         write_json(out[name], metrics / f"{name}.json")
     counts = {k: 1 for k in ("raw_train", "raw_validation", "raw_test", "pool_empty_text", "test_empty_text",
                              "pool_unknown_label", "test_unknown_label", "pool_duplicate_rows",
-                             "pool_conflicting_label_rows", "pool_test_overlap_rows", "pool", "test")}
+                             "pool_conflicting_label_rows", "pool_test_overlap_rows",
+                             "pool_other_language_test_overlap_rows", "pool", "test")}
     write_json({lang: counts for lang in cfg.data.languages}, metrics / "data.json")
     tok = {"pool_tokens_per_unit": 1.5, "pool_unk_rate": 0.01, "test_truncated_share": 0.0, "test_mean_tokens": 12.0}
     write_json({lang: tok for lang in cfg.data.languages}, metrics / "tokenization.json")

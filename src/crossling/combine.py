@@ -2,8 +2,9 @@
 
 Removed from both: empty/whitespace texts and labels outside `data.labels`. Removed from the pool only:
 repeated texts (one copy kept when all copies agree; every copy dropped when their labels conflict) and
-texts that also occur in that language's test split (leakage). The test split is never deduplicated,
-only counted. Every removal is counted per language in metrics/data.json.
+texts that also occur in a test split (leakage): that language's, or another's (joint models train on
+every pool and are tested on every test split). The test split is never deduplicated, only counted.
+Every removal is counted per language in metrics/data.json.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def drop_invalid(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
     return df[~(empty | unknown)]
 
 
-def clean_language(rows: pd.DataFrame, labels: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def clean_language(rows: pd.DataFrame, labels: tuple[str, ...],
+                   other_test_texts: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Pool and test for one language, plus counts of everything that was removed or found."""
     counts: dict[str, int] = {f"raw_{s}": int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
     pool = drop_invalid(rows[rows["split"] != "test"], "pool", counts)
@@ -59,6 +61,9 @@ def clean_language(rows: pd.DataFrame, labels: tuple[str, ...]) -> tuple[pd.Data
     leaked = _key(pool["text"]).isin(set(_key(test["text"])))
     counts["pool_test_overlap_rows"] = int(leaked.sum())
     pool = pool[~leaked]
+    leaked_elsewhere = _key(pool["text"]).isin(other_test_texts)
+    counts["pool_other_language_test_overlap_rows"] = int(leaked_elsewhere.sum())
+    pool = pool[~leaked_elsewhere]
 
     counts["test_duplicate_rows_kept"] = int(_key(test["text"]).duplicated().sum())
     counts["pool"] = len(pool)
@@ -72,8 +77,12 @@ def clean_language(rows: pd.DataFrame, labels: tuple[str, ...]) -> tuple[pd.Data
 
 def combine(raw: pd.DataFrame, data: DataConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     pools, tests, report = [], [], {}
+    test_rows = raw[raw["split"] == "test"]
+    test_texts = {lang: frozenset(_key(test_rows.loc[test_rows["language"] == lang, "text"])) - {""}
+                  for lang in data.languages}
     for lang in data.languages:
-        pool, test, counts = clean_language(raw[raw["language"] == lang], data.labels)
+        others = frozenset().union(*(texts for other, texts in test_texts.items() if other != lang))
+        pool, test, counts = clean_language(raw[raw["language"] == lang], data.labels, others)
         pools.append(pool)
         tests.append(test)
         report[lang] = counts
@@ -107,9 +116,10 @@ def main(args, cfg: Config) -> None:
     figures.label_distribution(pd.DataFrame(dist), args.plot_png)
     for lang, counts in report.items():
         log.info("%s: pool %d, test %d, removed from pool: %d empty, %d unknown label, %d duplicate, "
-                 "%d conflicting label, %d in test", lang, counts["pool"], counts["test"], counts["pool_empty_text"],
-                 counts["pool_unknown_label"], counts["pool_duplicate_rows"], counts["pool_conflicting_label_rows"],
-                 counts["pool_test_overlap_rows"])
+                 "%d conflicting label, %d in its test split, %d in another language's", lang, counts["pool"],
+                 counts["test"], counts["pool_empty_text"], counts["pool_unknown_label"], counts["pool_duplicate_rows"],
+                 counts["pool_conflicting_label_rows"], counts["pool_test_overlap_rows"],
+                 counts["pool_other_language_test_overlap_rows"])
 
 
 def cli(argv: list[str] | None = None) -> None:

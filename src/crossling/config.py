@@ -8,6 +8,7 @@ spells them all out. Unknown keys, wrong types and out-of-range values raise
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -48,14 +49,18 @@ class DataConfig:
     def __post_init__(self) -> None:
         _nonempty("data.source", self.source)
         _nonempty("data.hub_id", self.hub_id)
+        _nonempty("data.hub_config", self.hub_config)
         _nonempty("data.revision", self.revision)
         _distinct_nonempty("data.languages", self.languages)
         for lang in self.languages:
             if lang not in KNOWN_LANGUAGES:
                 raise ConfigError("data.languages", f"unknown language {lang!r} (allowed: {', '.join(KNOWN_LANGUAGES)})")
         _distinct_nonempty("data.labels", self.labels)
-        if len(self.labels) < 2:
-            raise ConfigError("data.labels", "needs at least two label names")
+        if not 2 <= len(self.labels) <= 127:  # label ids are stored as int8
+            raise ConfigError("data.labels", f"needs 2 to 127 label names, got {len(self.labels)}")
+        for name in self.labels:
+            if not name or name != name.strip():
+                raise ConfigError("data.labels", f"label {name!r} is empty or has surrounding spaces")
 
     @property
     def is_hub(self) -> bool:
@@ -76,6 +81,10 @@ class SampleConfig:
         dupes = sorted({s for s in self.sizes if self.sizes.count(s) > 1})
         if dupes:
             raise ConfigError("sample.sizes", f"duplicate size(s) {dupes}; list each size once")
+        if list(self.sizes) != sorted(self.sizes):
+            raise ConfigError("sample.sizes", f"must be in increasing order, got {list(self.sizes)} "
+                              "(the monolingual models train on the last, largest size)")
+        _seed("sample.seed", self.seed)
 
     @property
     def largest(self) -> int:
@@ -115,6 +124,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _nonempty("model.checkpoint", self.checkpoint)
+        _seed("model.init_seed", self.init_seed)
 
     @property
     def is_scratch(self) -> bool:
@@ -149,6 +159,8 @@ class TrainConfig:
         dupes = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
         if dupes:
             raise ConfigError("train.seeds", f"duplicate seed(s) {dupes}; list each seed once")
+        for i, seed in enumerate(self.seeds):
+            _seed(f"train.seeds[{i}]", seed)
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError("train.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
         if self.max_length < MIN_MAX_LENGTH:
@@ -169,6 +181,7 @@ class EvaluateConfig:
             raise ConfigError("evaluate.bootstrap_samples", f"must be at least 100, got {self.bootstrap_samples}")
         if not 0.5 <= self.confidence < 1:
             raise ConfigError("evaluate.confidence", f"must be in [0.5, 1), got {self.confidence}")
+        _seed("evaluate.seed", self.seed)
 
 
 @dataclass(frozen=True)
@@ -241,11 +254,11 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads `2e-5` (no dot) as a string
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(name, f"expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(name, f"expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -257,6 +270,11 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
 def _nonempty(name: str, value: str) -> None:
     if not value.strip():
         raise ConfigError(name, "must not be empty")
+
+
+def _seed(name: str, value: int) -> None:
+    if not 0 <= value < 2**32:
+        raise ConfigError(name, f"must be an integer in [0, 2**32), got {value}")
 
 
 def _positive(name: str, value: int) -> None:

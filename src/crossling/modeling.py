@@ -44,13 +44,15 @@ def load_classifier(path: str | Path, labels: tuple[str, ...]):
 
 
 def check_labels(config, labels: tuple[str, ...], where: str) -> None:
+    """A classification head must have exactly data.labels, in that order (generic LABEL_i names excepted)."""
     names = tuple(config.id2label[i] for i in range(config.num_labels))
     if config.num_labels != len(labels):
         raise DataError(f"{where} has {config.num_labels} labels {list(names)} but data.labels has {len(labels)} "
                         f"{list(labels)}; use a checkpoint without a classification head or with the same labels")
-    if names != labels and set(names) == set(labels):
-        raise DataError(f"{where} orders its labels {list(names)} but data.labels is {list(labels)}; "
-                        "make data.labels match the checkpoint's order")
+    generic = names == tuple(f"LABEL_{i}" for i in range(len(names)))
+    if names != labels and not generic:
+        raise DataError(f"{where} has labels {list(names)} but data.labels is {list(labels)}; its head would be "
+                        "read with the wrong names: make data.labels match the checkpoint exactly")
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, list[list[int]]]:

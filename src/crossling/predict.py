@@ -1,7 +1,7 @@
 """predict: label and class probabilities from a trained model, for texts given as arguments or a file.
 
-    python -m crossling.predict --model models/joint_2000 "What a great day" "Quel désastre"
-    python -m crossling.predict --model models/mono_english --file texts.txt --json
+    python -m crossling.predict --model models/joint_2000_seed42 "What a great day" "Quel désastre"
+    python -m crossling.predict --model models/mono_english_seed42 --file texts.txt --json
 
 Needs only the model directory (what `dvc pull models/<name>` fetches): labels come from its config.
 """
@@ -55,7 +55,7 @@ def predict(model_dir: Path, texts: list[str], max_length: int = 128, batch_size
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("texts", nargs="*", help="texts to classify")
-    parser.add_argument("--model", required=True, help="a model directory, e.g. models/joint_2000")
+    parser.add_argument("--model", required=True, help="a model directory, e.g. models/joint_2000_seed42")
     parser.add_argument("--file", help="a UTF-8 file with one text per line")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -60,10 +60,11 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         f"![tokenization]({figures['tokenization']})",
         "## Data",
         table(["language", "train", "validation", "test", "empty", "unknown label", "duplicates",
-               "conflicting labels", "in test (leakage)", "pool kept", "test kept"],
+               "conflicting labels", "in its test split", "in another's test split", "pool kept", "test kept"],
               [[lang, d["raw_train"], d["raw_validation"], d["raw_test"], d["pool_empty_text"] + d["test_empty_text"],
                 d["pool_unknown_label"] + d["test_unknown_label"], d["pool_duplicate_rows"],
-                d["pool_conflicting_label_rows"], d["pool_test_overlap_rows"], d["pool"], d["test"]]
+                d["pool_conflicting_label_rows"], d["pool_test_overlap_rows"],
+                d["pool_other_language_test_overlap_rows"], d["pool"], d["test"]]
                for lang, d in data.items()]),
         "Removed from the pool only, except empty texts and unknown labels (both splits). Duplicates inside "
         "the test split are kept and counted in `metrics/data.json` (`test_duplicate_rows_kept`).",

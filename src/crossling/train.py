@@ -1,7 +1,7 @@
 """train: fine-tune the base checkpoint on a sample, save the model and its test predictions.
 
-`train_joint@N` trains on the joint sample of size N (all languages); `train_mono@L` (`--language L`)
-on language L's part of the largest sample. Both predict every language's test split in one pass.
+`train_joint@<N>-<seed>` trains on the joint sample of size N (all languages); `train_mono@<L>-<seed>`
+(`--language L`) on language L's part of the largest sample; `--seed` sets the fine-tuning seed. Both predict every language's test split in one pass.
 Training uses the transformers Trainer (dynamic padding, length-grouped batches, bf16 on GPUs that
 support it) and logs to dvclive. With train.processes > 1 the same command relaunches itself under
 torchrun, and the Trainer runs data-parallel (DDP).
@@ -126,7 +126,7 @@ def main(args, cfg: Config) -> None:
 
 def cli(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__.splitlines()[0])
-    parser.add_argument("--name", required=True, help="model name, e.g. joint_2000 or mono_english")
+    parser.add_argument("--name", required=True, help="run name, e.g. joint_2000_seed42 or mono_english_seed42")
     parser.add_argument("--sample", required=True)
     parser.add_argument("--language", default=None, help="train on this language only (monolingual)")
     parser.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: first of train.seeds)")
