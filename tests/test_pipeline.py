@@ -83,7 +83,10 @@ def test_repro_runs_every_stage_and_writes_outputs(project):
                  "plots/learning_curve.png", "plots/label_distribution.png", "plots/training_loss.json"):
         assert (project / path).exists(), path
     summary = json.loads((project / "metrics" / "summary.json").read_text())
-    assert set(summary) >= {"joint_30_mean_macro_f1", "zero_shot_mean_macro_f1", "joint_30_macro_f1_french"}
+    assert set(summary) >= {"joint_30_mean_macro_f1", "zero_shot_mean_macro_f1", "joint_30_macro_f1_french",
+                            "joint_30_final_train_loss"}  # dvclive's loss, shown by `dvc exp show`
+    loss = [r for r in json.loads((project / "plots" / "training_loss.json").read_text()) if r["model"] == "joint_30_seed1"]
+    assert summary["joint_30_final_train_loss"] == loss[-1]["loss"]
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"download", "combine", "sample", "base", "tokenization", "evaluate", "report"} | TRAINING
     report = (project / "reports" / "results.md").read_text()

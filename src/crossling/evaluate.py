@@ -33,6 +33,15 @@ def run_name(model: str, seed: int) -> str:
     return f"{model}_seed{seed}"
 
 
+def final_loss(losses: list[dict], model: str, seeds: tuple[int, ...]) -> dict:
+    """Last logged training loss of `model`, averaged over seeds, so `dvc exp show` shows it."""
+    last = {}
+    for row in losses:  # rows are in step order per run
+        last[row["model"]] = row["loss"]
+    values = [last[run_name(model, seed)] for seed in seeds if run_name(model, seed) in last]
+    return {f"{model}_final_train_loss": round(float(np.mean(values)), 6)} if values else {}
+
+
 def model_names(cfg: Config) -> list[str]:
     return [joint_name(s) for s in sorted(cfg.sample.sizes)] + [mono_name(lang) for lang in cfg.data.languages]
 
@@ -129,16 +138,19 @@ def main(args, cfg: Config) -> None:
                sample={"sizes": cfg.sample.sizes}, train={"seeds": cfg.train.seeds}, evaluate=asdict(cfg.evaluate))
     out = evaluate(Path(args.predictions), cfg)
     metrics, plots = Path(args.metrics), Path(args.plots)
-    for name in ("joint", "transfer", "summary", "transfer_summary", "detailed"):
+    for name in ("joint", "transfer", "transfer_summary", "detailed"):
         write_json(out[name], metrics / f"{name}.json")
     write_json({"labels": list(cfg.data.labels), "rows": "gold", "columns": "predicted", "runs": out["confusion"]},
                metrics / "confusion_matrices.json")
     write_json(out["learning_curve"], plots / "learning_curve.json")
     write_json(out["transfer_matrix"], plots / "transfer_matrix.json")
     runs = [run_name(m, seed) for m in model_names(cfg) for seed in cfg.train.seeds]
-    write_json(training_loss(Path(args.logs), runs), plots / "training_loss.json")
+    losses = training_loss(Path(args.logs), runs)
+    write_json(losses, plots / "training_loss.json")
+    out["summary"] |= final_loss(losses, joint_name(cfg.sample.largest), cfg.train.seeds)
     figures.learning_curve(pd.DataFrame(out["learning_curve"]), plots / "learning_curve.png")
     figures.transfer_matrix(pd.DataFrame(out["transfer_matrix"]), plots / "transfer_matrix.png")
+    write_json(out["summary"], metrics / "summary.json")
     log.info("summary: %s", out["summary"])
 
 
