@@ -7,6 +7,7 @@ spells them all out. Unknown keys, wrong types and out-of-range values raise
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import types
@@ -253,10 +254,8 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads `2e-5` (no dot) as a string
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise ConfigError(name, f"expected a finite number, got {value!r}")
         return float(value)

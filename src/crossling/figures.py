@@ -36,7 +36,7 @@ def learning_curve(curve: pd.DataFrame, path: str | Path) -> None:
         sns.lineplot(data=curve, x="size", y=metric, hue="language", marker="o", ax=ax)
         lo, hi = f"{metric}_ci_low", f"{metric}_ci_high"
         if lo in curve and hi in curve:
-            for (lang, part), color in zip(curve.groupby("language", sort=False),
+            for (_, part), color in zip(curve.groupby("language", sort=False),
                                            sns.color_palette(n_colors=curve["language"].nunique())):
                 ax.fill_between(part["size"], part[lo], part[hi], alpha=0.15, color=color, linewidth=0)
         ax.set(title=title, xlabel="training examples per language", ylabel=title)
