@@ -23,6 +23,8 @@ KNOWN_LANGUAGES = (
     "arabic", "chinese", "english", "french", "german", "hindi",
     "indonesian", "italian", "japanese", "malay", "portuguese", "spanish",
 )
+DEVICES = ("auto", "cuda", "mps", "cpu")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # [CLS] + [SEP] + at least one text token.
 MIN_MAX_LENGTH = 3
 
@@ -119,12 +121,15 @@ class ScratchConfig:
 class ModelConfig:
     # A hub id, a local checkpoint directory, or "scratch".
     checkpoint: str = "distilbert-base-multilingual-cased"
+    # Hub revision (branch, tag or commit sha) of a hub checkpoint; ignored for a local directory or scratch.
+    revision: str = "main"
     # Seeds the weights the base stage creates: the classification head (or, for scratch, everything).
     init_seed: int = 42
     scratch: ScratchConfig = field(default_factory=ScratchConfig)
 
     def __post_init__(self) -> None:
         _nonempty("model.checkpoint", self.checkpoint)
+        _nonempty("model.revision", self.revision)
         _seed("model.init_seed", self.init_seed)
 
     @property
@@ -145,8 +150,14 @@ class TrainConfig:
     eval_batch_size: int = 128
     # Data-parallel processes (torchrun/DDP through the Trainer); 1 = plain single process.
     processes: int = 1
+    # Where training and prediction run: auto = CUDA, else Apple MPS, else CPU (chosen by accelerate).
+    device: str = "auto"
+    # auto = bf16 on GPUs with native bf16, fp16 mixed precision on older CUDA GPUs, fp32 elsewhere.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        _choice("train.device", self.device, DEVICES)
+        _choice("train.precision", self.precision, PRECISIONS)
         _positive("train.epochs", self.epochs)
         _positive("train.batch_size", self.batch_size)
         _positive("train.eval_batch_size", self.eval_batch_size)
@@ -269,6 +280,11 @@ def _coerce(tp: Any, value: Any, name: str) -> Any:
 def _nonempty(name: str, value: str) -> None:
     if not value.strip():
         raise ConfigError(name, "must not be empty")
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}, got {value!r}")
 
 
 def _seed(name: str, value: int) -> None:
