@@ -81,13 +81,13 @@ def test_checkpoint_with_other_label_count_is_refused(tmp_path):
     DistilBertForSequenceClassification(cfg).save_pretrained(two)
     tok.save_pretrained(two)
     with pytest.raises(DataError, match="has 2 labels .* data.labels has 3"):
-        base.pretrained(str(two), LABELS)
+        base.pretrained(str(two), "main", LABELS)
 
 
 def test_unreachable_hub_points_offline():
     # HF_HUB_OFFLINE=1 (conftest) makes every hub lookup fail as it does without network.
     with pytest.raises(DataError) as err:
-        base.pretrained("distilbert-base-multilingual-cased", LABELS)
+        base.pretrained("distilbert-base-multilingual-cased", "main", LABELS)
     assert "Hugging Face Hub" in str(err.value) and "model.checkpoint=scratch" in str(err.value)
 
 
@@ -124,4 +124,29 @@ def test_checkpoint_with_other_label_names_is_refused(tmp_path):
     DistilBertForSequenceClassification(cfg).save_pretrained(other)
     tok.save_pretrained(other)
     with pytest.raises(DataError, match="would be read with the wrong names"):
-        base.pretrained(str(other), LABELS)
+        base.pretrained(str(other), "main", LABELS)
+
+
+def headless_bert(path, tok):
+    """What a downloaded pretrained checkpoint looks like: a BertModel, no classification head."""
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=64, pad_token_id=tok.pad_token_id)
+    BertModel(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_headless_checkpoint_gets_a_head_and_records_it(tmp_path, caplog, capfd):
+    tok = base.train_tokenizer(["good day bad day a day"] * 10, vocab_size=200)
+    ckpt = headless_bert(tmp_path / "bert", tok)
+    out = run_base(tmp_path, ckpt)
+    record = json.loads((out / "crossling_init.json").read_text())
+    assert record == {"scratch": False, "created_weights": ["classifier.bias", "classifier.weight"]}
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["id2label"] == {"0": "positive", "1": "neutral", "2": "negative"}
+    assert "created for the 3 labels: classifier.bias, classifier.weight" in caplog.text
+    err = capfd.readouterr().err
+    assert "LOAD REPORT" not in err and "Loading weights" not in err  # transformers' tables and bars are quiet

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import make_csv_source, tiny_params, write_params
 
@@ -20,17 +21,18 @@ BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
 
 
-def sh(repo: Path, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+def sh(repo: Path, *cmd: str, check: bool = True, **env_vars: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
-               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t",
+               **env_vars)
     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return sh(repo, str(BIN / "dvc"), *args, check=check)
+def dvc(repo: Path, *args: str, check: bool = True, **env_vars: str) -> subprocess.CompletedProcess:
+    return sh(repo, str(BIN / "dvc"), *args, check=check, **env_vars)
 
 
 def make_project(path: Path, source: Path, **param_overrides) -> Path:
@@ -56,7 +58,7 @@ def make_project(path: Path, source: Path, **param_overrides) -> Path:
 def project(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("e2e")
     source = make_csv_source(base / "source", pool_per_class=30, test_per_class=10)
-    repo = make_project(base / "project", source, sizes=(12, 30), train__seeds=[1])
+    repo = make_project(base / "project", source, sizes=(12, 30), train__seeds=[1], train__device="cpu")
     dvc(repo, "repro")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
@@ -201,20 +203,46 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, tmp_path):
     assert (tmp_path / "report" / "plots" / "index.html").exists()
 
 
-def test_queued_experiment_runs(project):
+def test_queued_experiment_runs_its_own_code_when_the_checkout_is_broken(project):
     dvc(project, "exp", "run", "--queue", "-S", "train.epochs=3")
-    dvc(project, "queue", "start", "-j", "1")
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        status = dvc(project, "queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(2)
-    assert "Success" in status, status
+    common = project / "src" / "crossling" / "common.py"
+    good = common.read_text()
+    common.write_text(good + '\nraise SystemExit("broken main checkout")\n')
+    try:
+        # PYTHONPATH as an editable install of this checkout sets it: the broken src on every python's path
+        dvc(project, "queue", "start", "-j", "1", PYTHONPATH=str(project / "src"))
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            status = dvc(project, "queue", "status").stdout
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(2)
+    finally:
+        common.write_text(good)
+    assert "Success" in status and "Failed" not in status, status
     exps = json.loads(dvc(project, "exp", "show", "--json").stdout)
-    epochs = [e["data"]["params"]["params.yaml"]["data"]["train"]["epochs"]
-              for commit in exps for exp in (commit.get("experiments") or []) for e in exp["revs"]]
-    assert 3 in epochs
+    runs = [e["data"] for commit in exps for exp in (commit.get("experiments") or []) for e in exp["revs"]]
+    done = [r for r in runs if r["params"]["params.yaml"]["data"]["train"]["epochs"] == 3]
+    assert done and done[0]["metrics"]["metrics/summary.json"]["data"]["joint_30_mean_macro_f1"] >= 0
+
+
+@pytest.mark.parametrize("device", [d for d, present in (("cuda", torch.cuda.is_available()),
+                                                         ("mps", torch.backends.mps.is_available())) if not present])
+def test_a_device_that_is_not_there_fails_at_once_in_one_line(project, device):
+    params, lock = (project / "params.yaml").read_text(), (project / "dvc.lock").read_text()
+    (project / "params.yaml").write_text(params.replace("device: cpu", f"device: {device}"))
+    try:
+        proc = dvc(project, "repro", check=False)
+    finally:
+        (project / "params.yaml").write_text(params)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("crossling.")]
+    assert errors == [f"crossling.train: error: params.yaml: train.device: {device} was requested but the libraries "
+                      "found only cpu on this machine; use train.device=auto or cpu (no silent fall-back)"]
+    assert "Running stage 'train_" in proc.stdout and "step 1/" not in proc.stderr  # nothing trained
+    assert (project / "dvc.lock").read_text() == lock  # nothing was recorded
+    dvc(project, "checkout")  # DVC removed the stage's outputs before running it; the cache has them
+    assert "up to date" in dvc(project, "status").stdout
 
 
 def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):

@@ -1,4 +1,5 @@
 import pandas as pd
+import torch
 import pyarrow.parquet as pq
 import pytest
 from conftest import make_csv_source, tiny_params, write_params
@@ -103,3 +104,83 @@ def test_data_parallel_training_on_two_cpu_processes(prepared, tmp_path):
     assert (preds["pred_id"] == preds["label_id"]).mean() > 0.5
     loss = pd.read_csv(d / "logs" / "joint_ddp" / "plots" / "metrics" / "loss.tsv", sep="\t")
     assert loss["loss"].iloc[-1] < loss["loss"].iloc[0]
+
+
+def test_progress_is_reported_while_training(prepared, caplog, capfd):
+    d, params = prepared
+    run_train(d, params, "joint_progress")
+    lines = [r.getMessage() for r in caplog.records if "joint_progress: step " in r.getMessage()]
+    assert lines and "step 160/160 (100%)" in lines[-1]  # 60 examples / batch 8 = 8 steps x 20 epochs
+    assert all("examples/s" in line and "left, loss" in line for line in lines)
+    assert "training on cpu (CPU), precision fp32, 1 process(es), global batch 8, 160 optimizer steps" in caplog.text
+    err = capfd.readouterr()
+    assert "Loading weights" not in err.err and "{'loss'" not in err.out  # no bars, no raw log dicts
+
+
+def test_dvclive_steps_are_optimizer_steps(prepared):
+    d, params = prepared
+    run_train(d, params, "joint_steps", sample_size=12)  # 24 examples, batch 8: 3 steps per epoch, 20 epochs
+    metrics = d / "logs" / "joint_steps" / "plots" / "metrics"
+    loss = pd.read_csv(metrics / "loss.tsv", sep="\t")
+    epoch = pd.read_csv(metrics / "epoch.tsv", sep="\t")
+    assert loss["step"].is_monotonic_increasing and loss["step"].iloc[0] == 1 and loss["step"].iloc[-1] == 60
+    assert epoch["epoch"].iloc[-1] == pytest.approx(20.0)
+    assert (epoch["epoch"] * 3 - epoch["step"]).abs().max() < 1e-6  # step = epoch x steps per epoch
+
+
+def test_seeds_redraw_the_created_weights_unless_fixed(prepared):
+    from crossling.modeling import load_classifier
+
+    d, _ = prepared
+    base_model, _ = load_classifier(d / "base")
+    drawn = {}
+    for seed in (42, 7, 8):
+        model, _ = load_classifier(d / "base")
+        assert train.redraw_created_weights(model, d / "base", seed) == "all weights"  # scratch
+        drawn[seed] = model.state_dict()
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)  # noqa: E731
+    assert same(drawn[42], base_model.state_dict())  # the base stage drew with model.init_seed=42
+    assert not same(drawn[7], drawn[8])
+
+
+def test_pretrained_base_redraws_only_its_new_head(tmp_path):
+    from test_base import headless_bert, run_base
+
+    from crossling.modeling import load_classifier
+
+    tok = base.train_tokenizer(["good day bad day a day"] * 10, vocab_size=200)
+    out = run_base(tmp_path, headless_bert(tmp_path / "bert", tok))
+    states = []
+    for seed in (1, 2):
+        model, _ = load_classifier(out)
+        assert train.redraw_created_weights(model, out, seed) == "classifier"
+        states.append(model.state_dict())
+    changed = {k for k in states[0] if not torch.equal(states[0][k], states[1][k])}
+    assert changed == {"classifier.weight"}  # the bias starts at zero for every seed
+    assert torch.equal(states[0]["classifier.bias"], torch.zeros(3))
+
+
+def test_dev_split_scored_every_epoch_and_best_epoch_kept(prepared, tmp_path, caplog):
+    d, _ = prepared
+    pool = pd.read_parquet(d / "pool.parquet")
+    pool.groupby(["language", "label_id"]).head(4).to_parquet(tmp_path / "dev.parquet")
+    params = write_params(tmp_path / "best.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=4,
+                                                               train__select="best"))
+    run_train(d, params, "joint_best", extra=["--dev", str(tmp_path / "dev.parquet")])
+    dev = d / "logs" / "joint_best" / "plots" / "metrics" / "dev"
+    for lang in ("english", "french"):
+        f1 = pd.read_csv(dev / f"macro_f1_{lang}.tsv", sep="\t")
+        assert list(f1["step"]) == [8, 16, 24, 32]  # after each epoch of 8 optimizer steps
+        assert f1[f"macro_f1_{lang}"].between(0, 1).all()
+    mean = pd.read_csv(dev / "macro_f1_mean.tsv", sep="\t")["macro_f1_mean"]
+    best = int(mean.to_numpy().argmax()) + 1
+    assert f"joint_best: kept epoch {best} of 4 (best mean dev macro-F1 {mean.max():.4f})" in caplog.text
+
+
+def test_best_epoch_needs_a_dev_split(prepared, tmp_path, capsys):
+    d, _ = prepared
+    params = write_params(tmp_path / "best.yaml", tiny_params(d / "source", sizes=(12, 30), train__select="best"))
+    with pytest.raises(SystemExit):
+        run_train(d, params, "joint_nodev")
+    assert "train.select=best needs the dev split" in capsys.readouterr().err
+    assert not (d / "models" / "joint_nodev").exists()

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from crossling.common import DataError, atomic_dir, log, log_params, read_parquet, run_stage, stage_parser
+from crossling.common import DataError, atomic_dir, log, log_params, read_parquet, run_stage, stage_parser, write_json
 from crossling.config import Config, ScratchConfig
-from crossling.modeling import SPECIAL_TOKENS, check_labels
+from crossling.modeling import INIT_RECORD, SPECIAL_TOKENS, check_labels, quiet_transformers
 
 OFFLINE_HINT = "offline? use -S model.checkpoint=scratch or a local checkpoint directory (see README, Offline)"
 
@@ -82,7 +82,8 @@ def checkpoint_location(checkpoint: str) -> str:
     return "hub"
 
 
-def pretrained(checkpoint: str, labels: tuple[str, ...]):
+def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...]):
+    """The checkpoint with a classification head for `labels`, and the names of the weights created here."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     local = checkpoint_location(checkpoint) == "local"
@@ -90,7 +91,7 @@ def pretrained(checkpoint: str, labels: tuple[str, ...]):
         raise DataError(f"model.checkpoint: no checkpoint at {checkpoint} (expected a directory with config.json "
                         "and .safetensors weights)")
     try:
-        config = AutoConfig.from_pretrained(checkpoint, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(checkpoint, revision=revision, trust_remote_code=False)
     except OSError as exc:
         where = "the local directory" if local else "the Hugging Face Hub"
         raise DataError(f"model.checkpoint: could not load {checkpoint!r} from {where}: "
@@ -98,16 +99,23 @@ def pretrained(checkpoint: str, labels: tuple[str, ...]):
     if any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
         check_labels(config, labels, f"model.checkpoint {checkpoint}")  # a fine-tuned head must fit our labels
     try:
-        tokenizer = AutoTokenizer.from_pretrained(checkpoint, trust_remote_code=False)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            checkpoint, use_safetensors=True, trust_remote_code=False, **label_maps(labels))
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint, revision=revision, trust_remote_code=False)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            checkpoint, revision=revision, use_safetensors=True, trust_remote_code=False, output_loading_info=True,
+            **label_maps(labels))
     except OSError as exc:
         raise DataError(f"model.checkpoint: could not load {checkpoint!r}: {str(exc).splitlines()[0][:300]}; "
                         f"{OFFLINE_HINT}") from None
-    return model, tokenizer
+    if info["mismatched_keys"]:
+        raise DataError(f"model.checkpoint: {checkpoint} has weights of the wrong shape: {info['mismatched_keys']}")
+    unused = sorted(info["unexpected_keys"])
+    if unused:
+        log.info("not used from the checkpoint (no classification task needs them): %s", ", ".join(unused))
+    return model, tokenizer, sorted(info["missing_keys"])
 
 
 def main(args, cfg: Config) -> None:
+    quiet_transformers()
     log_params("base", model=asdict(cfg.model), data={"labels": cfg.data.labels})
     torch.manual_seed(cfg.model.init_seed)  # the weights created here: all (scratch) or the new head
     if cfg.model.is_scratch:
@@ -117,11 +125,14 @@ def main(args, cfg: Config) -> None:
         log.info("scratch DistilBERT: %d parameters, vocabulary %d (trained on %d pool texts)",
                  model.num_parameters(), len(tokenizer), len(pool))
     else:
-        model, tokenizer = pretrained(cfg.model.checkpoint, cfg.data.labels)
-        log.info("loaded %s: %d parameters", cfg.model.checkpoint, model.num_parameters())
+        model, tokenizer, created = pretrained(cfg.model.checkpoint, cfg.model.revision, cfg.data.labels)
+        log.info("loaded %s (revision %s): %d parameters; created for the %d labels: %s", cfg.model.checkpoint,
+                 cfg.model.revision, model.num_parameters(), len(cfg.data.labels), ", ".join(created) or "nothing")
     with atomic_dir(args.out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        write_json({"scratch": cfg.model.is_scratch, "created_weights": [] if cfg.model.is_scratch else created},
+                   Path(tmp) / INIT_RECORD)
     log.info("wrote base checkpoint to %s", args.out)
 
 

@@ -154,10 +154,17 @@ class TrainConfig:
     device: str = "auto"
     # auto = bf16 on GPUs with native bf16, fp16 mixed precision on older CUDA GPUs, fp32 elsewhere.
     precision: str = "auto"
+    # Keep the epoch that ends training ("last", the reference) or the one with the best dev macro-F1 ("best").
+    select: str = "last"
+    # Batches of texts of similar length (faster; changes which texts share a batch).
+    group_by_length: bool = True
+    # False: each fine-tuning seed re-draws the weights the base stage created (the new head; scratch: all).
+    fixed_init: bool = False
 
     def __post_init__(self) -> None:
         _choice("train.device", self.device, DEVICES)
         _choice("train.precision", self.precision, PRECISIONS)
+        _choice("train.select", self.select, ("last", "best"))
         _positive("train.epochs", self.epochs)
         _positive("train.batch_size", self.batch_size)
         _positive("train.eval_batch_size", self.eval_batch_size)

@@ -1,17 +1,21 @@
-"""Model helpers shared by base, train and predict: loading, checks, tokenization and fast inference."""
+"""Model helpers shared by base, train and predict: device and precision, loading, checks, tokenization, inference."""
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from crossling.common import DataError
+from crossling.config import ConfigError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# Written by the base stage: which weights it created (not loaded), so each fine-tuning seed can re-draw them.
+INIT_RECORD = "crossling_init.json"
 
 
 def configure_threads() -> int:
@@ -23,12 +27,84 @@ def configure_threads() -> int:
     return n
 
 
-def device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What the precision choice needs to know about a device."""
+
+    type: str  # cuda, mps or cpu
+    name: str = ""
+    capability: tuple[int, int] | None = None  # CUDA compute capability
+    mps_bf16: bool = False  # macOS >= 14, where torch's MPS backend has bf16
 
 
-def load_classifier(path: str | Path, labels: tuple[str, ...]):
-    """A saved classifier (base or fine-tuned) and its tokenizer, checked against data.labels."""
+def check_device(requested: str, found: torch.device) -> torch.device:
+    """`found` is what the libraries chose; a device asked for by name must be the one they found."""
+    if requested not in ("auto", found.type):
+        raise ConfigError("train.device", f"{requested} was requested but the libraries found only {found.type} "
+                          f"on this machine; use train.device=auto or {found.type} (no silent fall-back)")
+    return found
+
+
+def library_device(requested: str) -> torch.device:
+    """The device accelerate picks (CUDA, else Apple MPS, else CPU; CPU only when asked), checked against the request."""
+    from accelerate import PartialState
+
+    return check_device(requested, PartialState(cpu=requested == "cpu").device)
+
+
+def device_info(device: torch.device) -> DeviceInfo:
+    if device.type == "cuda":
+        return DeviceInfo("cuda", torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device))
+    if device.type == "mps":
+        return DeviceInfo("mps", "Apple MPS", mps_bf16=torch.backends.mps.is_macos_or_newer(14, 0))
+    return DeviceInfo(device.type, "CPU" if device.type == "cpu" else device.type)
+
+
+def choose_precision(requested: str, info: DeviceInfo) -> str:
+    """fp32, bf16 or fp16 (mixed precision) for `info`; a request the device cannot serve is an error.
+
+    auto: bf16 where the GPU runs it natively (compute capability >= 8.0; torch.cuda.is_bf16_supported()
+    also says yes on T4/V100, where bf16 is emulated and slow), fp16 on older CUDA GPUs, fp16 on Apple
+    MPS (accelerate's native-AMP path there), fp32 on CPU.
+    """
+    native_bf16 = {"cuda": info.capability is not None and info.capability >= (8, 0),
+                   "mps": info.mps_bf16, "cpu": True}.get(info.type, False)
+    if requested == "auto":
+        if info.type == "cuda":
+            return "bf16" if native_bf16 else "fp16"
+        return "fp16" if info.type == "mps" else "fp32"
+    if requested == "bf16" and not native_bf16:
+        why = (f"compute capability {info.capability[0]}.{info.capability[1]} < 8.0, so bf16 is emulated"
+               if info.type == "cuda" and info.capability else "needs macOS 14 or newer" if info.type == "mps"
+               else "is not supported")
+        raise ConfigError("train.precision", f"bf16 on {info.name or info.type} {why}; use fp16, fp32 or auto")
+    if requested == "fp16" and info.type not in ("cuda", "mps"):
+        raise ConfigError("train.precision", f"fp16 mixed precision needs a CUDA or MPS device, this run is on "
+                          f"{info.type}; use fp32, bf16 or auto")
+    return requested
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def one_device_per_process(environ: dict, processes: int) -> None:
+    """With one process, show it one GPU: the Trainer would otherwise wrap the model in DataParallel over
+    every visible GPU and silently multiply the batch. Must run before CUDA is initialized."""
+    if processes == 1:
+        visible = environ.get("CUDA_VISIBLE_DEVICES")
+        environ["CUDA_VISIBLE_DEVICES"] = "0" if visible is None else visible.split(",")[0]
+
+
+def quiet_transformers() -> None:
+    """No weight-loading/saving bars or load-report tables in stage logs; stages log what matters themselves."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def load_classifier(path: str | Path, labels: tuple[str, ...] | None = None):
+    """A saved classifier (base or fine-tuned) and its tokenizer, checked against `labels` if given."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     path = Path(path)
@@ -39,7 +115,8 @@ def load_classifier(path: str | Path, labels: tuple[str, ...]):
         raise DataError(f"{path} has no .safetensors weights; only safetensors checkpoints are loaded")
     model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    check_labels(model.config, labels, str(path))
+    if labels is not None:
+        check_labels(model.config, labels, str(path))
     return model, tokenizer
 
 
@@ -62,14 +139,15 @@ def tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, list[lis
     return {"input_ids": enc["input_ids"]}
 
 
-def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
+def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_size: int,
+                  device: torch.device | None = None, precision: str = "fp32") -> np.ndarray:
     """Class probabilities for `texts`, in their order; batches hold texts of similar length.
 
     On CPU the batches run in parallel, one per core with one intra-op thread each: for a model this
     small that beats one stream using every core (measured in benchmarks/). Each text's result
     depends only on its batch, so the output is the same whatever order the batches finish in.
     """
-    dev = device()
+    dev = device or torch.device("cpu")
     model.to(dev).eval()
     ids = tokenize(tokenizer, texts, max_length)["input_ids"]
     order = np.argsort([len(x) for x in ids], kind="stable")
@@ -82,7 +160,8 @@ def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_siz
         for row, i in enumerate(idx):
             batch[row, :len(ids[i])] = torch.tensor(ids[i])
             mask[row, :len(ids[i])] = 1
-        with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=AUTOCAST_DTYPES.get(precision),
+                                                     enabled=precision in AUTOCAST_DTYPES):
             logits = model(input_ids=batch.to(dev), attention_mask=mask.to(dev)).logits
             out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
 

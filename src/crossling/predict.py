@@ -14,20 +14,9 @@ import sys
 from pathlib import Path
 
 from crossling.common import DataError, setup_logging
-from crossling.modeling import configure_threads, predict_proba
-
-
-def load(model_dir: Path):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # keep stdout/stderr to the predictions
-    if not (model_dir / "config.json").exists() or not list(model_dir.glob("*.safetensors")):
-        raise DataError(f"no trained model at {model_dir} (needs config.json and .safetensors weights); "
-                        f"fetch it with `dvc pull {model_dir}` or train it with `dvc repro`")
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True, trust_remote_code=False)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=False)
-    return model, tokenizer
+from crossling.config import DEVICES, PRECISIONS, ConfigError
+from crossling.modeling import (choose_precision, configure_threads, device_info, library_device, load_classifier,
+                                predict_proba, quiet_transformers)
 
 
 def read_texts(args: argparse.Namespace) -> list[str]:
@@ -42,11 +31,14 @@ def read_texts(args: argparse.Namespace) -> list[str]:
     return texts
 
 
-def predict(model_dir: Path, texts: list[str], max_length: int = 128, batch_size: int = 256) -> list[dict]:
-    model, tokenizer = load(model_dir)
+def predict(model_dir: Path, texts: list[str], max_length: int = 128, batch_size: int = 256,
+            device: str = "auto", precision: str = "auto") -> list[dict]:
+    model, tokenizer = load_classifier(model_dir)
+    dev = library_device(device)
+    precision = choose_precision(precision, device_info(dev))
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     max_length = min(max_length, model.config.max_position_embeddings)
-    probs = predict_proba(model, tokenizer, texts, max_length, batch_size)
+    probs = predict_proba(model, tokenizer, texts, max_length, batch_size, dev, precision)
     return [{"text": text, "label": labels[int(p.argmax())],
              "probabilities": {name: round(float(p[i]), 4) for i, name in enumerate(labels)}}
             for text, p in zip(texts, probs)]
@@ -59,11 +51,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file", help="a UTF-8 file with one text per line")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="as train.device (default: auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.precision (default: auto)")
     args = parser.parse_args(argv)
     setup_logging("predict")
+    quiet_transformers()
     try:
         configure_threads()
-        results = predict(Path(args.model), read_texts(args), args.max_length)
+        results = predict(Path(args.model), read_texts(args), args.max_length, device=args.device,
+                          precision=args.precision)
+    except ConfigError as exc:  # named after the train.* param; here it is the option
+        option = {"train.device": "--device", "train.precision": "--precision"}.get(exc.field, exc.field)
+        print(f"crossling.predict: error: {option}: {str(exc).split(': ', 1)[1]}", file=sys.stderr)
+        sys.exit(2)
     except DataError as exc:
         print(f"crossling.predict: error: {exc}", file=sys.stderr)
         sys.exit(2)

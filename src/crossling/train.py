@@ -2,9 +2,10 @@
 
 `train_joint@<N>-<seed>` trains on the joint sample of size N (all languages); `train_mono@<L>-<seed>`
 (`--language L`) on language L's part of the largest sample; `--seed` sets the fine-tuning seed. Both predict every language's test split in one pass.
-Training uses the transformers Trainer (dynamic padding, length-grouped batches, bf16 on GPUs that
-support it) and logs to dvclive. With train.processes > 1 the same command relaunches itself under
-torchrun, and the Trainer runs data-parallel (DDP).
+Training uses the transformers Trainer (dynamic padding, length-grouped batches) on the device and in the
+precision of `train.device` / `train.precision`, prints its progress, and logs to dvclive at the optimizer
+step; with `--dev` it scores the dev split after every epoch. With train.processes > 1 the same command
+relaunches itself under torchrun, and the Trainer runs data-parallel (DDP).
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict
+
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import torch
 
-from crossling.common import DataError, atomic_dir, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
+from crossling.common import (DataError, atomic_dir, log, log_params, read_json, read_parquet, run_stage, stage_parser,
+                              write_parquet)
 from crossling.config import Config, TrainConfig
-from crossling.modeling import configure_threads, load_classifier, predict_proba, tokenize
+from crossling.modeling import (INIT_RECORD, check_device, choose_precision, configure_threads, device_info,
+                                load_classifier, one_device_per_process, predict_proba, quiet_transformers, tokenize)
 
 
 def prediction_schema(labels: tuple[str, ...]) -> pa.Schema:
@@ -38,28 +44,158 @@ def training_frame(sample: pd.DataFrame, language: str | None) -> pd.DataFrame:
     return part
 
 
-def training_arguments(train: TrainConfig, output_dir: str, steps_per_epoch: int, seed: int):
+def redraw_created_weights(model, base_dir: Path, seed: int) -> str:
+    """Draw the weights the base stage created (not loaded) anew from the fine-tuning seed, so seeds cover
+    the initialization too: the whole model for scratch, else the new head's linear layers (BERT's init)."""
+    if not (base_dir / INIT_RECORD).exists():
+        raise DataError(f"{base_dir} has no {INIT_RECORD}; re-run the base stage (dvc repro base)")
+    record = read_json(base_dir / INIT_RECORD)
+    torch.manual_seed(seed)
+    if record["scratch"]:
+        model.load_state_dict(type(model)(model.config).state_dict())
+        return "all weights"
+    modules = sorted({name.rsplit(".", 1)[0] for name in record["created_weights"]})
+    for name in modules:
+        module = model.get_submodule(name)
+        if not isinstance(module, torch.nn.Linear):
+            raise DataError(f"{base_dir}: created weight {name} is a {type(module).__name__}, which crossling cannot "
+                            "re-draw; set train.fixed_init: true to keep the base stage's weights")
+        torch.nn.init.normal_(module.weight, std=model.config.initializer_range)
+        if module.bias is not None:
+            torch.nn.init.zeros_(module.bias)
+    return ", ".join(modules) or "nothing (the checkpoint had a head for these labels)"
+
+
+def device_and_precision(train: TrainConfig):
+    """The device the Trainer (through accelerate) picks, checked against train.device, and the precision for it."""
     from transformers import TrainingArguments
 
-    gpu = torch.cuda.is_available()
-    return TrainingArguments(
-        output_dir=output_dir, num_train_epochs=train.epochs, learning_rate=train.learning_rate,
+    with tempfile.TemporaryDirectory(prefix="crossling-probe-") as probe_dir:
+        found = TrainingArguments(output_dir=probe_dir, use_cpu=train.device == "cpu", report_to="none").device
+    device = check_device(train.device, found)
+    return device, choose_precision(train.precision, device_info(device))
+
+
+def training_arguments(train: TrainConfig, output_dir: str, steps_per_epoch: int, seed: int, device, precision: str):
+    from transformers import TrainingArguments
+
+    args = TrainingArguments(
+        output_dir=output_dir, use_cpu=device.type == "cpu", report_to="none",  # DDP backend: accelerate's choice
+        num_train_epochs=train.epochs, learning_rate=train.learning_rate,
         per_device_train_batch_size=train.batch_size, weight_decay=train.weight_decay,
         warmup_steps=train.warmup_ratio, lr_scheduler_type="linear", seed=seed, data_seed=seed,
-        train_sampling_strategy="group_by_length", length_column_name="length",
+        train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+        length_column_name="length",
         logging_strategy="steps", logging_steps=max(1, steps_per_epoch // 4), logging_first_step=True,
-        save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
-        bf16=gpu and torch.cuda.is_bf16_supported(), fp16=gpu and not torch.cuda.is_bf16_supported(),
-        dataloader_pin_memory=gpu, use_cpu=not gpu,
-        ddp_backend="gloo" if not gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        save_strategy="no", eval_strategy="no", disable_tqdm=True,
+        bf16=precision == "bf16", fp16=precision == "fp16", dataloader_pin_memory=device.type == "cuda",
     )
+    if args.device.type != device.type:
+        raise RuntimeError(f"the Trainer chose {args.device}, the probe {device}")  # never expected
+    if args.n_gpu > 1:  # CUDA was initialized before one_device_per_process could act
+        raise RuntimeError(f"{args.n_gpu} GPUs visible to one process; set CUDA_VISIBLE_DEVICES to one GPU")
+    return args
 
 
-def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, live_dir: str, seed: int):
+class TrainingMonitor:
+    """Progress lines in the stage log and dvclive metrics at the real optimizer step (first process only)."""
+
+    def __init__(self, name: str, live_dir: str, dev_scorer=None, every: float = 0.05, min_seconds: float = 5.0):
+        from dvclive import Live
+
+        self.name, self.dev_scorer, self.every, self.min_seconds = name, dev_scorer, every, min_seconds
+        self.live = Live(live_dir, dvcyaml=False, save_dvc_exp=False)
+        self.loss = float("nan")
+        self.last_line = 0.0
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        monitor = self
+
+        class Callback(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                monitor.start, monitor.next_report = time.monotonic(), 0.0
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and "loss" in logs:
+                    monitor.loss = logs["loss"]
+                    monitor.log(state.global_step, loss=logs["loss"], learning_rate=logs.get("learning_rate"),
+                                epoch=logs.get("epoch"))
+
+            def on_step_end(self, args, state, control, **kwargs):
+                done = state.global_step / state.max_steps
+                now = time.monotonic()
+                if (done >= monitor.next_report and now - monitor.last_line >= monitor.min_seconds
+                        or state.global_step == state.max_steps):
+                    monitor.next_report, monitor.last_line = done + monitor.every, now
+                    monitor.progress(state.global_step, state.max_steps, args.train_batch_size * args.world_size)
+
+            def on_epoch_end(self, args, state, control, model=None, **kwargs):
+                if monitor.dev_scorer is not None:
+                    scores = monitor.dev_scorer(model, round(state.epoch))
+                    monitor.log(state.global_step, **{f"dev/macro_f1_{lang}": f1 for lang, f1 in scores.items()})
+
+            def on_train_end(self, args, state, control, **kwargs):
+                monitor.live.end()
+
+        return Callback()
+
+    def log(self, step: int, **metrics) -> None:
+        self.live.step = step
+        for key, value in metrics.items():
+            if value is not None:
+                self.live.log_metric(key, value)
+        self.live.make_summary()
+
+    def progress(self, step: int, total: int, global_batch: int) -> None:
+        elapsed = time.monotonic() - self.start
+        rate = step / elapsed if elapsed else 0.0
+        left = (total - step) / rate if rate else float("nan")
+        log.info("%s: step %d/%d (%.0f%%), %.2f steps/s (%.0f examples/s), %s elapsed, %s left, loss %s",
+                 self.name, step, total, 100 * step / total, rate, rate * global_batch,
+                 _clock(elapsed), _clock(left), "-" if self.loss != self.loss else f"{self.loss:.4f}")
+
+
+class DevSelector:
+    """Scores the dev split of the training languages after each epoch; keeps the best epoch's weights in memory."""
+
+    def __init__(self, tokenizer, dev: pd.DataFrame, train: TrainConfig, n_labels: int, device, precision: str):
+        self.tokenizer, self.dev, self.train, self.n_labels = tokenizer, dev, train, n_labels
+        self.device, self.precision = device, precision
+        self.best_f1, self.best_epoch, self.best_state = -1.0, None, None
+
+    def __call__(self, model, epoch: int) -> dict[str, float]:
+        from sklearn.metrics import f1_score
+
+        probs = predict_proba(model, self.tokenizer, self.dev["text"].tolist(), self.train.max_length,
+                              self.train.eval_batch_size, self.device, self.precision)
+        model.train()
+        pred, gold = probs.argmax(axis=1), self.dev["label_id"].to_numpy()
+        scores = {lang: float(f1_score(gold[idx], pred[idx], labels=list(range(self.n_labels)), average="macro",
+                                       zero_division=0))
+                  for lang, idx in self.dev.groupby("language", sort=False).indices.items()}
+        mean = sum(scores.values()) / len(scores)
+        log.info("epoch %d: mean dev macro-F1 %.4f (%s)", epoch, mean,
+                 ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        if self.train.select == "best" and mean > self.best_f1:
+            self.best_f1, self.best_epoch = mean, epoch
+            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        return scores | {"mean": mean}
+
+
+def _clock(seconds: float) -> str:
+    if seconds != seconds:  # nan
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, name: str, live_dir: str, seed: int,
+              device, precision: str, dev_selector: DevSelector | None = None) -> bool:
+    """Train `model` in place; returns whether this is the first process (the one that writes outputs)."""
     from datasets import Dataset
-    from dvclive import Live
-    from transformers import DataCollatorWithPadding, Trainer
-    from transformers.integrations import DVCLiveCallback
+    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
 
     ids = tokenize(tokenizer, frame["text"].tolist(), train.max_length)["input_ids"]
     dataset = Dataset.from_dict({"input_ids": ids, "labels": frame["label_id"].astype(int).tolist(),
@@ -67,19 +203,29 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, live_di
     world = int(os.environ.get("WORLD_SIZE", "1"))
     steps_per_epoch = -(-len(dataset) // (train.batch_size * world))
     with tempfile.TemporaryDirectory(prefix="crossling-trainer-") as scratch_dir:
-        args = training_arguments(train, scratch_dir, steps_per_epoch, seed)
-        callbacks = []
-        if args.process_index == 0:
-            callbacks.append(DVCLiveCallback(live=Live(live_dir, dvcyaml=False, save_dvc_exp=False)))
+        args = training_arguments(train, scratch_dir, steps_per_epoch, seed, device, precision)
+        first = args.process_index == 0
+        log.info("%s: training on %s (%s), precision %s, %d process(es), global batch %d, %d optimizer steps", name,
+                 args.device, device_info(args.device).name, precision, args.world_size,
+                 args.train_batch_size * args.world_size, steps_per_epoch * train.epochs)
+        callbacks = [TrainingMonitor(name, live_dir, dev_selector).callback()] if first else []
         trainer = Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           data_collator=DataCollatorWithPadding(tokenizer), callbacks=callbacks)
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict; TrainingMonitor reports progress
         result = trainer.train()
-    log.info("trained on %d examples: %s", len(dataset), {k: round(v, 4) for k, v in result.metrics.items()})
-    return args.process_index == 0
+    if first and dev_selector is not None and train.select == "best":
+        model.load_state_dict(dev_selector.best_state)
+        log.info("%s: kept epoch %d of %d (best mean dev macro-F1 %.4f)", name, dev_selector.best_epoch, train.epochs,
+                 dev_selector.best_f1)
+    log.info("%s: trained on %d examples: %s", name, len(dataset),
+             {k: round(v, 4) for k, v in result.metrics.items()})
+    return first
 
 
-def predictions(model, tokenizer, test: pd.DataFrame, labels: tuple[str, ...], train: TrainConfig) -> pd.DataFrame:
-    probs = predict_proba(model, tokenizer, test["text"].tolist(), train.max_length, train.eval_batch_size)
+def predictions(model, tokenizer, test: pd.DataFrame, labels: tuple[str, ...], train: TrainConfig,
+                device=None, precision: str = "fp32") -> pd.DataFrame:
+    probs = predict_proba(model, tokenizer, test["text"].tolist(), train.max_length, train.eval_batch_size,
+                          device, precision)
     out = pd.DataFrame({"language": test["language"].to_numpy(), "test_row": range(len(test)),
                         "label_id": test["label_id"].to_numpy(), "pred_id": probs.argmax(axis=1)})
     for i, name in enumerate(labels):
@@ -98,27 +244,42 @@ def relaunch_distributed(processes: int, argv: list[str]) -> None:
 
 
 def main(args, cfg: Config) -> None:
+    one_device_per_process(os.environ, cfg.train.processes)
     if cfg.train.processes > 1 and "LOCAL_RANK" not in os.environ:
         relaunch_distributed(cfg.train.processes, args.argv)
         return
+    device, precision = device_and_precision(cfg.train)  # before any work: a missing device fails at once
     seed = cfg.train.seeds[0] if args.seed is None else args.seed
     log_params(f"train {args.name}", train=asdict(cfg.train) | {"seed": seed}, data={"labels": cfg.data.labels},
                sample={"file": args.sample, "language": args.language})
     threads = configure_threads()
+    quiet_transformers()
     frame = training_frame(read_parquet(args.sample, "sample"), args.language)
     test = read_parquet(args.test, "test split")
     model, tokenizer = load_classifier(args.base, cfg.data.labels)
+    if not cfg.train.fixed_init:
+        log.info("%s: drew %s from seed %d", args.name, redraw_created_weights(model, Path(args.base), seed), seed)
     if cfg.train.max_length > model.config.max_position_embeddings:
         raise DataError(f"train.max_length={cfg.train.max_length} exceeds the base model's "
                         f"max_position_embeddings={model.config.max_position_embeddings}")
     log.info("%s: %d training examples (%s), %d threads", args.name, len(frame),
              frame.groupby("language").size().to_dict(), threads)
-    if not fine_tune(model, tokenizer, frame, cfg.train, args.live, seed):
+    selector = None
+    if args.dev:
+        dev = read_parquet(args.dev, "dev split")
+        missing = sorted(set(frame["language"]) - set(dev["language"]))
+        if missing:
+            raise DataError(f"{args.dev} has no dev texts for {', '.join(missing)}; re-run the stage that carves it")
+        selector = DevSelector(tokenizer, dev[dev["language"].isin(set(frame["language"]))], cfg.train,
+                               len(cfg.data.labels), device, precision)
+    elif cfg.train.select == "best":
+        raise DataError("train.select=best needs the dev split (--dev data/dev.parquet); use train.select=last")
+    if not fine_tune(model, tokenizer, frame, cfg.train, args.name, args.live, seed, device, precision, selector):
         return  # only the first process writes outputs
     with atomic_dir(args.out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    preds = predictions(model, tokenizer, test, cfg.data.labels, cfg.train)
+    preds = predictions(model, tokenizer, test, cfg.data.labels, cfg.train, device, precision)
     write_parquet(preds, prediction_schema(cfg.data.labels), args.predictions)
     acc = (preds["pred_id"] == preds["label_id"]).groupby(preds["language"]).mean().round(4).to_dict()
     log.info("%s: wrote %s and %s; test accuracy %s", args.name, args.out, args.predictions, acc)
@@ -132,6 +293,7 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: first of train.seeds)")
     parser.add_argument("--base", default="models/base")
     parser.add_argument("--test", default="data/test.parquet")
+    parser.add_argument("--dev", default=None, help="dev split, scored after every epoch (train.select=best uses it)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--predictions", required=True)
     parser.add_argument("--live", required=True, help="dvclive directory")

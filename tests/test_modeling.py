@@ -1,0 +1,76 @@
+"""Device and precision choice, decided from a device's properties, so every case is tested on CPU."""
+
+import pytest
+import torch
+
+from crossling.config import ConfigError
+from crossling.modeling import DeviceInfo, check_device, choose_precision, library_device, one_device_per_process
+
+H100 = DeviceInfo("cuda", "NVIDIA H100", (9, 0))
+A100 = DeviceInfo("cuda", "NVIDIA A100", (8, 0))
+T4 = DeviceInfo("cuda", "Tesla T4", (7, 5))  # torch.cuda.is_bf16_supported() says yes here (emulated)
+V100 = DeviceInfo("cuda", "Tesla V100", (7, 0))
+MAC_14 = DeviceInfo("mps", "Apple MPS", mps_bf16=True)
+MAC_13 = DeviceInfo("mps", "Apple MPS", mps_bf16=False)
+CPU = DeviceInfo("cpu", "CPU")
+
+
+@pytest.mark.parametrize("info, expected", [
+    (H100, "bf16"), (A100, "bf16"), (T4, "fp16"), (V100, "fp16"), (MAC_14, "fp16"), (MAC_13, "fp16"), (CPU, "fp32"),
+])
+def test_auto_precision_fits_the_device(info, expected):
+    assert choose_precision("auto", info) == expected
+
+
+@pytest.mark.parametrize("requested, info", [
+    ("fp32", H100), ("fp32", T4), ("fp32", CPU), ("fp32", MAC_13), ("bf16", A100), ("fp16", H100), ("fp16", T4),
+    ("bf16", MAC_14), ("fp16", MAC_13), ("bf16", CPU),
+])
+def test_explicit_precision_the_device_serves(requested, info):
+    assert choose_precision(requested, info) == requested
+
+
+@pytest.mark.parametrize("requested, info, fragment", [
+    ("bf16", T4, "compute capability 7.5 < 8.0"),
+    ("bf16", V100, "compute capability 7.0 < 8.0"),
+    ("bf16", MAC_13, "needs macOS 14"),
+    ("fp16", CPU, "needs a CUDA or MPS device"),
+])
+def test_precision_the_device_cannot_serve_is_a_one_line_error(requested, info, fragment):
+    with pytest.raises(ConfigError) as err:
+        choose_precision(requested, info)
+    assert err.value.field == "train.precision"
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("requested, found", [("auto", "cpu"), ("auto", "cuda"), ("auto", "mps"), ("cpu", "cpu"),
+                                              ("cuda", "cuda"), ("mps", "mps")])
+def test_device_the_libraries_found_is_used(requested, found):
+    assert check_device(requested, torch.device(found)).type == found
+
+
+@pytest.mark.parametrize("requested, found", [("cuda", "cpu"), ("mps", "cpu"), ("cuda", "mps"), ("mps", "cuda")])
+def test_missing_device_is_refused_never_replaced(requested, found):
+    with pytest.raises(ConfigError) as err:
+        check_device(requested, torch.device(found))
+    assert err.value.field == "train.device"
+    assert f"{requested} was requested but the libraries found only {found}" in str(err.value)
+
+
+def test_this_machine_through_accelerate():
+    assert library_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():  # the CI machines
+        with pytest.raises(ConfigError, match="train.device: cuda was requested"):
+            library_device("cuda")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(ConfigError, match="train.device: mps was requested"):
+            library_device("mps")
+
+
+@pytest.mark.parametrize("processes, visible, expected", [
+    (1, None, "0"), (1, "2,3", "2"), (1, "1", "1"), (1, "", ""), (2, None, None), (2, "0,1", "0,1"),
+])
+def test_one_process_sees_one_gpu(processes, visible, expected):
+    env = {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible}
+    one_device_per_process(env, processes)
+    assert env.get("CUDA_VISIBLE_DEVICES") == expected
