@@ -4,14 +4,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
-MIRROR ?= ../shared/datasets/multilingual-sentiments
+# The upstream CSV layout, <language>/{train,valid,test}.csv: README, "Without network access".
+MIRROR ?= external/multilingual-sentiment-datasets/data
 # absolute, so that queued experiments (run in temporary workspaces) find the data too
 OFFLINE_PARAMS := -S data.source=$(abspath $(MIRROR)) -S model.checkpoint=scratch \
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
 
-.PHONY: setup repro offline test bench exp-show clean-venv
+.PHONY: setup repro offline test bench pretrained exp-show clean-venv check-python check-mirror
+
+check-python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "make: $(PYTHON) is $$($(PYTHON) --version 2>/dev/null || echo missing); crossling needs Python >= 3.11: run make PYTHON=python3.12 (or another >= 3.11)" >&2; exit 2; }
+
+check-mirror:
+	@test -d "$(MIRROR)" || { echo "make: no data at MIRROR=$(MIRROR): clone the upstream CSV files there (README, Without network access) or pass MIRROR=<dir with <language>/{train,valid,test}.csv>" >&2; exit 2; }
 
 $(BIN)/crossling-installed: pyproject.toml
+	@$(MAKE) --no-print-directory check-python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
@@ -21,14 +30,17 @@ setup: $(BIN)/crossling-installed
 repro: setup
 	dvc repro
 
-offline: setup
+offline: setup check-mirror
 	dvc exp run $(OFFLINE_PARAMS)
 
 test: setup
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: setup check-mirror
 	$(BIN)/python benchmarks/bench_training.py --data $(MIRROR)
+
+pretrained: setup check-mirror
+	$(BIN)/python benchmarks/pretrained_run.py --data $(MIRROR)
 
 exp-show: setup
 	dvc exp show --drop '.*\.' --keep 'Experiment|Created|train\.epochs|train\.learning_rate|sample\.sizes|sample\.seed|model\.checkpoint|data\.source'

@@ -11,7 +11,7 @@ torch threads, and predict the same test texts:
 Every phase (train, predict) of each side runs in a fresh process, so its peak resident memory is its
 own. Timings include tokenization on both sides. Run it on a quiet machine:
 
-    python benchmarks/bench_training.py --data ../shared/datasets/multilingual-sentiments
+    python benchmarks/bench_training.py --data <local copy of the data>
 
 Not part of the test suite; `--size 100 --epochs 1` is a quick smoke run.
 """

@@ -17,7 +17,8 @@ from crossling.common import DataError, atomic_dir, log, log_params, read_parque
 from crossling.config import Config, ScratchConfig
 from crossling.modeling import INIT_RECORD, SPECIAL_TOKENS, check_labels, quiet_transformers
 
-OFFLINE_HINT = "offline? use -S model.checkpoint=scratch or a local checkpoint directory (see README, Offline)"
+OFFLINE_HINT = ("offline? use a local checkpoint directory, a checkpoint already in the Hugging Face cache with "
+                "HF_HUB_OFFLINE=1, or -S model.checkpoint=scratch (see README, Without network access)")
 
 
 def label_maps(labels: tuple[str, ...]) -> dict:

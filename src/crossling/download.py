@@ -19,8 +19,8 @@ from crossling.config import Config, DataConfig
 
 SPLITS = ("train", "validation", "test")
 CSV_FILES = {"train": "train.csv", "validation": "valid.csv", "test": "test.csv"}
-OFFLINE_HINT = ("offline? set data.source to a local copy in the upstream CSV layout, e.g. "
-                "dvc exp run -S data.source=$PWD/../shared/datasets/multilingual-sentiments (see README, Offline)")
+OFFLINE_HINT = ("offline? set data.source to a local copy in the upstream CSV layout "
+                "(<language>/{train,valid,test}.csv), e.g. make offline (see README, Without network access)")
 
 RAW_SCHEMA = pa.schema([
     ("language", pa.string()),
