@@ -64,7 +64,15 @@ def quiet() -> None:
 
 # ---------------------------------------------------------------- data and base model (parent process)
 
-def prepare(data_dir: Path, size: int, workdir: Path) -> dict:
+# distilbert-base-multilingual-cased's shape, randomly initialized: GPU speed and memory at the reference's size.
+MULTILINGUAL_SHAPE = {"vocab_size": 119547, "dim": 768, "layers": 6, "heads": 12, "hidden_dim": 3072,
+                      "max_position_embeddings": 512}
+# The reference grid: 5 joint samples (100..2000 per language) and 6 monolingual models of 2000, 5 epochs.
+GRID_TRAINING_EXAMPLES = (sum((100, 500, 1000, 1500, 2000)) * 6 + 6 * 2000) * 5
+GRID_MODELS = 11
+
+
+def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch") -> dict:
     """Sample, test split and scratch base checkpoint, built by the package's own functions, under workdir."""
     from crossling.base import scratch_model, train_tokenizer
     from crossling.combine import EXAMPLE_SCHEMA, combine
@@ -85,7 +93,9 @@ def prepare(data_dir: Path, size: int, workdir: Path) -> dict:
 
     scratch = ScratchConfig()
     tokenizer = train_tokenizer(pool["text"].tolist(), scratch.vocab_size)
-    model = scratch_model(scratch, len(tokenizer), tokenizer.pad_token_id, data.labels)
+    if shape == "distilbert-multilingual":  # the small tokenizer uses the first ids; the cost is the shape's
+        scratch = ScratchConfig(**MULTILINGUAL_SHAPE)
+    model = scratch_model(scratch, max(len(tokenizer), scratch.vocab_size), tokenizer.pad_token_id, data.labels)
     model.save_pretrained(workdir / "base")
     tokenizer.save_pretrained(workdir / "base")
     return {"languages": list(data.languages), "labels": list(data.labels), "train_examples": len(sample),
@@ -115,17 +125,23 @@ def run_phase(side: str, phase: str, workdir: str, recipe: Recipe) -> dict:
     run = {("reference", "train"): reference_train, ("reference", "predict"): reference_predict,
            ("crossling", "train"): crossling_train, ("crossling", "predict"): crossling_predict}[(side, phase)]
 
+    import torch
+
     rss_before = peak_rss_mib()
     start = time.perf_counter()
     preds = run(model, tokenizer, frame, recipe, labels)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     rss_peak = peak_rss_mib()
+    gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 
     if phase == "train":
         model.save_pretrained(f"trained_{side}")
         tokenizer.save_pretrained(f"trained_{side}")
     result = {"seconds": seconds, "examples": len(frame), "threads": threads,
-              "peak_rss_mib": rss_peak, "rss_before_phase_mib": rss_before}
+              "peak_rss_mib": rss_peak, "rss_before_phase_mib": rss_before, "peak_gpu_mib": gpu_peak,
+              "device": str(next(model.parameters()).device)}
     if preds is not None:
         result.update(language=frame["language"].tolist(), gold=frame["label_id"].astype(int).tolist(),
                       pred=[int(p) for p in preds])
@@ -183,15 +199,20 @@ def crossling_config(recipe: Recipe):
 
 
 def crossling_train(model, tokenizer, frame, recipe: Recipe, labels) -> None:
-    from crossling.train import fine_tune
+    from crossling.train import device_and_precision, fine_tune
 
-    fine_tune(model, tokenizer, frame, crossling_config(recipe), tempfile.mkdtemp(prefix="live-", dir="."), SEED)
+    train = crossling_config(recipe)
+    device, precision = device_and_precision(train)
+    fine_tune(model, tokenizer, frame, train, "crossling", tempfile.mkdtemp(prefix="live-", dir="."), SEED,
+              device, precision)
 
 
 def crossling_predict(model, tokenizer, frame, recipe: Recipe, labels):
-    from crossling.train import predictions
+    from crossling.train import device_and_precision, predictions
 
-    return predictions(model, tokenizer, frame, labels, crossling_config(recipe))["pred_id"].to_numpy()
+    train = crossling_config(recipe)
+    device, precision = device_and_precision(train)
+    return predictions(model, tokenizer, frame, labels, train, device, precision)["pred_id"].to_numpy()
 
 
 def isolated(side: str, phase: str, workdir: Path, recipe: Recipe) -> dict:
@@ -227,6 +248,13 @@ def side_figures(train: dict, predict: dict, epochs: int, languages: list[str], 
         "macro_f1_per_language": per_language,
         "accuracy": float((gold == pred).mean()),
         "threads": train["threads"],
+        "device": train["device"],
+        "train_peak_gpu_mib": train["peak_gpu_mib"],
+        "predict_peak_gpu_mib": predict["peak_gpu_mib"],
+        # a projection from the measured rates, not a measurement
+        "projected_reference_grid_hours": (GRID_TRAINING_EXAMPLES / (train["examples"] * epochs / train["seconds"])
+                                           + GRID_MODELS * predict["examples"] / (predict["examples"] / predict["seconds"]))
+                                          / 3600,
     }
 
 
@@ -256,6 +284,7 @@ def print_report(report: dict) -> None:
             ("inference wall s", "predict_seconds", "{:.1f}"),
             ("inference peak RSS MiB", "predict_peak_rss_mib", "{:.0f}"),
             ("  rise during the phase MiB", "predict_peak_rise_mib", "{:.0f}"),
+            ("projected reference grid h", "projected_reference_grid_hours", "{:.2f}"),
             ("accuracy", "accuracy", "{:.4f}"),
             ("macro-F1 (all texts)", "macro_f1", "{:.4f}"),
             ("macro-F1 (mean of languages)", "mean_language_macro_f1", "{:.4f}")]
@@ -290,6 +319,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=positive_int, default=5)
     parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (default 3e-4, the offline scratch rate)")
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--shape", choices=("scratch", "distilbert-multilingual"), default="scratch",
+                        help="model size: the offline scratch model, or distilbert-base-multilingual-cased's shape "
+                             "(random init; for GPU figures)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     return parser.parse_args(argv)
 
@@ -305,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="crossling-bench-") as tmp:
         workdir = Path(tmp)
         print(f"preparing data from {args.data} and the scratch base model in {workdir}", flush=True)
-        setup = prepare(args.data.resolve(), args.size, workdir)
+        setup = prepare(args.data.resolve(), args.size, workdir, args.shape)
         raw = {}
         for side in SIDES:
             for phase in PHASES:
@@ -323,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                     "torch": torch.__version__, "transformers": transformers.__version__},
-        "setup": {"data": str(args.data), "size_per_language": args.size, **asdict(recipe), **setup},
+        "setup": {"data": str(args.data), "size_per_language": args.size, "shape": args.shape, **asdict(recipe),
+                  **setup},
         "sides": sides,
         "comparison": comparison(sides["reference"], sides["crossling"]),
     }

@@ -1,7 +1,9 @@
+import shutil
+
 import pandas as pd
-import torch
 import pyarrow.parquet as pq
 import pytest
+import torch
 from conftest import make_csv_source, tiny_params, write_params
 
 from crossling import base, combine, download, sample, train
@@ -184,3 +186,16 @@ def test_best_epoch_needs_a_dev_split(prepared, tmp_path, capsys):
         run_train(d, params, "joint_nodev")
     assert "train.select=best needs the dev split" in capsys.readouterr().err
     assert not (d / "models" / "joint_nodev").exists()
+
+
+def test_base_without_init_record_is_refused(prepared, tmp_path):
+    from crossling.common import DataError
+    from crossling.modeling import load_classifier
+
+    d, _ = prepared
+    old = tmp_path / "old_base"
+    shutil.copytree(d / "base", old)
+    (old / "crossling_init.json").unlink()
+    model, _ = load_classifier(old)
+    with pytest.raises(DataError, match="has no crossling_init.json; re-run the base stage"):
+        train.redraw_created_weights(model, old, 1)
