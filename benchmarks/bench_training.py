@@ -141,7 +141,8 @@ def run_phase(side: str, phase: str, workdir: str, recipe: Recipe) -> dict:
         tokenizer.save_pretrained(f"trained_{side}")
     result = {"seconds": seconds, "examples": len(frame), "threads": threads,
               "peak_rss_mib": rss_peak, "rss_before_phase_mib": rss_before, "peak_gpu_mib": gpu_peak,
-              "device": str(next(model.parameters()).device)}
+              "device": str(next(model.parameters()).device),
+              "precision": "fp32" if side == "reference" else crossling_precision(recipe)}
     if preds is not None:
         result.update(language=frame["language"].tolist(), gold=frame["label_id"].astype(int).tolist(),
                       pred=[int(p) for p in preds])
@@ -198,6 +199,12 @@ def crossling_config(recipe: Recipe):
     return TrainConfig(learning_rate=recipe.learning_rate, warmup_ratio=recipe.warmup_ratio, epochs=recipe.epochs)
 
 
+def crossling_precision(recipe: Recipe) -> str:
+    from crossling.train import device_and_precision
+
+    return device_and_precision(crossling_config(recipe))[1]
+
+
 def crossling_train(model, tokenizer, frame, recipe: Recipe, labels) -> None:
     from crossling.train import device_and_precision, fine_tune
 
@@ -249,6 +256,7 @@ def side_figures(train: dict, predict: dict, epochs: int, languages: list[str], 
         "accuracy": float((gold == pred).mean()),
         "threads": train["threads"],
         "device": train["device"],
+        "precision": train["precision"],
         "train_peak_gpu_mib": train["peak_gpu_mib"],
         "predict_peak_gpu_mib": predict["peak_gpu_mib"],
         # a projection from the measured rates, not a measurement
