@@ -6,7 +6,7 @@ torch threads, and predict the same test texts:
 
 - reference: max_length padding, the Trainer's random sampler, then language by language
   `trainer.predict` with the default eval batch size (8);
-- crossling: `crossling.train.fine_tune` and `crossling.train.predictions`, as `crossling.train` runs them.
+- crossling: `crossling.train.fine_tune` and `crossling.predict.predictions`, as the train and predict stages run them.
 
 Every phase (train, predict) of each side runs in a fresh process, so its peak resident memory is its
 own. Timings include tokenization on both sides. Run it on a quiet machine:
@@ -215,7 +215,8 @@ def crossling_train(model, tokenizer, frame, recipe: Recipe, labels) -> None:
 
 
 def crossling_predict(model, tokenizer, frame, recipe: Recipe, labels):
-    from crossling.train import device_and_precision, predictions
+    from crossling.predict import predictions
+    from crossling.train import device_and_precision
 
     train = crossling_config(recipe)
     device, precision = device_and_precision(train)

@@ -68,6 +68,22 @@ def tiny_params(source: str | Path, languages=("english", "french"), sizes=(6, 1
     return params
 
 
+def headless_bert(path: Path, tok=None) -> Path:
+    """What a downloaded pretrained checkpoint looks like: a BertModel, no classification head, and its tokenizer."""
+    from transformers import BertConfig, BertModel
+
+    from crossling.base import train_tokenizer
+
+    if tok is None:
+        texts = [r["text"] for lang in ("english", "french", "german") for r in synthetic_rows(lang, "train", 20)]
+        tok = train_tokenizer(texts, vocab_size=300)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=64, pad_token_id=tok.pad_token_id)
+    BertModel(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
 def write_params(path: Path, params: dict) -> Path:
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return path

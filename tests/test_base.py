@@ -2,7 +2,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import stage_error
+from conftest import headless_bert, stage_error
 
 from crossling import base
 from crossling.common import DataError
@@ -125,17 +125,6 @@ def test_checkpoint_with_other_label_names_is_refused(tmp_path):
     tok.save_pretrained(other)
     with pytest.raises(DataError, match="would be read with the wrong names"):
         base.pretrained(str(other), "main", LABELS)
-
-
-def headless_bert(path, tok):
-    """What a downloaded pretrained checkpoint looks like: a BertModel, no classification head."""
-    from transformers import BertConfig, BertModel
-
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=64, pad_token_id=tok.pad_token_id)
-    BertModel(cfg).save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
 
 
 def test_headless_checkpoint_gets_a_head_and_records_it(tmp_path, caplog, capfd):

@@ -9,7 +9,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from crossling import evaluate, stats
 from crossling.common import DataError
 from crossling.config import load_config
-from crossling.train import prediction_schema
+from crossling.predict import prediction_schema
 
 LANGS = ("english", "french")
 LABELS = ("positive", "neutral", "negative")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import make_csv_source, tiny_params, write_params
+from conftest import headless_bert, make_csv_source, tiny_params, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -57,20 +57,25 @@ def make_project(path: Path, source: Path, **param_overrides) -> Path:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("e2e")
-    source = make_csv_source(base / "source", pool_per_class=30, test_per_class=10)
-    repo = make_project(base / "project", source, sizes=(12, 30), train__seeds=[1], train__device="cpu")
+    source = make_csv_source(base / "source", languages=("english", "french", "german"), pool_per_class=30,
+                             test_per_class=10)
+    # a local pretrained-style checkpoint (no head), as users run it; the scratch model is tested in test_base/train
+    checkpoint = headless_bert(base / "bert")
+    repo = make_project(base / "project", source, sizes=(12, 30), train__seeds=[1], train__device="cpu",
+                        model__checkpoint=str(checkpoint))
     dvc(repo, "repro")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
     return repo
 
 
-def training_stages(seed: int) -> set[str]:
-    return {f"train_joint@{size}-{seed}" for size in (12, 30)} | {f"train_mono@{lang}-{seed}" for lang in LANGS}
+def training_stages(seed: int, step: str = "train") -> set[str]:
+    return {f"{step}_joint@{size}-{seed}" for size in (12, 30)} | {f"{step}_mono@{lang}-{seed}" for lang in LANGS}
 
 
 LANGS = ("english", "french")
 TRAINING = training_stages(1)
+PREDICTION = training_stages(1, "predict")
 
 
 def stages_run(output: str) -> list[str]:
@@ -90,7 +95,8 @@ def test_repro_runs_every_stage_and_writes_outputs(project):
     loss = [r for r in json.loads((project / "plots" / "training_loss.json").read_text()) if r["model"] == "joint_30_seed1"]
     assert summary["joint_30_final_train_loss"] == loss[-1]["loss"]
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert set(lock["stages"]) == {"download", "combine", "sample", "base", "tokenization", "evaluate", "report"} | TRAINING
+    assert set(lock["stages"]) == ({"download", "combine", "sample", "base", "tokenization", "evaluate", "report"}
+                                   | TRAINING | PREDICTION)
     report = (project / "reports" / "results.md").read_text()
     assert "english" in report and "french" in report and "with one seed" in report
 
@@ -174,7 +180,7 @@ def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, tmp_path):
     assert (one / "models" / "joint_30_seed1" / "model.safetensors").exists()
     assert not (one / "models" / "joint_12_seed1").exists() and not (one / "data" / "samples").exists()
     # what a user does right after `dvc pull`
-    out = sh(one, str(BIN / "python"), "-m", "crossling.predict", "--model", "models/joint_30_seed1", "--json",
+    out = sh(one, str(BIN / "python"), "-m", "crossling.classify", "--model", "models/joint_30_seed1", "--json",
              "en great love film", "en awful sad day").stdout
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["text"] for r in rows] == ["en great love film", "en awful sad day"]
@@ -187,7 +193,7 @@ def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, tmp_path):
 
 def test_exp_run_with_new_epochs_reruns_only_training(project, tmp_path):
     out = dvc(project, "exp", "run", "-S", "train.epochs=20").stdout
-    assert set(stages_run(out)) == TRAINING | {"evaluate", "report"}
+    assert set(stages_run(out)) == TRAINING | PREDICTION | {"evaluate", "report"}
 
     diff = dvc(project, "metrics", "diff", "--md").stdout
     assert "| Path" in diff and "english" in diff and "joint_30" in diff
@@ -201,6 +207,11 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, tmp_path):
     report = (tmp_path / "report" / "report.md").read_text()
     assert "### Learning curve" in report and "english" in report and "train.epochs" in report
     assert (tmp_path / "report" / "plots" / "index.html").exists()
+
+
+def test_eval_batch_size_reruns_prediction_but_no_training(project):
+    out = dvc(project, "exp", "run", "-S", "train.eval_batch_size=7").stdout
+    assert set(stages_run(out)) == PREDICTION | {"evaluate", "report"}
 
 
 def test_queued_experiment_runs_its_own_code_when_the_checkout_is_broken(project):
@@ -247,7 +258,7 @@ def test_a_device_that_is_not_there_fails_at_once_in_one_line(project, device):
 
 def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
     out = dvc(project, "exp", "run", "-S", "train.seeds=[1,2]").stdout
-    assert set(stages_run(out)) == training_stages(2) | {"evaluate", "report"}
+    assert set(stages_run(out)) == training_stages(2) | training_stages(2, "predict") | {"evaluate", "report"}
     joint = json.loads((project / "metrics" / "joint.json").read_text())
     for lang in LANGS:
         cell = joint["joint_30"][lang]
@@ -256,3 +267,14 @@ def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
     report = (project / "reports" / "results.md").read_text()
     assert "standard deviation over the 2 seeds" in report
     assert all(report.count(lang) >= 5 for lang in LANGS)
+
+
+def test_adding_a_language_trains_only_its_own_monolingual_model(project):
+    # last in this file: it leaves german in the workspace's params
+    out = dvc(project, "exp", "run", "-S", "data.languages=[english,french,german]").stdout
+    ran = set(stages_run(out))
+    assert {"train_mono@german-1", "train_mono@german-2", "predict_mono@german-1"} <= ran
+    assert not {"train_mono@english-1", "train_mono@french-1", "train_mono@english-2", "train_mono@french-2"} & ran
+    assert {"train_joint@30-1", "evaluate", "report"} <= ran  # the joint samples now hold german too
+    transfer = json.loads((project / "metrics" / "transfer.json").read_text())
+    assert set(transfer["mono_english"]) == {"english", "french", "german"}

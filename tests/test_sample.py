@@ -107,3 +107,30 @@ def test_cli_failure_leaves_no_partial_samples(tmp_path, csv_source, capsys):
     assert exit_.value.code == 2
     assert "needs 1667 'positive' texts in english" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".samples_big*"))
+
+
+def test_each_language_part_of_the_largest_sample_has_its_own_file(tmp_path):
+    from conftest import make_csv_source, tiny_params, write_params
+
+    from crossling import combine, download, sample
+
+    def run(languages, name):
+        src = make_csv_source(tmp_path / "src", languages=("english", "french", "malay"))
+        params = write_params(tmp_path / f"{name}.yaml", tiny_params(src, languages=languages, sizes=(6, 12)))
+        d = tmp_path / name
+        download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
+        combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
+                     "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
+                     "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
+        sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
+        return d / "samples"
+
+    two = run(("english", "french"), "two")
+    three = run(("english", "french", "malay"), "three")
+    joint = pd.read_parquet(two / "sample_12.parquet")
+    for lang in ("english", "french"):
+        part = pd.read_parquet(two / f"sample_12_{lang}.parquet")
+        assert part.equals(joint[joint["language"] == lang].reset_index(drop=True))
+        # adding a language leaves this language's file byte for byte as it was
+        assert (two / f"sample_12_{lang}.parquet").read_bytes() == (three / f"sample_12_{lang}.parquet").read_bytes()
+    assert not (two / "sample_6_english.parquet").exists()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import make_csv_source, tiny_params, write_params
 
-from crossling import base, combine, download, sample, train
+from crossling import base, combine, download, predict, sample, train
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +25,14 @@ def prepared(tmp_path_factory):
 
 
 def run_train(d, params, name, sample_size=30, language=None, extra=()):
+    """The train stage, then the predict stage on its model, as dvc.yaml runs them."""
     args = ["--params", str(params), "--name", name, "--sample", str(d / "samples" / f"sample_{sample_size}.parquet"),
-            "--base", str(d / "base"), "--test", str(d / "test.parquet"), "--out", str(d / "models" / name),
-            "--predictions", str(d / "predictions" / f"{name}.parquet"), "--live", str(d / "logs" / name)]
+            "--base", str(d / "base"), "--out", str(d / "models" / name), "--live", str(d / "logs" / name)]
     if language:
         args += ["--language", language]
     train.cli(args + list(extra))
+    predict.cli(["--params", str(params), "--model", str(d / "models" / name), "--test", str(d / "test.parquet"),
+                 "--out", str(d / "predictions" / f"{name}.parquet")])
     return pd.read_parquet(d / "predictions" / f"{name}.parquet")
 
 
@@ -41,7 +43,7 @@ def test_joint_model_outputs(prepared):
     # what from_pretrained needs, nothing more (no optimizer state, no training args)
     assert files == {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
     schema = pq.read_schema(d / "predictions" / "joint_30.parquet")
-    assert schema.equals(train.prediction_schema(("positive", "neutral", "negative")))
+    assert schema.equals(predict.prediction_schema(("positive", "neutral", "negative")))
     test = pd.read_parquet(d / "test.parquet")
     assert len(preds) == len(test)
     assert (preds["label_id"].to_numpy() == test["label_id"].to_numpy()).all()
@@ -146,7 +148,8 @@ def test_seeds_redraw_the_created_weights_unless_fixed(prepared):
 
 
 def test_pretrained_base_redraws_only_its_new_head(tmp_path):
-    from test_base import headless_bert, run_base
+    from conftest import headless_bert
+    from test_base import run_base
 
     from crossling.modeling import load_classifier
 
@@ -199,3 +202,19 @@ def test_base_without_init_record_is_refused(prepared, tmp_path):
     model, _ = load_classifier(old)
     with pytest.raises(DataError, match="has no crossling_init.json; re-run the base stage"):
         train.redraw_created_weights(model, old, 1)
+
+
+def test_save_dtype_halves_the_weights_and_predictions_come_from_them(prepared, tmp_path):
+    from safetensors import safe_open
+
+    d, _ = prepared
+    params = write_params(tmp_path / "bf16.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=20,
+                                                               train__save_dtype="bfloat16"))
+    full = run_train(d, prepared[1], "joint_fp32", sample_size=12)
+    half = run_train(d, params, "joint_bf16", sample_size=12)
+    with safe_open(d / "models" / "joint_bf16" / "model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
+    size = {n: (d / "models" / n / "model.safetensors").stat().st_size for n in ("joint_fp32", "joint_bf16")}
+    assert size["joint_bf16"] < 0.6 * size["joint_fp32"]
+    # same training; the predictions differ at most by the weights' rounding
+    assert (half["pred_id"] == full["pred_id"]).mean() > 0.9

@@ -160,11 +160,14 @@ class TrainConfig:
     group_by_length: bool = True
     # False: each fine-tuning seed re-draws the weights the base stage created (the new head; scratch: all).
     fixed_init: bool = False
+    # dtype of the saved weights: bfloat16/float16 halve the DVC cache; predictions come from the saved weights.
+    save_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         _choice("train.device", self.device, DEVICES)
         _choice("train.precision", self.precision, PRECISIONS)
         _choice("train.select", self.select, ("last", "best"))
+        _choice("train.save_dtype", self.save_dtype, ("float32", "bfloat16", "float16"))
         _positive("train.epochs", self.epochs)
         _positive("train.batch_size", self.batch_size)
         _positive("train.eval_batch_size", self.eval_batch_size)

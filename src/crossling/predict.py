@@ -1,79 +1,64 @@
-"""predict: label and class probabilities from a trained model, for texts given as arguments or a file.
+"""predict: one trained model's class probabilities for every test text, in one length-sorted pass.
 
-    python -m crossling.predict --model models/joint_2000_seed42 "What a great day" "Quel désastre"
-    python -m crossling.predict --model models/mono_english_seed42 --file texts.txt --json
-
-Needs only the model directory (what `dvc pull models/<name>` fetches): labels come from its config.
+`predict_joint@<N>-<seed>` and `predict_mono@<L>-<seed>` read only the saved model and the test split, so
+changing `train.eval_batch_size` or the test split re-runs prediction and evaluation, never training.
+It runs on the device and in the precision of `train.device` / `train.precision`, from the weights as
+saved (`train.save_dtype`): the predictions are those of the versioned model.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from pathlib import Path
+import pandas as pd
+import pyarrow as pa
+import torch
 
-from crossling.common import DataError, setup_logging
-from crossling.config import DEVICES, PRECISIONS, ConfigError
+from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
+from crossling.config import Config, TrainConfig
 from crossling.modeling import (choose_precision, configure_threads, device_info, library_device, load_classifier,
                                 predict_proba, quiet_transformers)
 
 
-def read_texts(args: argparse.Namespace) -> list[str]:
-    texts = list(args.texts)
-    if args.file:
-        path = Path(args.file)
-        if not path.exists():
-            raise DataError(f"--file {path} does not exist")
-        texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not texts:
-        raise DataError("no texts: pass them as arguments or with --file (one text per line)")
-    return texts
+def prediction_schema(labels: tuple[str, ...]) -> pa.Schema:
+    return pa.schema([("language", pa.string()), ("test_row", pa.int32()), ("label_id", pa.int8()),
+                      ("pred_id", pa.int8())] + [(f"prob_{name}", pa.float32()) for name in labels])
 
 
-def predict(model_dir: Path, texts: list[str], max_length: int = 128, batch_size: int = 256,
-            device: str = "auto", precision: str = "auto") -> list[dict]:
-    model, tokenizer = load_classifier(model_dir)
-    dev = library_device(device)
-    precision = choose_precision(precision, device_info(dev))
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    max_length = min(max_length, model.config.max_position_embeddings)
-    probs = predict_proba(model, tokenizer, texts, max_length, batch_size, dev, precision)
-    return [{"text": text, "label": labels[int(p.argmax())],
-             "probabilities": {name: round(float(p[i]), 4) for i, name in enumerate(labels)}}
-            for text, p in zip(texts, probs)]
+def predictions(model, tokenizer, test: pd.DataFrame, labels: tuple[str, ...], train: TrainConfig,
+                device=None, precision: str = "fp32") -> pd.DataFrame:
+    probs = predict_proba(model, tokenizer, test["text"].tolist(), train.max_length, train.eval_batch_size,
+                          device, precision)
+    out = pd.DataFrame({"language": test["language"].to_numpy(), "test_row": range(len(test)),
+                        "label_id": test["label_id"].to_numpy(), "pred_id": probs.argmax(axis=1)})
+    for i, name in enumerate(labels):
+        out[f"prob_{name}"] = probs[:, i]
+    return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("texts", nargs="*", help="texts to classify")
-    parser.add_argument("--model", required=True, help="a model directory, e.g. models/joint_2000_seed42")
-    parser.add_argument("--file", help="a UTF-8 file with one text per line")
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="as train.device (default: auto)")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.precision (default: auto)")
-    args = parser.parse_args(argv)
-    setup_logging("predict")
+def main(args, cfg: Config) -> None:
+    log_params(f"predict {args.model}", data={"labels": cfg.data.labels},
+               train={k: getattr(cfg.train, k) for k in ("max_length", "eval_batch_size", "device", "precision")})
+    device = library_device(cfg.train.device)
+    precision = choose_precision(cfg.train.precision, device_info(device))
+    configure_threads()
     quiet_transformers()
-    try:
-        configure_threads()
-        results = predict(Path(args.model), read_texts(args), args.max_length, device=args.device,
-                          precision=args.precision)
-    except ConfigError as exc:  # named after the train.* param; here it is the option
-        option = {"train.device": "--device", "train.precision": "--precision"}.get(exc.field, exc.field)
-        print(f"crossling.predict: error: {option}: {str(exc).split(': ', 1)[1]}", file=sys.stderr)
-        sys.exit(2)
-    except DataError as exc:
-        print(f"crossling.predict: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    for r in results:
-        if args.json:
-            print(json.dumps(r, ensure_ascii=False))
-        else:
-            probs = "  ".join(f"{k}={v:.3f}" for k, v in r["probabilities"].items())
-            print(f"{r['label']:<10} {probs}  {r['text']}")
+    test = read_parquet(args.test, "test split")
+    model, tokenizer = load_classifier(args.model, cfg.data.labels)
+    if cfg.train.max_length > model.config.max_position_embeddings:
+        raise DataError(f"train.max_length={cfg.train.max_length} exceeds the model's "
+                        f"max_position_embeddings={model.config.max_position_embeddings}")
+    preds = predictions(model.to(torch.float32), tokenizer, test, cfg.data.labels, cfg.train, device, precision)
+    write_parquet(preds, prediction_schema(cfg.data.labels), args.out)
+    acc = (preds["pred_id"] == preds["label_id"]).groupby(preds["language"], sort=False).mean().round(4).to_dict()
+    log.info("%s on %s (%s): wrote %s; test accuracy %s", args.model, device, precision, args.out, acc)
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = stage_parser(__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a trained model directory, e.g. models/joint_2000_seed42")
+    parser.add_argument("--test", default="data/test.parquet")
+    parser.add_argument("--out", required=True, help="predictions Parquet file")
+    run_stage("predict", main, parser, argv)
 
 
 if __name__ == "__main__":
-    main()
+    cli()

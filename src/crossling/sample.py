@@ -53,8 +53,9 @@ def draw(ranked_pool: pd.DataFrame, size: int, languages: tuple[str, ...], n_cla
     return picked.assign(_lang=order).sort_values(["_lang", "label_id", "rank"]).reset_index(drop=True)
 
 
-def sample_path(folder: str | Path, size: int) -> Path:
-    return Path(folder) / f"sample_{size}.parquet"
+def sample_path(folder: str | Path, size: int, language: str | None = None) -> Path:
+    """`sample_<N>.parquet`, or one language's part of it (what that language's monolingual model reads)."""
+    return Path(folder) / (f"sample_{size}.parquet" if language is None else f"sample_{size}_{language}.parquet")
 
 
 def main(args, cfg: Config) -> None:
@@ -70,6 +71,9 @@ def main(args, cfg: Config) -> None:
             write_parquet(sample, EXAMPLE_SCHEMA, sample_path(tmp, size))
             per_class = sample.groupby(["language", "label"]).size().unstack().to_dict("index")
             log.info("sample %d: %d rows; per language and class: %s", size, len(sample), per_class)
+        largest = draw(ranked_pool, cfg.sample.largest, languages, len(labels))
+        for lang in languages:  # one file per language, so adding a language leaves the others' files unchanged
+            write_parquet(largest[largest["language"] == lang], EXAMPLE_SCHEMA, sample_path(tmp, cfg.sample.largest, lang))
 
 
 def cli(argv: list[str] | None = None) -> None:

@@ -1,7 +1,7 @@
-"""train: fine-tune the base checkpoint on a sample, save the model and its test predictions.
+"""train: fine-tune the base checkpoint on a sample and save the model (the predict stage scores it).
 
 `train_joint@<N>-<seed>` trains on the joint sample of size N (all languages); `train_mono@<L>-<seed>`
-(`--language L`) on language L's part of the largest sample; `--seed` sets the fine-tuning seed. Both predict every language's test split in one pass.
+(`--language L`) on language L's part of the largest sample; `--seed` sets the fine-tuning seed.
 Training uses the transformers Trainer (dynamic padding, length-grouped batches) on the device and in the
 precision of `train.device` / `train.precision`, prints its progress, and logs to dvclive at the optimizer
 step; with `--dev` it scores the dev split after every epoch. With train.processes > 1 the same command
@@ -20,19 +20,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import torch
 
-from crossling.common import (DataError, atomic_dir, log, log_params, read_json, read_parquet, run_stage, stage_parser,
-                              write_parquet)
+from crossling.common import DataError, atomic_dir, log, log_params, read_json, read_parquet, run_stage, stage_parser
 from crossling.config import Config, TrainConfig
 from crossling.modeling import (INIT_RECORD, check_device, choose_precision, configure_threads, device_info,
                                 load_classifier, one_device_per_process, predict_proba, quiet_transformers, tokenize)
 
 
-def prediction_schema(labels: tuple[str, ...]) -> pa.Schema:
-    return pa.schema([("language", pa.string()), ("test_row", pa.int32()), ("label_id", pa.int8()),
-                      ("pred_id", pa.int8())] + [(f"prob_{name}", pa.float32()) for name in labels])
+SAVE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def training_frame(sample: pd.DataFrame, language: str | None) -> pd.DataFrame:
@@ -168,8 +164,9 @@ class DevSelector:
     def __call__(self, model, epoch: int) -> dict[str, float]:
         from sklearn.metrics import f1_score
 
+        # the training batch size: train.eval_batch_size belongs to the predict stage, and changing it must not retrain
         probs = predict_proba(model, self.tokenizer, self.dev["text"].tolist(), self.train.max_length,
-                              self.train.eval_batch_size, self.device, self.precision)
+                              self.train.batch_size, self.device, self.precision)
         model.train()
         pred, gold = probs.argmax(axis=1), self.dev["label_id"].to_numpy()
         scores = {lang: float(f1_score(gold[idx], pred[idx], labels=list(range(self.n_labels)), average="macro",
@@ -222,17 +219,6 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, name: s
     return first
 
 
-def predictions(model, tokenizer, test: pd.DataFrame, labels: tuple[str, ...], train: TrainConfig,
-                device=None, precision: str = "fp32") -> pd.DataFrame:
-    probs = predict_proba(model, tokenizer, test["text"].tolist(), train.max_length, train.eval_batch_size,
-                          device, precision)
-    out = pd.DataFrame({"language": test["language"].to_numpy(), "test_row": range(len(test)),
-                        "label_id": test["label_id"].to_numpy(), "pred_id": probs.argmax(axis=1)})
-    for i, name in enumerate(labels):
-        out[f"prob_{name}"] = probs[:, i]
-    return out
-
-
 def relaunch_distributed(processes: int, argv: list[str]) -> None:
     """Re-run this exact command under torchrun; the Trainer then trains with DDP."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
@@ -255,7 +241,6 @@ def main(args, cfg: Config) -> None:
     threads = configure_threads()
     quiet_transformers()
     frame = training_frame(read_parquet(args.sample, "sample"), args.language)
-    test = read_parquet(args.test, "test split")
     model, tokenizer = load_classifier(args.base, cfg.data.labels)
     if not cfg.train.fixed_init:
         log.info("%s: drew %s from seed %d", args.name, redraw_created_weights(model, Path(args.base), seed), seed)
@@ -277,12 +262,9 @@ def main(args, cfg: Config) -> None:
     if not fine_tune(model, tokenizer, frame, cfg.train, args.name, args.live, seed, device, precision, selector):
         return  # only the first process writes outputs
     with atomic_dir(args.out) as tmp:
-        model.save_pretrained(tmp)
+        model.to(SAVE_DTYPES[cfg.train.save_dtype]).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-    preds = predictions(model, tokenizer, test, cfg.data.labels, cfg.train, device, precision)
-    write_parquet(preds, prediction_schema(cfg.data.labels), args.predictions)
-    acc = (preds["pred_id"] == preds["label_id"]).groupby(preds["language"]).mean().round(4).to_dict()
-    log.info("%s: wrote %s and %s; test accuracy %s", args.name, args.out, args.predictions, acc)
+    log.info("%s: wrote %s (weights as %s)", args.name, args.out, cfg.train.save_dtype)
 
 
 def cli(argv: list[str] | None = None) -> None:
@@ -292,10 +274,8 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--language", default=None, help="train on this language only (monolingual)")
     parser.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: first of train.seeds)")
     parser.add_argument("--base", default="models/base")
-    parser.add_argument("--test", default="data/test.parquet")
     parser.add_argument("--dev", default=None, help="dev split, scored after every epoch (train.select=best uses it)")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--predictions", required=True)
     parser.add_argument("--live", required=True, help="dvclive directory")
     run_stage("train", main, parser, argv)
 

@@ -1,0 +1,79 @@
+"""classify: label and class probabilities from a trained model, for texts given as arguments or a file.
+
+    python -m crossling.classify --model models/joint_2000_seed42 "What a great day" "Quel désastre"
+    python -m crossling.classify --model models/mono_english_seed42 --file texts.txt --json
+
+Needs only the model directory (what `dvc pull models/<name>` fetches): labels come from its config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from crossling.common import DataError, setup_logging
+from crossling.config import DEVICES, PRECISIONS, ConfigError
+from crossling.modeling import (choose_precision, configure_threads, device_info, library_device, load_classifier,
+                                predict_proba, quiet_transformers)
+
+
+def read_texts(args: argparse.Namespace) -> list[str]:
+    texts = list(args.texts)
+    if args.file:
+        path = Path(args.file)
+        if not path.exists():
+            raise DataError(f"--file {path} does not exist")
+        texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise DataError("no texts: pass them as arguments or with --file (one text per line)")
+    return texts
+
+
+def predict(model_dir: Path, texts: list[str], max_length: int = 128, batch_size: int = 256,
+            device: str = "auto", precision: str = "auto") -> list[dict]:
+    model, tokenizer = load_classifier(model_dir)
+    dev = library_device(device)
+    precision = choose_precision(precision, device_info(dev))
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    max_length = min(max_length, model.config.max_position_embeddings)
+    probs = predict_proba(model, tokenizer, texts, max_length, batch_size, dev, precision)
+    return [{"text": text, "label": labels[int(p.argmax())],
+             "probabilities": {name: round(float(p[i]), 4) for i, name in enumerate(labels)}}
+            for text, p in zip(texts, probs)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("texts", nargs="*", help="texts to classify")
+    parser.add_argument("--model", required=True, help="a model directory, e.g. models/joint_2000_seed42")
+    parser.add_argument("--file", help="a UTF-8 file with one text per line")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="as train.device (default: auto)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.precision (default: auto)")
+    args = parser.parse_args(argv)
+    setup_logging("predict")
+    quiet_transformers()
+    try:
+        configure_threads()
+        results = predict(Path(args.model), read_texts(args), args.max_length, device=args.device,
+                          precision=args.precision)
+    except ConfigError as exc:  # named after the train.* param; here it is the option
+        option = {"train.device": "--device", "train.precision": "--precision"}.get(exc.field, exc.field)
+        print(f"crossling.classify: error: {option}: {str(exc).split(': ', 1)[1]}", file=sys.stderr)
+        sys.exit(2)
+    except DataError as exc:
+        print(f"crossling.classify: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    for r in results:
+        if args.json:
+            print(json.dumps(r, ensure_ascii=False))
+        else:
+            probs = "  ".join(f"{k}={v:.3f}" for k, v in r["probabilities"].items())
+            print(f"{r['label']:<10} {probs}  {r['text']}")
+
+
+if __name__ == "__main__":
+    main()
