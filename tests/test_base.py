@@ -9,7 +9,7 @@ from crossling.common import DataError
 from crossling.config import ScratchConfig
 
 LABELS = ("positive", "neutral", "negative")
-TINY = ScratchConfig(vocab_size=200, dim=16, layers=1, heads=2, hidden_dim=32, max_position_embeddings=32)
+TINY = ScratchConfig(vocab_size=200, dim=16, layers=1, heads=2, hidden_dim=32, max_position_embeddings=32, dropout=0.1)
 
 
 def test_scratch_tokenizer_learns_only_the_pool():
