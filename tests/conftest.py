@@ -103,6 +103,8 @@ def _offline(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf_home"))
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    # Subprocesses (the torchrun relaunch of train) import this checkout's code, not an installed copy.
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
 
 
 def stage_error(stderr: str) -> str:

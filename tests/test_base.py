@@ -1,8 +1,8 @@
-import json
+import dataclasses
 
 import pandas as pd
 import pytest
-from conftest import stage_error
+from conftest import stage_error, with_defaults, write_params
 
 from crossling import base
 from crossling.common import DataError
@@ -37,11 +37,8 @@ def test_scratch_model_is_deterministic_and_has_our_labels():
 def run_base(tmp_path, checkpoint, pool_texts=("good day", "bad day", "a day") * 10):
     pool = tmp_path / "pool.parquet"
     pd.DataFrame({"text": list(pool_texts)}).to_parquet(pool)
-    params = tmp_path / "params.yaml"
-    scratch = {k: getattr(TINY, k) for k in ("vocab_size", "dim", "layers", "heads", "hidden_dim",
-                                            "max_position_embeddings")}
-    params.write_text(json.dumps({"model": {"checkpoint": str(checkpoint), "scratch": scratch},
-                                  "train": {"max_length": 32}}))
+    params = write_params(tmp_path / "params.yaml", with_defaults(
+        {"model": {"checkpoint": str(checkpoint), "scratch": dataclasses.asdict(TINY)}, "train": {"max_length": 32}}))
     out = tmp_path / "base"
     base.cli(["--params", str(params), "--pool", str(pool), "--out", str(out)])
     return out
