@@ -29,10 +29,11 @@ import tempfile
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"  # the defaults, as the pipeline has them
 SIDES = ("reference", "crossling")
 PHASES = ("train", "predict")
 MAX_LENGTH = 128
@@ -77,24 +78,25 @@ def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch") ->
     from crossling.base import scratch_model, train_tokenizer
     from crossling.combine import EXAMPLE_SCHEMA, combine
     from crossling.common import write_parquet
-    from crossling.config import DataConfig, SampleConfig, ScratchConfig
+    from crossling.config import load_config
     from crossling.download import load_local, normalize
     from crossling.sample import check_capacity, draw, ranked
 
     quiet()
-    data = DataConfig(source=str(data_dir))
-    raw = normalize(load_local(data_dir, data.languages, data.labels), data)
+    cfg = load_config(PARAMS)
+    data = replace(cfg.data, source=str(data_dir))
+    raw = normalize(load_local(data_dir, data), data)
     pool, test, _ = combine(raw, data)
-    ranked_pool = ranked(pool, data.languages, len(data.labels), SampleConfig().seed)
+    ranked_pool = ranked(pool, data.languages, len(data.labels), cfg.sample.seed)
     check_capacity(ranked_pool, size, data.languages, data.labels)
     sample = draw(ranked_pool, size, data.languages, len(data.labels))
     write_parquet(sample, EXAMPLE_SCHEMA, workdir / "sample.parquet")
     write_parquet(test, EXAMPLE_SCHEMA, workdir / "test.parquet")
 
-    scratch = ScratchConfig()
+    scratch = cfg.model.scratch
     tokenizer = train_tokenizer(pool["text"].tolist(), scratch.vocab_size)
     if shape == "distilbert-multilingual":  # the small tokenizer uses the first ids; the cost is the shape's
-        scratch = ScratchConfig(**MULTILINGUAL_SHAPE)
+        scratch = replace(scratch, **MULTILINGUAL_SHAPE)
     model = scratch_model(scratch, max(len(tokenizer), scratch.vocab_size), tokenizer.pad_token_id, data.labels)
     model.save_pretrained(workdir / "base")
     tokenizer.save_pretrained(workdir / "base")
@@ -113,12 +115,12 @@ def run_phase(side: str, phase: str, workdir: str, recipe: Recipe) -> dict:
     """Load inputs (untimed), run the phase (timed), save what the next phase needs (untimed)."""
     os.chdir(workdir)  # dvclive and the Trainer write relative paths; keep them out of the repository
     from crossling.common import read_parquet
-    from crossling.config import DataConfig
+    from crossling.config import load_config
     from crossling.modeling import configure_threads, load_classifier
 
     quiet()
     threads = configure_threads()
-    labels = DataConfig().labels
+    labels = load_config(PARAMS).data.labels
     model_dir = "base" if phase == "train" else f"trained_{side}"
     model, tokenizer = load_classifier(model_dir, labels)
     frame = read_parquet("sample.parquet" if phase == "train" else "test.parquet", phase)
@@ -194,9 +196,10 @@ def reference_predict(model, tokenizer, frame, recipe: Recipe, labels):
 
 
 def crossling_config(recipe: Recipe):
-    from crossling.config import TrainConfig
+    from crossling.config import load_config
 
-    return TrainConfig(learning_rate=recipe.learning_rate, warmup_ratio=recipe.warmup_ratio, epochs=recipe.epochs)
+    return replace(load_config(PARAMS).train, learning_rate=recipe.learning_rate, warmup_ratio=recipe.warmup_ratio,
+                   epochs=recipe.epochs)
 
 
 def crossling_precision(recipe: Recipe) -> str:

@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from crossling.config import Config, config_from_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
 LABELS = ("positive", "neutral", "negative")
 WORDS = {
     "positive": ["great", "love", "wonderful", "happy", "excellent"],
@@ -53,7 +57,21 @@ def make_csv_source(root: Path, languages=("english", "french"), pool_per_class=
     return root
 
 
+def with_defaults(partial: dict) -> dict:
+    """`partial` merged over the repository's params.yaml, the only place defaults live."""
+    def merge(base, over):
+        if not (isinstance(base, dict) and isinstance(over, dict)):
+            return over
+        return base | {key: merge(base.get(key), value) for key, value in over.items()}
+    return merge(yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8")), partial)
+
+
+def make_config(partial: dict | None = None) -> Config:
+    return config_from_dict(with_defaults(partial or {}))
+
+
 def tiny_params(source: str | Path, languages=("english", "french"), sizes=(6, 12), **overrides) -> dict:
+    """Complete params (params.yaml's defaults) for a tiny, fast run on `source`."""
     params = {
         "data": {"source": str(source), "languages": list(languages)},
         "sample": {"sizes": list(sizes), "seed": 7},
@@ -65,7 +83,7 @@ def tiny_params(source: str | Path, languages=("english", "french"), sizes=(6, 1
     for dotted, value in overrides.items():
         section, key = dotted.split("__")
         params.setdefault(section, {})[key] = value
-    return params
+    return with_defaults(params)
 
 
 def headless_bert(path: Path, tok=None) -> Path:
@@ -101,6 +119,8 @@ def _offline(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf_home"))
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    # Subprocesses (the torchrun relaunch of train) import this checkout's code, not an installed copy.
+    monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
 
 
 def stage_error(stderr: str) -> str:

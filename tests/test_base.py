@@ -1,15 +1,16 @@
+import dataclasses
 import json
 
 import pandas as pd
 import pytest
-from conftest import headless_bert, stage_error
+from conftest import headless_bert, stage_error, with_defaults, write_params
 
 from crossling import base
 from crossling.common import DataError
 from crossling.config import ScratchConfig
 
 LABELS = ("positive", "neutral", "negative")
-TINY = ScratchConfig(vocab_size=200, dim=16, layers=1, heads=2, hidden_dim=32, max_position_embeddings=32)
+TINY = ScratchConfig(vocab_size=200, dim=16, layers=1, heads=2, hidden_dim=32, max_position_embeddings=32, dropout=0.1)
 
 
 def test_scratch_tokenizer_learns_only_the_pool():
@@ -37,11 +38,8 @@ def test_scratch_model_is_deterministic_and_has_our_labels():
 def run_base(tmp_path, checkpoint, pool_texts=("good day", "bad day", "a day") * 10):
     pool = tmp_path / "pool.parquet"
     pd.DataFrame({"text": list(pool_texts)}).to_parquet(pool)
-    params = tmp_path / "params.yaml"
-    scratch = {k: getattr(TINY, k) for k in ("vocab_size", "dim", "layers", "heads", "hidden_dim",
-                                            "max_position_embeddings")}
-    params.write_text(json.dumps({"model": {"checkpoint": str(checkpoint), "scratch": scratch},
-                                  "train": {"max_length": 32}}))
+    params = write_params(tmp_path / "params.yaml", with_defaults(
+        {"model": {"checkpoint": str(checkpoint), "scratch": dataclasses.asdict(TINY)}, "train": {"max_length": 32}}))
     out = tmp_path / "base"
     base.cli(["--params", str(params), "--pool", str(pool), "--out", str(out)])
     return out

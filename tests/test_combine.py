@@ -1,12 +1,11 @@
 import json
 
 import pandas as pd
-from conftest import tiny_params, write_params
+from conftest import make_config, tiny_params, write_params
 
 from crossling import combine, download
-from crossling.config import DataConfig
 
-DATA = DataConfig(source="local", languages=("english", "french"))
+DATA = make_config({"data": {"source": "local", "languages": ["english", "french"]}}).data
 
 
 def raw_rows(rows):

@@ -1,8 +1,9 @@
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_csv_source, stage_error, synthetic_rows, tiny_params, write_csv, write_params
+from conftest import make_config, make_csv_source, stage_error, synthetic_rows, tiny_params, write_csv, write_params
 
-from crossling import download
+from crossling import combine, download, sample
 from crossling.common import DataError
 from crossling.config import DataConfig
 
@@ -10,7 +11,12 @@ LABELS = ("positive", "neutral", "negative")
 
 
 def data_cfg(source, languages=("english", "french"), **kw) -> DataConfig:
-    return DataConfig(source=str(source), languages=tuple(languages), **kw)
+    """params.yaml's data section with these values."""
+    return make_config({"data": {"source": str(source), "languages": list(languages), **kw}}).data
+
+
+def hub_cfg(repo, languages, **kw) -> DataConfig:
+    return data_cfg("hub", languages, hub_id=str(repo), **kw)
 
 
 def test_local_source_is_normalized(csv_source):
@@ -24,7 +30,7 @@ def test_local_source_is_normalized(csv_source):
 
 
 def test_label_order_comes_from_params_not_from_the_file(csv_source):
-    df = download.download(data_cfg(csv_source, labels=("negative", "neutral", "positive")))
+    df = download.download(data_cfg(csv_source, labels=["negative", "neutral", "positive"]))
     assert (df.loc[df["label"] == "negative", "label_id"] == 0).all()
     assert (df.loc[df["label"] == "positive", "label_id"] == 2).all()
 
@@ -35,9 +41,55 @@ def test_valid_only_language_is_fine(tmp_path):
     assert set(df.loc[df["language"] == "japanese", "split"]) == {"validation", "test"}
 
 
-def test_absent_language_is_named(csv_source):
-    with pytest.raises(DataError, match="language 'hindi' is absent"):
+def test_absent_language_is_named_with_what_the_source_has(csv_source):
+    with pytest.raises(DataError, match=r"language\(s\) hindi absent from .* \(found: english, french\)"):
         download.download(data_cfg(csv_source, languages=("english", "hindi")))
+
+
+def test_any_language_folder_runs_through_the_data_stages(tmp_path):
+    # Neither language was known to the project before: languages come from the source's folders.
+    source = make_csv_source(tmp_path / "source", languages=("swahili", "tagalog"))
+    params = write_params(tmp_path / "params.yaml", tiny_params(source, languages=("swahili", "tagalog")))
+    d = tmp_path / "run"
+    download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
+    combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
+                 "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
+                 "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
+    sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
+    drawn = pd.read_parquet(sample.sample_path(d / "samples", 12))
+    assert drawn.groupby("language").size().to_dict() == {"swahili": 12, "tagalog": 12}
+
+
+def integer_label_copy(named_root, root, ids):
+    """The same CSV source with each label name replaced by its integer id."""
+    for path in named_root.rglob("*.csv"):
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+        (root / path.relative_to(named_root)).parent.mkdir(parents=True, exist_ok=True)
+        df.assign(label=df["label"].map(ids)).to_csv(root / path.relative_to(named_root), index=False)
+    return root
+
+
+def test_integer_labels_with_label_map_give_the_named_counts(tmp_path, csv_source):
+    ids = {"negative": "0", "neutral": "1", "positive": "2"}  # another order than data.labels
+    numbered = integer_label_copy(csv_source, tmp_path / "numbered", ids)
+    named_raw = download.download(data_cfg(csv_source))
+    numbered_cfg = data_cfg(numbered, label_map={0: "negative", 1: "neutral", 2: "positive"})
+    numbered_raw = download.download(numbered_cfg)
+    cols = ["language", "split", "text", "label", "label_id"]
+    assert numbered_raw[cols].equals(named_raw[cols])
+    _, _, named_report = combine.combine(named_raw, data_cfg(csv_source))
+    _, _, numbered_report = combine.combine(numbered_raw, numbered_cfg)
+    assert numbered_report == named_report
+    assert named_report["english"]["pool_positive"] > 0 and named_report["english"]["pool_unknown_label"] == 0
+
+
+def test_label_map_renames_other_spellings(tmp_path, csv_source):
+    short = {"positive": "pos", "neutral": "neu", "negative": "neg"}
+    spelled = integer_label_copy(csv_source, tmp_path / "short", short)
+    df = download.download(data_cfg(spelled, label_map={"pos": "positive", "neu": "neutral", "neg": "negative"}))
+    assert set(df["label"]) == set(LABELS) and df["label_id"].notna().all()
+    unmapped = download.download(data_cfg(spelled))
+    assert unmapped["label_id"].isna().all()  # never guessed: combine counts and drops them
 
 
 def test_absent_test_split_is_named(csv_source):
@@ -52,10 +104,10 @@ def test_missing_column(csv_source):
         download.download(data_cfg(csv_source))
 
 
-def test_numeric_labels_are_refused(csv_source):
+def test_numeric_labels_without_label_map_are_refused(csv_source):
     rows = [dict(r, label=str(i % 3)) for i, r in enumerate(synthetic_rows("english", "train", 3))]
     write_csv(csv_source / "english" / "train.csv", rows)
-    with pytest.raises(DataError, match="'label' holds numbers"):
+    with pytest.raises(DataError, match="'label' holds numbers .* without names; name each in data.label_map"):
         download.download(data_cfg(csv_source))
 
 
@@ -95,21 +147,23 @@ def test_cli_writes_parquet_with_explicit_schema(tmp_path, csv_source):
 
 # --- the hub source: the script-free Parquet export layout (<config>/<split>/*.parquet) built locally ---
 
-def make_hub_export(root, names=("negative", "neutral", "positive"), per_language_configs=False):
-    """What `refs/convert/parquet` of the dataset holds, with ClassLabel features: config 'all' (with a
-    language column), or one config per language (and an 'all' without that column)."""
+def make_hub_export(root, names=("negative", "neutral", "positive"), per_language_configs=False, all_config=True,
+                    languages=("english", "french", "german"), class_label=True):
+    """What `refs/convert/parquet` of a dataset holds, with ClassLabel features (or plain integer ids):
+    config 'all' (with a language column), or one config per language (and an 'all' without that column,
+    or none: the layout of cardiffnlp/tweet_sentiment_multilingual)."""
     import datasets
 
     columns = {"text": datasets.Value("string"), "source": datasets.Value("string"),
-               "label": datasets.ClassLabel(names=list(names))}
+               "label": datasets.ClassLabel(names=list(names)) if class_label else datasets.Value("int64")}
     for split, tag in (("train", "train"), ("validation", "valid"), ("test", "test")):
-        rows = [dict(r, language=lang, label=names.index(r["label"])) for lang in ("english", "french", "german")
+        rows = [dict(r, language=lang, label=names.index(r["label"])) for lang in languages
                 for r in synthetic_rows(lang, tag, 4)]
         folders = {"all": rows}
         if per_language_configs:
-            folders = {"all": [{k: v for k, v in r.items() if k != "language"} for r in rows]}
+            folders = {"all": [{k: v for k, v in r.items() if k != "language"} for r in rows]} if all_config else {}
             folders |= {lang: [{k: v for k, v in r.items() if k != "language"} for r in rows if r["language"] == lang]
-                        for lang in ("english", "french", "german")}
+                        for lang in languages}
         for config, config_rows in folders.items():
             features = datasets.Features(columns | ({"language": datasets.Value("string")}
                                                     if "language" in config_rows[0] else {}))
@@ -122,8 +176,7 @@ def make_hub_export(root, names=("negative", "neutral", "positive"), per_languag
 def test_hub_source_reads_label_names_from_classlabel(tmp_path, monkeypatch):
     # ClassLabel order (negative, neutral, positive) differs from data.labels: ids must be remapped by name.
     repo = make_hub_export(tmp_path / "hub")
-    cfg = DataConfig(source="hub", hub_id=str(repo), languages=("french", "english"))
-    df = download.download(cfg)
+    df = download.download(hub_cfg(repo, ("french", "english")))
     assert list(dict.fromkeys(df["language"])) == ["french", "english"]  # german left out, order as configured
     expected = {r["text"]: r["label"] for r in synthetic_rows("english", "train", 4)}
     got = df[(df["language"] == "english") & (df["split"] == "train")].set_index("text")["label"].to_dict()
@@ -138,7 +191,7 @@ def test_hub_source_and_csv_source_agree(tmp_path):
     for lang in ("english", "french"):
         for tag in ("train", "valid", "test"):
             write_csv(csv_root / lang / f"{tag}.csv", synthetic_rows(lang, tag, 4))
-    hub = download.download(DataConfig(source="hub", hub_id=str(repo), languages=("english", "french")))
+    hub = download.download(hub_cfg(repo, ("english", "french")))
     local = download.download(data_cfg(csv_root))
     cols = ["language", "split", "text", "label", "label_id"]
     assert hub[cols].sort_values(cols).reset_index(drop=True).equals(local[cols].sort_values(cols).reset_index(drop=True))
@@ -146,17 +199,46 @@ def test_hub_source_and_csv_source_agree(tmp_path):
 
 def test_hub_all_without_language_column_reads_per_language_configs(tmp_path):
     repo = make_hub_export(tmp_path / "hub", per_language_configs=True)
-    df = download.download(DataConfig(source="hub", hub_id=str(repo), languages=("french", "english")))
+    df = download.download(hub_cfg(repo, ("french", "english")))
     assert list(dict.fromkeys(df["language"])) == ["french", "english"]
     expected = {r["text"]: r["label"] for r in synthetic_rows("french", "test", 4)}
     got = df[(df["language"] == "french") & (df["split"] == "test")].set_index("text")["label"].to_dict()
     assert got == expected
 
 
+def test_tweet_sentiment_multilingual_layout_loads_per_language_configs(tmp_path):
+    # cardiffnlp/tweet_sentiment_multilingual: one config per language, no 'all', no language column,
+    # ClassLabel ordered negative, neutral, positive (the reverse of data.labels).
+    langs = ("arabic", "english", "hindi", "portuguese")
+    repo = make_hub_export(tmp_path / "hub", per_language_configs=True, all_config=False, languages=langs)
+    assert download.hub_configs(hub_cfg(repo, langs)) == sorted(langs)
+    df = download.download(hub_cfg(repo, ("portuguese", "hindi")))
+    assert list(dict.fromkeys(df["language"])) == ["portuguese", "hindi"]
+    for lang in ("portuguese", "hindi"):
+        expected = {r["text"]: r["label"] for r in synthetic_rows(lang, "train", 4)}
+        got = df[(df["language"] == lang) & (df["split"] == "train")].set_index("text")["label"].to_dict()
+        assert got == expected
+    assert (df.loc[df["label"] == "positive", "label_id"] == 0).all()
+    assert (df.loc[df["label"] == "negative", "label_id"] == 2).all()
+    found = r"\(found: arabic, english, hindi, portuguese\)"
+    with pytest.raises(DataError, match=r"swahili absent from the configs of .*" + found):
+        download.download(hub_cfg(repo, ("english", "swahili")))
+
+
+def test_hub_integer_labels_need_a_label_map(tmp_path):
+    repo = make_hub_export(tmp_path / "hub", class_label=False)  # ids 0, 1, 2 = negative, neutral, positive
+    with pytest.raises(DataError, match="'label' is int64 without ClassLabel names; name each id in data.label_map"):
+        download.download(hub_cfg(repo, ("english",)))
+    df = download.download(hub_cfg(repo, ("english",), label_map={0: "negative", 1: "neutral", 2: "positive"}))
+    named = download.download(hub_cfg(make_hub_export(tmp_path / "named"), ("english",)))
+    cols = ["language", "split", "text", "label", "label_id"]
+    assert df[cols].equals(named[cols])
+
+
 def test_hub_missing_language_is_named(tmp_path):
     repo = make_hub_export(tmp_path / "hub")
     with pytest.raises(DataError, match="hindi absent from"):
-        download.download(DataConfig(source="hub", hub_id=str(repo), languages=("english", "hindi")))
+        download.download(hub_cfg(repo, ("english", "hindi")))
 
 
 def test_hub_failure_points_to_the_offline_recipe(monkeypatch):
@@ -165,10 +247,16 @@ def test_hub_failure_points_to_the_offline_recipe(monkeypatch):
     def unreachable(*args, **kwargs):
         raise ConnectionError("Couldn't reach 'tyqiangz/multilingual-sentiments' on the Hub (LocalEntryNotFoundError)")
 
+    # HF_HUB_OFFLINE is set for every test: listing the configs fails first
+    with pytest.raises(DataError) as err:
+        download.download(make_config().data)
+    assert "(list of configs, revision 'refs/convert/parquet') from the Hugging Face Hub" in str(err.value)
+    monkeypatch.setattr(download, "hub_configs", lambda data: ["all"])
     monkeypatch.setattr(datasets, "load_dataset", unreachable)
     with pytest.raises(DataError) as err:
-        download.download(DataConfig())
+        download.download(make_config().data)
     msg = str(err.value)
+    assert "(config 'all'" in msg and "LocalEntryNotFoundError" in msg
     assert "Hugging Face Hub" in msg and "data.source" in msg and "offline" in msg.lower()
 
 
@@ -197,7 +285,7 @@ def test_missing_hub_text_becomes_empty_and_is_counted(tmp_path):
                                         features=features)
         (tmp_path / "hub" / "all" / split).mkdir(parents=True)
         ds.to_parquet(str(tmp_path / "hub" / "all" / split / "0000.parquet"))
-    cfg = DataConfig(source="hub", hub_id=str(tmp_path / "hub"), languages=("english",))
+    cfg = hub_cfg(tmp_path / "hub", ("english",))
     raw = download.download(cfg)
     assert (raw["text"] == "").sum() == 2
     _, _, report = combine.combine(raw, cfg)

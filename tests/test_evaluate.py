@@ -3,11 +3,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import tiny_params, write_params
+import yaml
+from conftest import ROOT, tiny_params, write_params
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
 from crossling import evaluate, stats
-from crossling.common import DataError
+from crossling.common import DataError, joint_name, mono_name, run_name
 from crossling.config import load_config
 from crossling.predict import prediction_schema
 
@@ -32,7 +33,7 @@ def fake_predictions(seed: int, n: int = 40, skill: float = 0.6) -> pd.DataFrame
 def params(tmp_path, **kw):
     p = tiny_params("unused", sizes=SIZES)
     p["train"]["seeds"] = list(SEEDS)
-    p["evaluate"] = {"bootstrap_samples": 500, "seed": 3}
+    p["evaluate"] |= {"bootstrap_samples": 500, "seed": 3}
     return write_params(tmp_path / "params.yaml", p)
 
 
@@ -141,3 +142,15 @@ def test_missing_predictions_are_named(tmp_path, pred_dir):
     (pred_dir / "mono_french_seed2.parquet").unlink()
     with pytest.raises(DataError, match="predictions of mono_french_seed2 not found"):
         evaluate.evaluate(pred_dir, load_config(params(tmp_path)))
+
+
+def test_dvc_yaml_names_runs_as_the_code_does():
+    # dvc.yaml cannot call Python: its run names must spell the scheme of crossling.common.
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    for kind, model in (("joint", joint_name("${item.size}")), ("mono", mono_name("${item.lang}"))):
+        name = run_name(model, "${item.seed}")
+        train, predict = (" ".join(stages[f"{step}_{kind}"]["cmd"].split()) for step in ("train", "predict"))
+        for arg in (f"--name {name}", f"--out models/{name}", f"--live logs/{name}"):
+            assert arg in train, (kind, arg)
+        assert f"models/{name}" in stages[f"train_{kind}"]["outs"]
+        assert f"--model models/{name}" in predict and f"--out data/predictions/{name}.parquet" in predict

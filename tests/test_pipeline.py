@@ -44,11 +44,7 @@ def make_project(path: Path, source: Path, **param_overrides) -> Path:
     dvc(path, "init", "-q")
     dvc(path, "config", "core.analytics", "false")
     shutil.copytree(ROOT / ".dvc" / "plots", path / ".dvc" / "plots")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())  # dvc wants every listed param present
-    for section, values in tiny_params(source, **param_overrides).items():
-        for key, value in values.items():
-            params[section][key] = params[section][key] | value if isinstance(value, dict) else value
-    write_params(path / "params.yaml", params)
+    write_params(path / "params.yaml", tiny_params(source, **param_overrides))
     sh(path, "git", "add", "-A")
     sh(path, "git", "commit", "-qm", "tiny project")
     return path
@@ -95,8 +91,8 @@ def test_repro_runs_every_stage_and_writes_outputs(project):
     loss = [r for r in json.loads((project / "plots" / "training_loss.json").read_text()) if r["model"] == "joint_30_seed1"]
     assert summary["joint_30_final_train_loss"] == loss[-1]["loss"]
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    assert set(lock["stages"]) == ({"download", "combine", "sample", "base", "tokenization", "evaluate", "report"}
-                                   | TRAINING | PREDICTION)
+    assert set(lock["stages"]) == ({"check_params", "download", "combine", "sample", "base", "tokenization",
+                                    "evaluate", "report"} | TRAINING | PREDICTION)
     report = (project / "reports" / "results.md").read_text()
     assert "english" in report and "french" in report and "with one seed" in report
 
@@ -105,6 +101,24 @@ def test_second_repro_runs_nothing(project):
     out = dvc(project, "repro").stdout
     assert stages_run(out) == []
     assert "up to date" in dvc(project, "status").stdout
+
+
+@pytest.mark.parametrize("typo, field", [(("\nevaluate:", "\nevalute:"), "evalute"),  # a section
+                                         (("  epochs: 2", "  epoch: 2"), "train.epoch")])  # a key
+def test_typo_in_params_fails_repro_even_when_every_stage_is_up_to_date(project, typo, field):
+    params = (project / "params.yaml").read_text()
+    assert params.count(typo[0]) == 1
+    (project / "params.yaml").write_text(params.replace(*typo))
+    try:
+        proc = dvc(project, "repro", check=False)
+    finally:
+        (project / "params.yaml").write_text(params)
+    assert proc.returncode != 0
+    assert stages_run(proc.stdout) == ["check_params"]  # first, and nothing after it
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("crossling.")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"crossling.check_params: error: params.yaml: {field}: unknown key (allowed under "), proc.stderr
+    assert stages_run(dvc(project, "repro").stdout) == []  # the typo fixed: nothing re-runs
 
 
 def test_plots_show_renders_learning_curve_and_heatmap(project, tmp_path):
@@ -193,7 +207,7 @@ def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, tmp_path):
 
 def test_exp_run_with_new_epochs_reruns_only_training(project, tmp_path):
     out = dvc(project, "exp", "run", "-S", "train.epochs=20").stdout
-    assert set(stages_run(out)) == TRAINING | PREDICTION | {"evaluate", "report"}
+    assert set(stages_run(out)) == TRAINING | PREDICTION | {"check_params", "evaluate", "report"}
 
     diff = dvc(project, "metrics", "diff", "--md").stdout
     assert "| Path" in diff and "english" in diff and "joint_30" in diff
@@ -211,7 +225,7 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, tmp_path):
 
 def test_eval_batch_size_reruns_prediction_but_no_training(project):
     out = dvc(project, "exp", "run", "-S", "train.eval_batch_size=7").stdout
-    assert set(stages_run(out)) == PREDICTION | {"evaluate", "report"}
+    assert set(stages_run(out)) == PREDICTION | {"check_params", "evaluate", "report"}
 
 
 def test_queued_experiment_runs_its_own_code_when_the_checkout_is_broken(project):
@@ -258,7 +272,8 @@ def test_a_device_that_is_not_there_fails_at_once_in_one_line(project, device):
 
 def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
     out = dvc(project, "exp", "run", "-S", "train.seeds=[1,2]").stdout
-    assert set(stages_run(out)) == training_stages(2) | training_stages(2, "predict") | {"evaluate", "report"}
+    assert set(stages_run(out)) == (training_stages(2) | training_stages(2, "predict")
+                                    | {"check_params", "evaluate", "report"})
     joint = json.loads((project / "metrics" / "joint.json").read_text())
     for lang in LANGS:
         cell = joint["joint_30"][lang]

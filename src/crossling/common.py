@@ -1,4 +1,4 @@
-"""What every stage shares: errors, logging, argument parsing and atomic writes."""
+"""What every stage shares: errors, logging, argument parsing, atomic writes and run names."""
 
 from __future__ import annotations
 
@@ -25,6 +25,20 @@ log = logging.getLogger("crossling")
 
 class DataError(ValueError):
     """Input data that cannot be used as it is; the message says which file/language and what to do."""
+
+
+# The names of models and runs (dvc.yaml spells the same: joint_${item.size}_seed${item.seed}).
+def joint_name(size: int | str) -> str:
+    return f"joint_{size}"
+
+
+def mono_name(language: str) -> str:
+    return f"mono_{language}"
+
+
+def run_name(model: str, seed: int | str) -> str:
+    """One training run of a model: its model directory, predictions and log share this name."""
+    return f"{model}_seed{seed}"
 
 
 def stage_parser(description: str) -> argparse.ArgumentParser:

@@ -1,9 +1,11 @@
 """download: the raw dataset, from the Hugging Face Hub or a local copy, as one normalized Parquet file.
 
 Both sources give the same columns (language, split, text, label, label_id, source). `label` is the
-name found in the data; `label_id` is its position in `data.labels` (null for a name outside it, which
-`combine` counts and drops). Hub labels are ClassLabel ids, turned into names through the dataset's own
-features, never through an assumed id order.
+name found in the data, renamed by `data.label_map` where it has an entry; `label_id` is its position in
+`data.labels` (null for a name outside it, which `combine` counts and drops). Hub labels are ClassLabel
+ids, turned into names through the dataset's own features; ids without names need `data.label_map`.
+Languages are whatever the source has: folders of a local source, the `language` column of the hub
+config `data.hub_config`, or else one hub config per language.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ RAW_SCHEMA = pa.schema([
 ])
 
 
-def read_split_csv(path: Path, labels: tuple[str, ...]) -> pd.DataFrame:
+def read_split_csv(path: Path, data: DataConfig) -> pd.DataFrame:
     """One upstream CSV (text,label,source) as strings; refuses files that cannot be read as intended."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
@@ -46,44 +48,70 @@ def read_split_csv(path: Path, labels: tuple[str, ...]) -> pd.DataFrame:
         raise DataError(f"{path}: missing column {missing[0]!r} (found: {', '.join(df.columns)}); "
                         "the layout is text,label,source")
     values = df["label"].str.strip()
-    if len(values) and values.str.fullmatch(r"-?\d+(\.\d+)?").all():
-        raise DataError(f"{path}: column 'label' holds numbers (e.g. {values.iloc[0]!r}); "
-                        f"this source needs label names ({', '.join(labels)})")
+    if not data.label_map and len(values) and values.str.fullmatch(r"-?\d+(\.\d+)?").all():
+        raise DataError(f"{path}: column 'label' holds numbers (e.g. {values.iloc[0]!r}) without names; "
+                        f"name each in data.label_map as the dataset documents them, "
+                        f"e.g. {{{values.iloc[0]}: <one of {', '.join(data.labels)}>}}")
     if "source" not in df.columns:
         df["source"] = ""
     return df[["text", "label", "source"]]
 
 
-def load_local(root: Path, languages: tuple[str, ...], labels: tuple[str, ...]) -> pd.DataFrame:
+def subfolders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def require_languages(languages: tuple[str, ...], found, where: str) -> None:
+    missing = [lang for lang in languages if lang not in found]
+    if missing:
+        raise DataError(f"language(s) {', '.join(missing)} absent from {where} "
+                        f"(found: {', '.join(sorted(found)) or 'nothing'}); remove them from data.languages")
+
+
+def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
     if not root.is_dir():
         raise DataError(f"data.source: {root} is not a directory; use 'hub' or a local copy in the CSV layout")
+    require_languages(data.languages, subfolders(root), str(root))
     frames = []
-    for lang in languages:
+    for lang in data.languages:
         folder = root / lang
-        if not folder.is_dir():
-            found = sorted(p.name for p in root.iterdir() if p.is_dir())
-            raise DataError(f"language {lang!r} is absent from {root} (found: {', '.join(found) or 'nothing'}); "
-                            "remove it from data.languages")
         for split in SPLITS:
             path = folder / CSV_FILES[split]
             if not path.exists():
                 log.warning("%s: no %s split (%s absent)", lang, split, path.name)
                 continue
-            df = read_split_csv(path, labels)
+            df = read_split_csv(path, data)
             frames.append(df.assign(language=lang, split=split))
     return pd.concat(frames, ignore_index=True)
 
 
-def load_hub_config(data: DataConfig, config: str) -> pd.DataFrame:
-    """One config folder of the Parquet export; `language` is the config's name when it has no such column."""
+def hub_unreachable(data: DataConfig, what: str, exc: Exception) -> DataError:
+    return DataError(f"could not load {data.hub_id!r} ({what}, revision {data.revision!r}) from the Hugging Face "
+                     f"Hub: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}; {OFFLINE_HINT}")
+
+
+def hub_configs(data: DataConfig) -> list[str]:
+    """The configs of the Parquet export: its top-level folders."""
+    if Path(data.hub_id).is_dir():  # a local copy of the export
+        return subfolders(Path(data.hub_id))
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoFolder
+
+    try:
+        tree = HfApi().list_repo_tree(data.hub_id, repo_type="dataset", revision=data.revision)
+        return sorted(entry.path for entry in tree if isinstance(entry, RepoFolder))
+    except Exception as exc:  # network, auth, missing revision: all end the same way
+        raise hub_unreachable(data, "list of configs", exc) from None
+
+
+def load_hub_config(data: DataConfig, config: str, language: str | None = None) -> pd.DataFrame:
+    """One config folder of the Parquet export; rows without a `language` column get `language`."""
     import datasets  # heavy import, only for the hub source
 
     try:
         dsd = datasets.load_dataset(data.hub_id, data_dir=config, revision=data.revision)
     except Exception as exc:  # network, auth, missing revision: all end the same way
-        raise DataError(f"could not load {data.hub_id!r} (config {config!r}, revision {data.revision!r}) "
-                        f"from the Hugging Face Hub: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}; "
-                        f"{OFFLINE_HINT}") from None
+        raise hub_unreachable(data, f"config {config!r}", exc) from None
     frames = []
     for split, ds in dsd.items():
         if split not in SPLITS:
@@ -95,11 +123,11 @@ def load_hub_config(data: DataConfig, config: str) -> pd.DataFrame:
         df = ds.to_pandas()
         if isinstance(label_feature, datasets.ClassLabel):
             df["label"] = [label_feature.int2str(int(i)) if i >= 0 else "" for i in df["label"]]
-        elif label_feature.dtype != "string":
+        elif label_feature.dtype != "string" and not data.label_map:
             raise DataError(f"{data.hub_id} split {split}: 'label' is {label_feature.dtype} without ClassLabel "
-                            "names; cannot tell which id is which label")
+                            "names; name each id in data.label_map as the dataset documents them")
         if "language" not in df.columns:
-            df["language"] = None if config == "all" else config
+            df["language"] = language
         if "source" not in df.columns:
             df["source"] = ""
         frames.append(df.assign(split=split)[["language", "split", "text", "label", "source"]])
@@ -107,23 +135,25 @@ def load_hub_config(data: DataConfig, config: str) -> pd.DataFrame:
 
 
 def load_hub(data: DataConfig) -> pd.DataFrame:
-    raw = load_hub_config(data, data.hub_config)
-    if data.hub_config == "all" and raw["language"].isna().all():
-        log.info("config 'all' has no language column: loading one config per language")
-        raw = pd.concat([load_hub_config(data, lang) for lang in data.languages], ignore_index=True)
-    present = set(raw["language"].dropna())
-    missing = [lang for lang in data.languages if lang not in present]
-    if missing:
-        raise DataError(f"language(s) {', '.join(missing)} absent from {data.hub_id} config {data.hub_config!r} "
-                        f"(found: {', '.join(sorted(present))}); remove them from data.languages")
-    return raw[raw["language"].isin(data.languages)]
+    configs = hub_configs(data)
+    if data.hub_config in configs:
+        raw = load_hub_config(data, data.hub_config)
+        if raw["language"].notna().any():
+            present = set(raw["language"].dropna())
+            require_languages(data.languages, present, f"{data.hub_id} config {data.hub_config!r}")
+            return raw[raw["language"].isin(data.languages)]
+        log.info("config %r has no language column: loading one config per language", data.hub_config)
+    else:
+        log.info("no config %r: loading one config per language", data.hub_config)
+    require_languages(data.languages, configs, f"the configs of {data.hub_id}")
+    return pd.concat([load_hub_config(data, lang, lang) for lang in data.languages], ignore_index=True)
 
 
 def normalize(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
     """Fixed column order and row order (language as configured, then split, then source order)."""
     df = raw.copy()
     df["text"] = df["text"].astype(object).where(df["text"].notna(), "").astype(str)
-    df["label"] = df["label"].astype(str).str.strip()
+    df["label"] = df["label"].astype(str).str.strip().map(lambda found: data.label_map.get(found, found))
     df["label_id"] = df["label"].map({name: i for i, name in enumerate(data.labels)}).astype("Int8")
     df["source"] = df["source"].fillna("").astype(str)
     df["_lang"] = df["language"].map({lang: i for i, lang in enumerate(data.languages)})
@@ -139,7 +169,7 @@ def normalize(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
 
 
 def download(data: DataConfig) -> pd.DataFrame:
-    raw = load_hub(data) if data.is_hub else load_local(Path(data.source), data.languages, data.labels)
+    raw = load_hub(data) if data.is_hub else load_local(Path(data.source), data)
     return normalize(raw, data)
 
 

@@ -17,20 +17,9 @@ import numpy as np
 import pandas as pd
 
 from crossling import figures, stats
-from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_json
+from crossling.common import (DataError, joint_name, log, log_params, mono_name, read_parquet, run_name, run_stage,
+                              stage_parser, write_json)
 from crossling.config import Config
-
-
-def joint_name(size: int) -> str:
-    return f"joint_{size}"
-
-
-def mono_name(language: str) -> str:
-    return f"mono_{language}"
-
-
-def run_name(model: str, seed: int) -> str:
-    return f"{model}_seed{seed}"
 
 
 def final_loss(losses: list[dict], model: str, seeds: tuple[int, ...]) -> dict:
@@ -92,9 +81,10 @@ def transfer_summary(joint: dict, transfer: dict, largest: int, languages: tuple
 
 
 def summary(joint: dict, transfer: dict, largest: int, languages: tuple[str, ...]) -> dict:
-    top = joint[joint_name(largest)]
-    out = {f"joint_{largest}_mean_macro_f1": np.mean([top[lang]["macro_f1"] for lang in languages])}
-    out |= {f"joint_{largest}_macro_f1_{lang}": top[lang]["macro_f1"] for lang in languages}
+    name = joint_name(largest)
+    top = joint[name]
+    out = {f"{name}_mean_macro_f1": np.mean([top[lang]["macro_f1"] for lang in languages])}
+    out |= {f"{name}_macro_f1_{lang}": top[lang]["macro_f1"] for lang in languages}
     out["mono_in_language_mean_macro_f1"] = np.mean([transfer[mono_name(lang)][lang]["macro_f1"] for lang in languages])
     cross = [transfer[mono_name(s)][t]["macro_f1"] for s in languages for t in languages if s != t]
     if cross:
@@ -124,9 +114,9 @@ def evaluate(pred_dir: Path, cfg: Config) -> dict:
         aggregate[model], per_run, conf = evaluate_model(runs, cfg)
         detailed |= per_run
         confusions |= conf
-    joint = {m: v for m, v in aggregate.items() if m.startswith("joint_")}
-    transfer = {m: v for m, v in aggregate.items() if m.startswith("mono_")}
     largest, langs = cfg.sample.largest, cfg.data.languages
+    joint = {joint_name(size): aggregate[joint_name(size)] for size in cfg.sample.sizes}
+    transfer = {mono_name(lang): aggregate[mono_name(lang)] for lang in langs}
     return {"joint": joint, "transfer": transfer, "detailed": detailed, "confusion": confusions,
             "summary": summary(joint, transfer, largest, langs),
             "transfer_summary": transfer_summary(joint, transfer, largest, langs),

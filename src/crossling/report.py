@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from crossling.common import atomic_file, log, log_params, read_json, run_stage, stage_parser
+from crossling.common import atomic_file, joint_name, log, log_params, mono_name, read_json, run_stage, stage_parser
 from crossling.config import Config
 
 
@@ -24,7 +24,8 @@ def with_ci(m: dict, metric: str = "macro_f1") -> str:
 
 def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     langs, sizes, largest = cfg.data.languages, sorted(cfg.sample.sizes), cfg.sample.largest
-    joint, transfer, tsum, data, tok = m["joint"], m["transfer"], m["transfer_summary"], m["data"], m["tokenization"]
+    joint, tsum, data, tok = m["joint"], m["transfer_summary"], m["data"], m["tokenization"]
+    transfer = {lang: m["transfer"][mono_name(lang)] for lang in langs}  # by train language
     pct = round(cfg.evaluate.confidence * 100)
     seeds = ", ".join(map(str, cfg.train.seeds))
     parts = [
@@ -36,20 +37,21 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         + (f"; ± is the standard deviation over the {len(cfg.train.seeds)} seeds." if len(cfg.train.seeds) > 1 else
            "; with one seed, seed-to-seed variation is not included (set train.seeds to measure it)."),
         "## Headline",
-        table(["test language", f"joint_{largest}", "monolingual (in-language)", "zero-shot mean (from others)",
+        table(["test language", joint_name(largest), "monolingual (in-language)", "zero-shot mean (from others)",
                "tokens per word/char"],
-              [[lang, with_ci(joint[f"joint_{largest}"][lang]), with_ci(transfer[f"mono_{lang}"][lang]),
+              [[lang, with_ci(joint[joint_name(largest)][lang]), with_ci(transfer[lang][lang]),
                 _zero_shot_into(transfer, lang, langs), tok[lang]["pool_tokens_per_unit"]] for lang in langs]),
         "## Learning curve (joint models)",
         table(["examples per language"] + list(langs),
-              [[size] + [with_ci(joint[f"joint_{size}"][lang]) for lang in langs] for size in sizes]),
+              [[size] + [with_ci(joint[joint_name(size)][lang]) for lang in langs] for size in sizes]),
         f"![learning curve]({figures['learning_curve']})",
         "## Zero-shot transfer (train on the row language, test on the column language)",
         table(["train \\ test"] + list(langs),
-              [[src] + [f"{transfer[f'mono_{src}'][t]['macro_f1']:.3f}" for t in langs] for src in langs]),
+              [[src] + [f"{transfer[src][t]['macro_f1']:.3f}" for t in langs] for src in langs]),
         f"![transfer matrix]({figures['transfer_matrix']})",
         "### Transfer summary",
-        table(["train language", "in-language", "mean on other languages", "transfer gap", f"joint_{largest} on it"],
+        table(["train language", "in-language", "mean on other languages", "transfer gap",
+               f"{joint_name(largest)} on it"],
               [[src, f"{s['in_language_macro_f1']:.3f}", _fmt(s.get("cross_language_mean_macro_f1")),
                 _fmt(s.get("transfer_gap")), f"{s['joint_macro_f1']:.3f}"] for src, s in tsum.items()]),
         "## Tokenization (base tokenizer)",
@@ -78,7 +80,7 @@ def _fmt(value) -> str:
 
 
 def _zero_shot_into(transfer: dict, target: str, langs: tuple[str, ...]) -> str:
-    scores = [transfer[f"mono_{src}"][target]["macro_f1"] for src in langs if src != target]
+    scores = [transfer[src][target]["macro_f1"] for src in langs if src != target]
     return f"{sum(scores) / len(scores):.3f}" if scores else "n/a"
 
 
