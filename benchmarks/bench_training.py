@@ -77,7 +77,8 @@ def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch") ->
     """Sample, test split and scratch base checkpoint, built by the package's own functions, under workdir."""
     from crossling.base import scratch_model, train_tokenizer
     from crossling.combine import EXAMPLE_SCHEMA, combine
-    from crossling.common import write_parquet
+    from crossling.common import write_json, write_parquet
+    from crossling.modeling import INIT_RECORD
     from crossling.config import load_config
     from crossling.download import load_local, normalize
     from crossling.sample import check_capacity, draw, ranked
@@ -100,6 +101,7 @@ def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch") ->
     model = scratch_model(scratch, max(len(tokenizer), scratch.vocab_size), tokenizer.pad_token_id, data.labels)
     model.save_pretrained(workdir / "base")
     tokenizer.save_pretrained(workdir / "base")
+    write_json({"scratch": True, "created_weights": []}, workdir / "base" / INIT_RECORD)  # as the base stage does
     return {"languages": list(data.languages), "labels": list(data.labels), "train_examples": len(sample),
             "test_texts": len(test), "test_per_language": test.groupby("language", sort=False).size().to_dict(),
             "model_parameters": model.num_parameters(), "vocabulary": len(tokenizer)}

@@ -1,0 +1,98 @@
+"""Does length-grouped batching change what the model learns? macro-F1 per language, with and without.
+
+    python benchmarks/group_by_length.py --data <local copy of the data>      # = make bench-grouping
+
+The offline grid's largest joint model (2000 texts per language, the scratch DistilBERT, lr 3e-4,
+warmup 10%, 5 epochs, batch 32) is trained and tested once per seed and setting, as the train and predict
+stages do it (each seed also re-draws the weights), and the per-language test macro-F1 is compared:
+mean and sample standard deviation over seeds, and the paired difference (grouped - random) per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_training import PARAMS, prepare, quiet  # noqa: E402
+
+
+def score(workdir: Path, group_by_length: bool, seed: int, lr: float, warmup: float, epochs: int) -> dict:
+    from sklearn.metrics import f1_score
+
+    from crossling.common import read_parquet
+    from crossling.config import load_config
+    from crossling.modeling import load_classifier
+    from crossling.predict import predictions
+    from crossling.train import device_and_precision, fine_tune, redraw_created_weights
+
+    cfg = load_config(PARAMS)
+    train = replace(cfg.train, learning_rate=lr, warmup_ratio=warmup, epochs=epochs, group_by_length=group_by_length)
+    device, precision = device_and_precision(train)
+    model, tokenizer = load_classifier(workdir / "base", cfg.data.labels)
+    redraw_created_weights(model, workdir / "base", seed)
+    start = time.perf_counter()
+    fine_tune(model, tokenizer, read_parquet(workdir / "sample.parquet", "sample"), train, f"grouped={group_by_length}",
+              tempfile.mkdtemp(prefix="live-", dir=workdir), seed, device, precision)
+    seconds = time.perf_counter() - start
+    preds = predictions(model, tokenizer, read_parquet(workdir / "test.parquet", "test"), cfg.data.labels, train,
+                        device, precision)
+    labels = list(range(len(cfg.data.labels)))
+    f1 = {lang: float(f1_score(part["label_id"], part["pred_id"], labels=labels, average="macro", zero_division=0))
+          for lang, part in preds.groupby("language", sort=False)}
+    return {"train_seconds": seconds, "macro_f1": f1}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
+    parser.add_argument("--size", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "group_by_length.json")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    quiet()
+    runs = {}
+    with tempfile.TemporaryDirectory(prefix="crossling-grouping-") as tmp:
+        setup = prepare(args.data.resolve(), args.size, Path(tmp))
+        for grouped in (True, False):
+            for seed in args.seeds:
+                runs[grouped, seed] = score(Path(tmp), grouped, seed, args.lr, args.warmup_ratio, args.epochs)
+                print(f"group_by_length={grouped} seed={seed}: {runs[grouped, seed]}", flush=True)
+
+    languages = setup["languages"]
+    table = {}
+    for lang in languages:
+        on = np.array([runs[True, s]["macro_f1"][lang] for s in args.seeds])
+        off = np.array([runs[False, s]["macro_f1"][lang] for s in args.seeds])
+        diff = on - off
+        table[lang] = {"grouped_mean": on.mean(), "grouped_std": on.std(ddof=1), "random_mean": off.mean(),
+                       "random_std": off.std(ddof=1), "paired_difference_mean": diff.mean(),
+                       "paired_difference_std": diff.std(ddof=1)}
+    seconds = {g: float(np.mean([runs[g, s]["train_seconds"] for s in args.seeds])) for g in (True, False)}
+    print(f"\nmacro-F1 over seeds {args.seeds} (mean +/- sample std); difference = grouped - random, paired by seed")
+    print(f"{'language':<10} {'grouped':>16} {'random':>16} {'difference':>16}")
+    for lang, t in table.items():
+        print(f"{lang:<10} {t['grouped_mean']:>9.3f} +/- {t['grouped_std']:.3f} {t['random_mean']:>9.3f} +/- "
+              f"{t['random_std']:.3f} {t['paired_difference_mean']:>+9.3f} +/- {t['paired_difference_std']:.3f}")
+    print(f"mean training time: grouped {seconds[True]:.0f} s, random {seconds[False]:.0f} s")
+    args.out.write_text(json.dumps({"command": " ".join(["python", "benchmarks/group_by_length.py", *sys.argv[1:]]),
+                                    "setup": setup | {"seeds": args.seeds, "epochs": args.epochs, "lr": args.lr},
+                                    "per_language": table, "train_seconds": {str(k): v for k, v in seconds.items()},
+                                    "runs": {f"grouped={g},seed={s}": r for (g, s), r in runs.items()}}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
