@@ -56,7 +56,7 @@ def make_csv_source(root: Path, languages=("english", "french"), pool_per_class=
 def tiny_params(source: str | Path, languages=("english", "french"), sizes=(6, 12), **overrides) -> dict:
     params = {
         "data": {"source": str(source), "languages": list(languages)},
-        "sample": {"sizes": list(sizes), "seed": 7},
+        "sample": {"sizes": list(sizes), "seed": 7, "dev_size": 15},
         "model": {"checkpoint": "scratch",
                   "scratch": {"vocab_size": 200, "dim": 16, "layers": 1, "heads": 2, "hidden_dim": 32,
                               "max_position_embeddings": 32}},

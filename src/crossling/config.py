@@ -74,8 +74,11 @@ class DataConfig:
 class SampleConfig:
     sizes: tuple[int, ...] = (100, 500, 1000, 1500, 2000)
     seed: int = 42
+    # Per language, a fixed class-balanced dev split carved from the pool before any sample is drawn.
+    dev_size: int = 150
 
     def __post_init__(self) -> None:
+        _positive("sample.dev_size", self.dev_size)
         if not self.sizes:
             raise ConfigError("sample.sizes", "must list at least one size, e.g. [100, 500]")
         for i, size in enumerate(self.sizes):
@@ -205,6 +208,9 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
+        if self.sample.dev_size < len(self.data.labels):
+            raise ConfigError("sample.dev_size", f"must be at least {len(self.data.labels)} (one text per label), "
+                              f"got {self.sample.dev_size}")
         if self.model.is_scratch and self.train.max_length > self.model.scratch.max_position_embeddings:
             raise ConfigError(
                 "train.max_length",
