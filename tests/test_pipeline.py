@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from conftest import make_csv_source, tiny_params, write_params
@@ -80,7 +81,9 @@ def test_repro_runs_every_stage_and_writes_outputs(project):
                  "models/joint_30_seed1/model.safetensors", "models/mono_french_seed1/tokenizer.json",
                  "data/predictions/mono_english_seed1.parquet", "metrics/summary.json", "plots/transfer_matrix.json",
                  "metrics/tokenization.json", "plots/tokenization.png", "metrics/transfer_summary.json",
-                 "plots/learning_curve.png", "plots/label_distribution.png", "plots/training_loss.json"):
+                 "plots/learning_curve.png", "plots/label_distribution.png", "plots/training_loss.json",
+                 "data/dev.parquet", "metrics/differences.json", "plots/dev_curve.json", "plots/training_curves.png",
+                 "plots/confusion_largest_joint.png"):
         assert (project / path).exists(), path
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert set(summary) >= {"joint_30_mean_macro_f1", "zero_shot_mean_macro_f1", "joint_30_macro_f1_french",
@@ -91,6 +94,20 @@ def test_repro_runs_every_stage_and_writes_outputs(project):
     assert set(lock["stages"]) == {"download", "combine", "sample", "base", "tokenization", "evaluate", "report"} | TRAINING
     report = (project / "reports" / "results.md").read_text()
     assert "english" in report and "french" in report and "with one seed" in report
+    assert "## Paired differences" in report and "joint_30 (60 ex., 16 steps)" in report  # 2 epochs x ceil(60 / 8)
+
+
+def test_dev_split_is_balanced_and_disjoint_from_samples_and_test(project):
+    dev = pd.read_parquet(project / "data" / "dev.parquet")
+    assert set(dev.groupby(["language", "label"]).size()) == {5}  # tiny dev_size 15: 5 per class and language
+    held_out = set(pd.read_parquet(project / "data" / "test.parquet")["text"])
+    for size in (12, 30):
+        held_out |= set(pd.read_parquet(project / "data" / "samples" / f"sample_{size}.parquet")["text"])
+    assert not set(dev["text"]) & held_out
+    counts = json.loads((project / "metrics" / "data.json").read_text())
+    assert counts["english"]["dev"] == 15 and counts["english"]["dev_negative"] == 5
+    diffs = json.loads((project / "metrics" / "differences.json").read_text())
+    assert "joint_30_minus_joint_12_on_french_ci_low" in diffs and "mono_english_minus_chance_on_french" in diffs
 
 
 def test_second_repro_runs_nothing(project):
@@ -102,7 +119,8 @@ def test_second_repro_runs_nothing(project):
 def test_plots_show_renders_learning_curve_and_heatmap(project, tmp_path):
     dvc(project, "plots", "show", "-o", str(tmp_path / "html"))
     page = (tmp_path / "html" / "index.html").read_text()
-    for plot_id in ("learning_curve_macro_f1", "transfer_matrix", "label_distribution", "training_loss"):
+    for plot_id in ("learning_curve_macro_f1", "transfer_matrix", "label_distribution", "training_loss",
+                    "dev_macro_f1", "confusion_largest_joint"):
         assert plot_id in page
     assert '"rect"' in page and '"macro_f1"' in page  # the heatmap colours cells by value
 
@@ -112,7 +130,8 @@ def test_metrics_show_lists_flat_metrics(project):
     data = json.loads(out)
     files = next(iter(data.values()))["data"]
     assert files["metrics/joint.json"]["data"]["joint_30"]["english"]["macro_f1"] >= 0
-    assert files["metrics/data.json"]["data"]["french"]["pool"] == 90
+    assert files["metrics/data.json"]["data"]["french"]["pool"] == 90 - 15  # the dev split is carved out
+    assert "joint_30_minus_mono_english_on_english" in files["metrics/differences.json"]["data"]
 
 
 
