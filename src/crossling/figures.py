@@ -40,6 +40,8 @@ def training_curves(losses: pd.DataFrame, dev: pd.DataFrame, path: str | Path) -
     if not dev.empty:
         mean_dev = dev.groupby(["model", "epoch"], sort=False, as_index=False)["macro_f1"].mean()
         sns.lineplot(data=mean_dev, x="epoch", y="macro_f1", hue="model", marker="o", ax=axes[1])
+    else:
+        axes[1].text(0.5, 0.5, "no dev macro-F1 in the training logs", ha="center", transform=axes[1].transAxes)
     axes[0].set(title="Training loss", xlabel="epoch (optimizer step / steps per epoch)", ylabel="loss")
     axes[1].set(title="Dev macro-F1 (mean over the training languages)", xlabel="epoch", ylabel="macro-F1")
     for ax in axes:
@@ -52,13 +54,17 @@ def confusion_matrices(rows: pd.DataFrame, model: str, path: str | Path) -> None
     """One confusion matrix per test language: colour = share of the gold row, text = count."""
     languages = list(dict.fromkeys(rows["language"]))
     labels = list(dict.fromkeys(rows["actual"]))
-    fig, axes = plt.subplots(1, len(languages), figsize=(3.3 * len(languages), 3.4), squeeze=False)
-    for ax, lang in zip(axes[0], languages):
+    cols = min(3, len(languages))
+    grid_rows = -(-len(languages) // cols)
+    fig, axes = plt.subplots(grid_rows, cols, figsize=(3.4 * cols, 3.2 * grid_rows), squeeze=False)
+    for ax in axes.flat[len(languages):]:
+        ax.set_visible(False)
+    for ax, lang in zip(axes.flat, languages):
         part = rows[rows["language"] == lang]
         shares = part.pivot(index="actual", columns="predicted", values="share").loc[labels, labels]
         counts = part.pivot(index="actual", columns="predicted", values="count").loc[labels, labels]
         sns.heatmap(shares, annot=counts, fmt="d", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax)
-        ax.set(title=lang, xlabel="predicted", ylabel="gold" if ax is axes[0][0] else "")
+        ax.set(title=lang, xlabel="predicted", ylabel="gold")
     fig.suptitle(f"{model}: confusion matrices per test language (colour: share of the gold class)")
     fig.tight_layout()
     _save(fig, path)

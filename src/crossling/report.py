@@ -163,7 +163,7 @@ def _differences(cfg: Config, d: dict, pct: int) -> list[str]:
             matrix(lambda src, t: f"mono_{src}_minus_chance_on_{t}"),
             "### Source model: in-language score minus zero-shot cell (not paired)",
             "The two scores are on different test texts (source and target language), so no pairing is possible: "
-            "the interval combines independent resamples of the two test splits and is wider.",
+            "the interval combines independent resamples of the two test splits, so it is usually wider than a paired one.",
             matrix(lambda src, t: f"mono_{src}_on_{src}_minus_on_{t}"),
         ]
     return out
