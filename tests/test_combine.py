@@ -96,7 +96,8 @@ def test_cli_writes_all_outputs(tmp_path, csv_source):
 
 
 def balanced_rows(lang, per_class, split="train"):
-    return [(lang, split, f"{lang} {label} {i}" + ("" if split == "train" else f" {split}"), label) for label in ("positive", "neutral", "negative")
+    suffix = "" if split == "train" else f" {split}"
+    return [(lang, split, f"{lang} {label} {i}{suffix}", label) for label in ("positive", "neutral", "negative")
             for i in range(per_class)]
 
 

@@ -103,7 +103,8 @@ def carve_dev(pool: pd.DataFrame, language: str, dev_size: int, labels: tuple[st
     return pd.concat(parts).drop(columns="_order")
 
 
-def combine(raw: pd.DataFrame, data: DataConfig, dev_size: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+def combine(raw: pd.DataFrame, data: DataConfig,
+            dev_size: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Clean pool (dev texts removed), dev split and test split of every language, and the counts."""
     pools, devs, tests, report = {}, {}, [], {}
     test_rows = raw[raw["split"] == "test"]

@@ -52,8 +52,8 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         f"texts per language, classes balanced, disjoint from every sample and test split); every score here is "
         f"macro-F1 on a language's test split with a {pct}% bootstrap interval "
         f"({cfg.evaluate.bootstrap_samples} resamples of the test texts)"
-        + (f"; ± is the sample standard deviation (ddof 1) over the {len(cfg.train.seeds)} seeds." if len(cfg.train.seeds) > 1
-           else "; with one seed, seed-to-seed variation is not measured and no spread is reported (set train.seeds "
+        + (f"; ± is the sample standard deviation (ddof 1) over the {len(cfg.train.seeds)} seeds."
+           if len(cfg.train.seeds) > 1 else "; with one seed, seed-to-seed variation is not measured and no spread is reported (set train.seeds "
                 "to two or more seeds to measure it).")
         + " Training budgets: `ex.` = training examples, `steps` = optimizer steps = epochs x "
           "ceil(examples / (batch size x processes)).",
@@ -163,7 +163,8 @@ def _differences(cfg: Config, d: dict, pct: int) -> list[str]:
             matrix(lambda src, t: f"mono_{src}_minus_chance_on_{t}"),
             "### Source model: in-language score minus zero-shot cell (not paired)",
             "The two scores are on different test texts (source and target language), so no pairing is possible: "
-            "the interval combines independent resamples of the two test splits, so it is usually wider than a paired one.",
+            "the interval combines independent resamples of the two test splits, so it is usually wider than a "
+            "paired one.",
             matrix(lambda src, t: f"mono_{src}_on_{src}_minus_on_{t}"),
         ]
     return out
