@@ -89,6 +89,7 @@ def test_same_params_give_byte_identical_files(tmp_path, csv_source):
         assert fa != sample.sample_path(c / "samples", size).read_bytes()
     for name in ("raw.parquet", "pool.parquet", "dev.parquet", "test.parquet", "data.json", "dist.png"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert (a / "dev.parquet").read_bytes() == (c / "dev.parquet").read_bytes()  # fixed: not drawn with sample.seed
 
 
 def test_samples_never_contain_test_or_dev_texts_and_dev_is_balanced(tmp_path, csv_source):
@@ -107,7 +108,7 @@ def test_samples_never_contain_test_or_dev_texts_and_dev_is_balanced(tmp_path, c
     assert counts["english"]["dev"] == 15 and counts["english"]["dev_neutral"] == 5
 
 
-def test_adding_a_dev_split_keeps_samples_nested(tmp_path, csv_source):
+def test_samples_stay_nested_with_a_dev_split(tmp_path, csv_source):
     d = run_data_stages(tmp_path, csv_source)
     previous = set()
     for size in (6, 12, 24):
