@@ -200,5 +200,5 @@ def test_missing_hub_text_becomes_empty_and_is_counted(tmp_path):
     cfg = DataConfig(source="hub", hub_id=str(tmp_path / "hub"), languages=("english",))
     raw = download.download(cfg)
     assert (raw["text"] == "").sum() == 2
-    _, _, report = combine.combine(raw, cfg)
+    _, _, _, report = combine.combine(raw, cfg, 0)
     assert report["english"]["pool_empty_text"] == 1 and report["english"]["test_empty_text"] == 1

@@ -14,7 +14,7 @@ def prepared(tmp_path_factory):
     params = write_params(d / "params.yaml", tiny_params(src, sizes=(12, 30), train__epochs=20))
     download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
     combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
-                 "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
+                 "--dev", str(d / "dev.parquet"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                  "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
     sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
     base.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "base")])
