@@ -245,5 +245,5 @@ def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
         assert cell["seeds"] == 2 and cell["macro_f1_seed_std"] >= 0
         assert cell["macro_f1_ci_low"] <= cell["macro_f1"] <= cell["macro_f1_ci_high"]
     report = (project / "reports" / "results.md").read_text()
-    assert "standard deviation over the 2 seeds" in report
+    assert "sample standard deviation (ddof 1) over the 2 seeds" in report
     assert all(report.count(lang) >= 5 for lang in LANGS)
