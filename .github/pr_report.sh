@@ -19,9 +19,10 @@ section() {  # title, metrics file
   section "Headline" metrics/summary.json
   section "Learning curve: joint models per test language" metrics/joint.json
   section "Zero-shot transfer: monolingual models per test language" metrics/transfer.json
+  section "Paired differences (macro-F1, with intervals)" metrics/differences.json
   section "Data: counts per language" metrics/data.json
   printf '\nParams that changed:\n\n%s\n' "$(dvc params diff "$base" --md || true)"
-  printf '\nPlots (learning curves, transfer heatmap, label distribution, training loss): see the `plots-diff` artifact of this run.\n'
+  printf '\nPlots (learning curves, transfer heatmap, label distribution, training loss, dev macro-F1, confusion matrices): see the `plots-diff` artifact of this run.\n'
 } > "$out/report.md"
 
 dvc plots diff "$base" -o "$out/plots" > /dev/null

@@ -74,7 +74,7 @@ def tiny_params(source: str | Path, languages=("english", "french"), sizes=(6, 1
     """Complete params (params.yaml's defaults) for a tiny, fast run on `source`."""
     params = {
         "data": {"source": str(source), "languages": list(languages)},
-        "sample": {"sizes": list(sizes), "seed": 7},
+        "sample": {"sizes": list(sizes), "seed": 7, "dev_size": 15},
         "model": {"checkpoint": "scratch",
                   "scratch": {"vocab_size": 200, "dim": 16, "layers": 1, "heads": 2, "hidden_dim": 32,
                               "max_position_embeddings": 32}},

@@ -1,9 +1,12 @@
 import json
 
 import pandas as pd
+import pyarrow.parquet as pq
+import pytest
 from conftest import make_config, tiny_params, write_params
 
 from crossling import combine, download
+from crossling.common import DataError
 
 DATA = make_config({"data": {"source": "local", "languages": ["english", "french"]}}).data
 
@@ -32,7 +35,7 @@ def test_removals_are_counted_per_language():
         ("english", "test", "english test 0", "negative"),    # duplicate inside test: kept, counted
         ("english", "test", "", "positive"),                  # empty test text
     ]
-    pool, test, report = combine.combine(raw_rows(rows), DATA)
+    pool, dev, test, report = combine.combine(raw_rows(rows), DATA, 0)
     en = report["english"]
     assert en["pool_empty_text"] == 2
     assert en["pool_unknown_label"] == 1
@@ -47,8 +50,9 @@ def test_removals_are_counted_per_language():
     # nothing removed silently: raw pool rows = kept + every removal counted
     removed = sum(en[k] for k in ("pool_empty_text", "pool_unknown_label", "pool_duplicate_rows",
                                   "pool_conflicting_label_rows", "pool_test_overlap_rows",
-                                  "pool_other_language_test_overlap_rows"))
-    assert en["raw_train"] + en["raw_validation"] == en["pool"] + removed
+                                  "pool_other_language_test_overlap_rows", "pool_other_language_dev_overlap_rows"))
+    assert en["raw_train"] + en["raw_validation"] == en["pool"] + en["dev"] + removed
+    assert dev.empty and en["dev"] == 0
     assert "contested" not in set(pool["text"])
     en_pool = pool[pool["language"] == "english"]
     assert not set(en_pool["text"].str.strip()) & set(test.loc[test["language"] == "english", "text"].str.strip())
@@ -57,14 +61,14 @@ def test_removals_are_counted_per_language():
 def test_overlap_with_another_languages_test_split_is_removed_and_counted_apart():
     # joint models train on every pool and are tested on every test split
     rows = base_rows("english") + base_rows("french") + [("french", "train", "english test 0", "negative")]
-    pool, _, report = combine.combine(raw_rows(rows), DATA)
+    pool, _, _, report = combine.combine(raw_rows(rows), DATA, 0)
     assert report["french"]["pool_test_overlap_rows"] == 0
     assert report["french"]["pool_other_language_test_overlap_rows"] == 1
     assert "english test 0" not in set(pool["text"])
 
 
 def test_label_distribution_rows():
-    _, _, report = combine.combine(raw_rows(base_rows("english") + base_rows("french")), DATA)
+    _, _, _, report = combine.combine(raw_rows(base_rows("english") + base_rows("french")), DATA, 0)
     dist = combine.label_distribution(report, DATA.labels)
     assert len(dist) == 2 * 2 * 3
     row = next(r for r in dist if r["language"] == "english" and r["split"] == "pool" and r["label"] == "positive")
@@ -76,10 +80,60 @@ def test_cli_writes_all_outputs(tmp_path, csv_source):
     raw = tmp_path / "raw.parquet"
     download.cli(["--params", str(params), "--out", str(raw)])
     out = {k: tmp_path / v for k, v in dict(pool="pool.parquet", test="test.parquet", metrics="data.json",
-                                             pj="dist.json", png="dist.png").items()}
-    combine.cli(["--params", str(params), "--raw", str(raw), "--pool", str(out["pool"]), "--test", str(out["test"]),
+                                             pj="dist.json", png="dist.png", dev="dev").items()}
+    combine.cli(["--params", str(params), "--raw", str(raw), "--pool", str(out["pool"]), "--dev", str(out["dev"]),
+                 "--test", str(out["test"]),
                  "--metrics", str(out["metrics"]), "--plot-json", str(out["pj"]), "--plot-png", str(out["png"])])
     report = json.loads(out["metrics"].read_text())
     assert set(report) == {"english", "french"}
-    assert report["english"]["pool"] == 90 and report["english"]["test"] == 30
+    dev_size = tiny_params(csv_source)["sample"]["dev_size"]
+    assert report["english"]["pool"] + report["english"]["dev"] == 90 and report["english"]["test"] == 30
+    dev = pd.read_parquet(out["dev"])
+    assert (dev.groupby("language").size() == dev_size).all()
+    assert sorted(p.name for p in out["dev"].iterdir()) == ["english.parquet", "french.parquet"]  # one per language
+    assert pq.read_schema(out["dev"] / "english.parquet").equals(combine.EXAMPLE_SCHEMA)
     assert out["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def balanced_rows(lang, per_class, split="train"):
+    suffix = "" if split == "train" else f" {split}"
+    return [(lang, split, f"{lang} {label} {i}{suffix}", label) for label in ("positive", "neutral", "negative")
+            for i in range(per_class)]
+
+
+def test_dev_split_is_balanced_fixed_and_carved_out_of_the_pool():
+    rows = balanced_rows("english", 10) + balanced_rows("french", 10) + \
+        balanced_rows("english", 2, "test") + balanced_rows("french", 2, "test")
+    pool, dev, test, report = combine.combine(raw_rows(rows), DATA, 7)
+    counts = dev.groupby(["language", "label"]).size()
+    assert counts["english"].to_dict() == {"positive": 3, "neutral": 2, "negative": 2}  # as the samples split 7
+    assert report["french"]["dev"] == 7 and report["french"]["dev_positive"] == 3 and report["french"]["pool"] == 23
+    assert report["english"]["raw_train"] == report["english"]["pool"] + report["english"]["dev"]
+    assert not set(dev["text"]) & set(pool["text"]) and not set(dev["text"]) & set(test["text"])
+    # the order comes from the texts alone: shuffled input rows give the same dev split, row for row
+    shuffled = raw_rows(rows).sample(frac=1.0, random_state=4).reset_index(drop=True)
+    _, again, _, _ = combine.combine(shuffled, DATA, 7)
+    assert again["text"].tolist() == dev["text"].tolist()
+    assert dev["language"].tolist() == ["english"] * 7 + ["french"] * 7
+    # a larger dev split keeps the smaller one
+    _, larger, _, _ = combine.combine(raw_rows(rows), DATA, 13)
+    assert set(dev["text"]) < set(larger["text"])
+
+
+def test_pool_text_in_another_languages_dev_split_is_removed_and_counted():
+    shared = "english positive 0"  # english has one text per class, so its dev split of 3 takes it
+    rows = balanced_rows("english", 1) + balanced_rows("french", 10) + [("french", "train", shared, "positive")]
+    pool, dev, _, report = combine.combine(raw_rows(rows + balanced_rows("english", 1, "test")
+                                                    + balanced_rows("french", 1, "test")), DATA, 3)
+    assert shared in set(dev.loc[dev["language"] == "english", "text"])
+    assert shared not in set(dev.loc[dev["language"] == "french", "text"])  # the fixed order leaves it in the pool
+    assert report["french"]["pool_other_language_dev_overlap_rows"] == 1
+    assert shared not in set(pool["text"]) and report["french"]["pool"] == 31 - 3 - 1
+
+
+def test_dev_split_larger_than_a_class_names_language_class_needed_available():
+    rows = balanced_rows("english", 10) + balanced_rows("french", 10)[:25] + \
+        balanced_rows("english", 1, "test") + balanced_rows("french", 1, "test")
+    with pytest.raises(DataError, match=r"sample.dev_size: 21 per language needs 7 'negative' texts in french "
+                                        r"for the dev split, but its cleaned pool has 5"):
+        combine.combine(raw_rows(rows), DATA, 21)

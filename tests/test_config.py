@@ -31,6 +31,8 @@ def test_committed_params_are_the_reference_experiment():
         ({"sample": {"sizes": [100, 100]}}, "sample.sizes", "duplicate"),
         ({"sample": {"sizes": []}}, "sample.sizes", "at least one"),
         ({"sample": {"sizes": 100}}, "sample.sizes", "expected a list"),
+        ({"sample": {"dev_size": 0}}, "sample.dev_size", "positive integer"),
+        ({"sample": {"dev_size": 2}}, "sample.dev_size", "at least 3 (one text per label)"),
         ({"train": {"epochs": 0}}, "train.epochs", "positive integer"),
         ({"train": {"epochs": True}}, "train.epochs", "expected an integer"),
         ({"train": {"learning_rate": -1e-5}}, "train.learning_rate", "> 0"),

@@ -77,8 +77,8 @@ def test_integer_labels_with_label_map_give_the_named_counts(tmp_path, csv_sourc
     numbered_raw = download.download(numbered_cfg)
     cols = ["language", "split", "text", "label", "label_id"]
     assert numbered_raw[cols].equals(named_raw[cols])
-    _, _, named_report = combine.combine(named_raw, data_cfg(csv_source))
-    _, _, numbered_report = combine.combine(numbered_raw, numbered_cfg)
+    *_, named_report = combine.combine(named_raw, data_cfg(csv_source), dev_size=15)
+    *_, numbered_report = combine.combine(numbered_raw, numbered_cfg, dev_size=15)
     assert numbered_report == named_report
     assert named_report["english"]["pool_positive"] > 0 and named_report["english"]["pool_unknown_label"] == 0
 
@@ -288,5 +288,5 @@ def test_missing_hub_text_becomes_empty_and_is_counted(tmp_path):
     cfg = hub_cfg(tmp_path / "hub", ("english",))
     raw = download.download(cfg)
     assert (raw["text"] == "").sum() == 2
-    _, _, report = combine.combine(raw, cfg)
+    _, _, _, report = combine.combine(raw, cfg, 0)
     assert report["english"]["pool_empty_text"] == 1 and report["english"]["test_empty_text"] == 1

@@ -1,4 +1,5 @@
 import json
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -7,7 +8,7 @@ import yaml
 from conftest import ROOT, tiny_params, write_params
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
-from crossling import evaluate, stats
+from crossling import evaluate, figures, stats
 from crossling.common import DataError, joint_name, mono_name, run_name
 from crossling.config import load_config
 from crossling.predict import prediction_schema
@@ -102,7 +103,7 @@ def test_cli_outputs_match_a_recomputation(tmp_path, pred_dir):
                            average="macro") for r in runs]
             cell = table[name][lang]
             assert cell["macro_f1"] == pytest.approx(np.mean(f1), abs=1e-5)
-            assert cell["macro_f1_seed_std"] == pytest.approx(np.std(f1), abs=1e-5)
+            assert cell["macro_f1_seed_std"] == pytest.approx(np.std(f1, ddof=1), abs=1e-5)  # sample std
             assert cell["macro_f1_ci_low"] <= cell["macro_f1"] <= cell["macro_f1_ci_high"]
             assert cell["seeds"] == 2
     detailed = json.loads((metrics / "detailed.json").read_text())
@@ -154,3 +155,168 @@ def test_dvc_yaml_names_runs_as_the_code_does():
             assert arg in train, (kind, arg)
         assert f"models/{name}" in stages[f"train_{kind}"]["outs"]
         assert f"--model models/{name}" in predict and f"--out data/predictions/{name}.parquet" in predict
+
+
+def test_one_seed_reports_no_spread_and_no_nan(tmp_path, pred_dir):
+    p = tiny_params("unused", sizes=SIZES)
+    p["train"]["seeds"] = [1]
+    p["evaluate"]["bootstrap_samples"] = 200
+    out = evaluate.evaluate(pred_dir, load_config(write_params(tmp_path / "one.yaml", p)))
+    cell = out["joint"]["joint_12"]["english"]
+    assert cell["seeds"] == 1 and "macro_f1_seed_std" not in cell
+    text = json.dumps({k: out[k] for k in ("joint", "transfer", "differences", "summary")}, allow_nan=False)
+    assert "NaN" not in text
+
+
+def test_paired_differences_use_the_shared_resamples(tmp_path, pred_dir):
+    cfg = load_config(params(tmp_path))
+    diffs = evaluate.evaluate(pred_dir, cfg)["differences"]
+    lang, n_resamples = "french", cfg.evaluate.bootstrap_samples
+    runs = {name: [pd.read_parquet(pred_dir / f"{evaluate.run_name(name, s)}.parquet") for s in SEEDS]
+            for name in ("joint_12", "joint_6", "mono_english", "mono_french")}
+    gold = runs["joint_6"][0].loc[lambda d: d["language"] == lang, "label_id"].to_numpy()
+    pred = {name: [r.loc[r["language"] == lang, "pred_id"].to_numpy() for r in rs] for name, rs in runs.items()}
+    idx = stats.resample_indices(len(gold), n_resamples, [cfg.evaluate.seed, zlib.crc32(lang.encode())])
+
+    def per_resample(name):  # _resampled equals sklearn on every resample (test above)
+        return np.mean([stats._resampled(gold, p, idx, 3)["macro_f1"] for p in pred[name]], axis=0)
+
+    def point(name):
+        return np.mean([f1_score(gold, p, average="macro") for p in pred[name]])
+
+    for a, b, key in [("joint_12", "joint_6", "joint_12_minus_joint_6_on_french"),  # a learning-curve step
+                      ("joint_12", "mono_french", "joint_12_minus_mono_french_on_french"),  # largest joint vs mono
+                      ("mono_english", "mono_french", "mono_english_minus_mono_french_on_french")]:  # zero-shot
+        delta = per_resample(a) - per_resample(b)
+        assert diffs[key] == pytest.approx(point(a) - point(b), abs=2e-6)
+        assert [diffs[f"{key}_ci_low"], diffs[f"{key}_ci_high"]] == pytest.approx(
+            list(np.percentile(delta, [2.5, 97.5])), abs=1e-6)
+    chance = diffs["chance_macro_f1_on_french"]
+    assert diffs["mono_english_minus_chance_on_french"] == pytest.approx(point("mono_english") - chance, abs=2e-6)
+    # unpaired: the source model's in-language score lies on other texts (english) than the cell (french)
+    assert "mono_english_on_english_minus_on_french" in diffs
+    leaves = [k for k in diffs if not k.endswith(("_ci_low", "_ci_high")) and not k.startswith("chance_")]
+    assert all(f"{k}_ci_low" in diffs and f"{k}_ci_high" in diffs for k in leaves)
+    assert all("." not in k for k in diffs)  # flat names for `dvc metrics diff`
+
+
+def test_pairing_narrows_the_interval_of_a_small_difference():
+    rng = np.random.default_rng(4)
+    gold = rng.integers(0, 3, 600)
+    a = np.where(rng.random(600) < 0.7, gold, rng.integers(0, 3, 600))
+    b = a.copy()
+    flip = rng.choice(600, 15, replace=False)
+    b[flip] = (b[flip] + 1) % 3  # b = a with 15 of its predictions changed
+    idx = stats.resample_indices(600, 1000, 0)
+    fa, fb = (stats.resampled_means(gold, [p], idx, 3)["macro_f1"] for p in (a, b))
+    paired = stats.interval(fa - fb, 0.95)
+    other = stats.resampled_means(gold, [b], stats.resample_indices(600, 1000, 1), 3)["macro_f1"]
+    unpaired = stats.interval(fa - other, 0.95)
+    assert paired[1] - paired[0] < (unpaired[1] - unpaired[0]) / 3
+    assert paired[0] > 0  # the paired interval sees a difference the unpaired one cannot
+    assert unpaired[0] < 0 < unpaired[1]
+
+
+def test_chance_is_the_mean_macro_f1_of_uniform_guessing():
+    gold = np.repeat([0, 1, 2], [1800, 900, 300])
+    rng = np.random.default_rng(0)
+    simulated = np.mean([f1_score(gold, rng.integers(0, 3, len(gold)), average="macro") for _ in range(200)])
+    point, per_resample = stats.chance_macro_f1(gold, stats.resample_indices(len(gold), 50, 0), 3)
+    assert point == pytest.approx(simulated, abs=0.005)
+    assert point < 1 / 3  # imbalanced classes lower it
+    assert stats.chance_macro_f1(np.repeat([0, 1, 2], 5), np.zeros((1, 15), dtype=int), 3)[0] == pytest.approx(1 / 3)
+    assert per_resample.shape == (50,) and abs(per_resample.mean() - point) < 0.01
+
+
+def test_different_test_texts_in_two_runs_are_refused(tmp_path, pred_dir):
+    run = pd.read_parquet(pred_dir / "joint_6_seed1.parquet")
+    run.loc[run["language"] == "english", "label_id"] = (run.loc[run["language"] == "english", "label_id"] + 1) % 3
+    run.to_parquet(pred_dir / "joint_6_seed1.parquet", schema=prediction_schema(LABELS))
+    with pytest.raises(DataError, match="hold different english test texts"):
+        evaluate.evaluate(pred_dir, load_config(params(tmp_path)))
+
+
+def test_budget_counts_examples_and_optimizer_steps(tmp_path):
+    p = tiny_params("unused", sizes=(6, 12, 24), languages=("english", "french", "arabic", "hindi"))
+    p["train"] |= {"batch_size": 5, "processes": 2, "epochs": 3}
+    cfg = load_config(write_params(tmp_path / "b.yaml", p))
+    budget = evaluate.training_budget(cfg)
+    assert budget["joint_12"] == {"examples": 48, "steps_per_epoch": 5, "steps": 15}  # ceil(48 / 10) = 5
+    assert budget["mono_hindi"] == {"examples": 24, "steps_per_epoch": 3, "steps": 9}
+    assert evaluate.equal_budget_size(cfg) == 6  # 6 x 4 languages = 24, a monolingual model's examples
+    p["sample"]["sizes"] = [6, 20]
+    assert evaluate.equal_budget_size(load_config(write_params(tmp_path / "c.yaml", p))) is None
+
+
+def write_tsv(path, column, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("timestamp\tstep\t" + column + "\n" + "".join(f"0\t{s}\t{v}\n" for s, v in rows))
+
+
+def fake_logs(root, run, per_epoch, epochs, languages, skip_dev=()):
+    """A dvclive directory as the training stage writes it: loss and epoch every step, dev F1 every epoch."""
+    metrics = root / run / "plots" / "metrics"
+    steps = range(1, per_epoch * epochs + 1)
+    write_tsv(metrics / "loss.tsv", "loss", [(s, 1.0 / s) for s in steps])
+    write_tsv(metrics / "epoch.tsv", "epoch", [(s, s / per_epoch) for s in steps])
+    for lang in languages:
+        if lang not in skip_dev:
+            write_tsv(metrics / "dev" / f"macro_f1_{lang}.tsv", f"macro_f1_{lang}",
+                      [(e * per_epoch, 0.3 + 0.1 * e) for e in range(1, epochs + 1)])
+
+
+def test_training_and_dev_curves_span_the_run_on_an_epoch_axis(tmp_path, caplog):
+    cfg = load_config(params(tmp_path))  # 2 epochs, batch 8, sizes 6 and 12 over two languages
+    budget = evaluate.training_budget(cfg)
+    logs = tmp_path / "logs"
+    fake_logs(logs, "joint_12_seed1", budget["joint_12"]["steps_per_epoch"], 2, LANGS, skip_dev=("french",))
+    fake_logs(logs, "mono_english_seed1", budget["mono_english"]["steps_per_epoch"], 2, ("english",))
+    runs = {"joint_12_seed1": "joint_12", "mono_english_seed1": "mono_english", "mono_french_seed1": "mono_french"}
+    losses, dev = evaluate.training_curves(logs, runs, cfg)
+    for run, model in list(runs.items())[:2]:
+        rows = [r for r in losses if r["model"] == run]
+        assert rows[-1]["step"] == budget[model]["steps"] and rows[-1]["epoch"] == 2  # whole run, same axis end
+        assert min(r["epoch"] for r in rows) > 0
+    assert budget["joint_12"]["steps"] != budget["mono_english"]["steps"]  # different lengths, one axis
+    assert {(r["model"], r["language"], r["epoch"]) for r in dev} == {
+        ("joint_12_seed1", "english", 1), ("joint_12_seed1", "english", 2),
+        ("mono_english_seed1", "english", 1), ("mono_english_seed1", "english", 2)}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("dev/macro_f1_french.tsv" in w for w in warnings)  # a missing dev log is named, not fatal
+    assert any("mono_french_seed1/plots/metrics/loss.tsv" in w for w in warnings)
+    png = tmp_path / "curves.png"
+    figures.training_curves(pd.DataFrame(losses), pd.DataFrame(dev), png)
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_logged_epochs_that_disagree_with_the_params_are_warned_about(tmp_path, caplog):
+    cfg = load_config(params(tmp_path))
+    per_epoch = evaluate.training_budget(cfg)["joint_6"]["steps_per_epoch"]
+    fake_logs(tmp_path / "logs", "joint_6_seed1", per_epoch + 1, 2, LANGS)  # logs of another configuration
+    evaluate.training_curves(tmp_path / "logs", {"joint_6_seed1": "joint_6"}, cfg)
+    assert any("optimizer steps per epoch" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_cli_writes_differences_curves_and_confusion_plots(tmp_path, pred_dir):
+    metrics, plots, logs = tmp_path / "metrics", tmp_path / "plots", tmp_path / "logs"
+    cfg = load_config(params(tmp_path))
+    budget = evaluate.training_budget(cfg)
+    for model in evaluate.model_names(cfg):
+        for seed in SEEDS:
+            fake_logs(logs, evaluate.run_name(model, seed), budget[model]["steps_per_epoch"], 2,
+                      evaluate.training_languages(model, LANGS))
+    evaluate.cli(["--params", str(params(tmp_path)), "--predictions", str(pred_dir), "--logs", str(logs),
+                  "--metrics", str(metrics), "--plots", str(plots)])
+    diffs = json.loads((metrics / "differences.json").read_text())
+    assert all(isinstance(v, float) for v in diffs.values())
+    confusion = json.loads((plots / "confusion_largest_joint.json").read_text())
+    english = [r for r in confusion if r["language"] == "english"]
+    assert len(english) == 9 and sum(r["count"] for r in english) == len(SEEDS) * 40  # summed over seeds
+    conf = json.loads((metrics / "confusion_matrices.json").read_text())["runs"]
+    assert english[1]["count"] == sum(conf[f"joint_12_seed{s}"]["english"][0][1] for s in SEEDS)
+    for r in english[:3]:
+        assert r["share"] == pytest.approx(r["count"] / sum(x["count"] for x in english[:3]), abs=1e-6)
+    dev = json.loads((plots / "dev_curve.json").read_text())
+    assert {r["language"] for r in dev if r["model"] == "mono_french_seed2"} == {"french"}
+    for png in ("training_curves.png", "confusion_largest_joint.png"):
+        assert (plots / png).read_bytes()[:4] == b"\x89PNG"

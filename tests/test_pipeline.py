@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -83,7 +84,9 @@ def test_repro_runs_every_stage_and_writes_outputs(project):
                  "models/joint_30_seed1/model.safetensors", "models/mono_french_seed1/tokenizer.json",
                  "data/predictions/mono_english_seed1.parquet", "metrics/summary.json", "plots/transfer_matrix.json",
                  "metrics/tokenization.json", "plots/tokenization.png", "metrics/transfer_summary.json",
-                 "plots/learning_curve.png", "plots/label_distribution.png", "plots/training_loss.json"):
+                 "plots/learning_curve.png", "plots/label_distribution.png", "plots/training_loss.json",
+                 "data/dev", "metrics/differences.json", "plots/dev_curve.json", "plots/training_curves.png",
+                 "plots/confusion_largest_joint.png"):
         assert (project / path).exists(), path
     summary = json.loads((project / "metrics" / "summary.json").read_text())
     assert set(summary) >= {"joint_30_mean_macro_f1", "zero_shot_mean_macro_f1", "joint_30_macro_f1_french",
@@ -95,6 +98,30 @@ def test_repro_runs_every_stage_and_writes_outputs(project):
                                     "evaluate", "report"} | TRAINING | PREDICTION)
     report = (project / "reports" / "results.md").read_text()
     assert "english" in report and "french" in report and "with one seed" in report
+    assert "## Paired differences" in report and "joint_30 (60 ex., 16 steps)" in report  # 2 epochs x ceil(60 / 8)
+
+
+def test_training_curves_span_the_run_and_dev_is_scored_every_epoch(project):
+    loss = [r for r in json.loads((project / "plots" / "training_loss.json").read_text())
+            if r["model"] == "joint_30_seed1"]
+    assert loss[0]["step"] == 1 and loss[-1]["epoch"] == pytest.approx(2.0)  # train.epochs: 2, to the last step
+    for lang in LANGS:
+        dev = (project / "logs" / "joint_30_seed1" / "plots" / "metrics" / "dev" / f"macro_f1_{lang}.tsv")
+        assert len(dev.read_text().splitlines()) == 1 + 2  # header and one row per epoch
+    assert json.loads((project / "plots" / "dev_curve.json").read_text())
+
+
+def test_dev_split_is_balanced_and_disjoint_from_samples_and_test(project):
+    dev = pd.read_parquet(project / "data" / "dev")
+    assert set(dev.groupby(["language", "label"]).size()) == {5}  # tiny dev_size 15: 5 per class and language
+    held_out = set(pd.read_parquet(project / "data" / "test.parquet")["text"])
+    for size in (12, 30):
+        held_out |= set(pd.read_parquet(project / "data" / "samples" / f"sample_{size}.parquet")["text"])
+    assert not set(dev["text"]) & held_out
+    counts = json.loads((project / "metrics" / "data.json").read_text())
+    assert counts["english"]["dev"] == 15 and counts["english"]["dev_negative"] == 5
+    diffs = json.loads((project / "metrics" / "differences.json").read_text())
+    assert "joint_30_minus_joint_12_on_french_ci_low" in diffs and "mono_english_minus_chance_on_french" in diffs
 
 
 def test_second_repro_runs_nothing(project):
@@ -124,7 +151,8 @@ def test_typo_in_params_fails_repro_even_when_every_stage_is_up_to_date(project,
 def test_plots_show_renders_learning_curve_and_heatmap(project, tmp_path):
     dvc(project, "plots", "show", "-o", str(tmp_path / "html"))
     page = (tmp_path / "html" / "index.html").read_text()
-    for plot_id in ("learning_curve_macro_f1", "transfer_matrix", "label_distribution", "training_loss"):
+    for plot_id in ("learning_curve_macro_f1", "transfer_matrix", "label_distribution", "training_loss",
+                    "dev_macro_f1", "confusion_largest_joint"):
         assert plot_id in page
     assert '"rect"' in page and '"macro_f1"' in page  # the heatmap colours cells by value
 
@@ -134,7 +162,8 @@ def test_metrics_show_lists_flat_metrics(project):
     data = json.loads(out)
     files = next(iter(data.values()))["data"]
     assert files["metrics/joint.json"]["data"]["joint_30"]["english"]["macro_f1"] >= 0
-    assert files["metrics/data.json"]["data"]["french"]["pool"] == 90
+    assert files["metrics/data.json"]["data"]["french"]["pool"] == 90 - 15  # the dev split is carved out
+    assert "joint_30_minus_mono_english_on_english" in files["metrics/differences.json"]["data"]
 
 
 
@@ -280,7 +309,7 @@ def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
         assert cell["seeds"] == 2 and cell["macro_f1_seed_std"] >= 0
         assert cell["macro_f1_ci_low"] <= cell["macro_f1"] <= cell["macro_f1_ci_high"]
     report = (project / "reports" / "results.md").read_text()
-    assert "standard deviation over the 2 seeds" in report
+    assert "sample standard deviation (ddof 1) over the 2 seeds" in report
     assert all(report.count(lang) >= 5 for lang in LANGS)
 
 

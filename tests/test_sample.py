@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 import pytest
 from conftest import tiny_params, write_params
@@ -58,9 +60,10 @@ def test_too_small_pool_names_language_class_needed_available():
     pool = pool[~((pool["language"] == "french") & (pool["label"] == "neutral") & (pool["text"].str[-1] > "4"))]
     ranked = sample.ranked(pool, LANGS, 3, seed=1)
     with pytest.raises(DataError) as err:
-        sample.check_capacity(ranked, 60, LANGS, LABELS)
+        sample.check_capacity(ranked, 60, LANGS, LABELS, dev_size=9)
     msg = str(err.value)
-    assert "needs 20 'neutral' texts in french" in msg and "has 10" in msg
+    assert "needs 20 'neutral' texts in french" in msg and "has 10 after 3 went to the dev split" in msg
+    assert "sample.dev_size=9" in msg
 
 
 def run_data_stages(tmp_path, csv_source, seed=7, name="run"):
@@ -70,7 +73,7 @@ def run_data_stages(tmp_path, csv_source, seed=7, name="run"):
     d = tmp_path / name
     download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
     combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
-                 "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
+                 "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                  "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
     sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
     return d
@@ -84,18 +87,36 @@ def test_same_params_give_byte_identical_files(tmp_path, csv_source):
         fa = sample.sample_path(a / "samples", size).read_bytes()
         assert fa == sample.sample_path(b / "samples", size).read_bytes()
         assert fa != sample.sample_path(c / "samples", size).read_bytes()
-    for name in ("raw.parquet", "pool.parquet", "test.parquet", "data.json", "dist.png"):
+    for name in ("raw.parquet", "pool.parquet", "dev/english.parquet", "dev/french.parquet", "test.parquet",
+                 "data.json", "dist.png"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    for name in ("dev/english.parquet", "dev/french.parquet"):
+        assert (a / name).read_bytes() == (c / name).read_bytes()  # fixed: not drawn with sample.seed
 
 
-def test_samples_never_contain_test_texts(tmp_path, csv_source):
+def test_samples_never_contain_test_or_dev_texts_and_dev_is_balanced(tmp_path, csv_source):
     d = run_data_stages(tmp_path, csv_source)
-    test = pd.read_parquet(d / "test.parquet")
+    test, dev = pd.read_parquet(d / "test.parquet"), pd.read_parquet(d / "dev")
+    per_class = dev.groupby(["language", "label"]).size()
+    assert set(per_class) == {5} and len(per_class) == 6  # dev_size 15 in every language, 5 per class
     for size in (6, 12, 24):
         s = pd.read_parquet(sample.sample_path(d / "samples", size))
         assert (s.groupby("language").size() == size).all()
+        assert not set(s["text"]) & set(dev["text"])
         for lang in LANGS:
             assert not set(s.loc[s["language"] == lang, "text"]) & set(test.loc[test["language"] == lang, "text"])
+    assert not set(dev["text"]) & set(test["text"])
+    counts = json.loads((d / "data.json").read_text())
+    assert counts["english"]["dev"] == 15 and counts["english"]["dev_neutral"] == 5
+
+
+def test_samples_stay_nested_with_a_dev_split(tmp_path, csv_source):
+    d = run_data_stages(tmp_path, csv_source)
+    previous = set()
+    for size in (6, 12, 24):
+        texts = set(pd.read_parquet(sample.sample_path(d / "samples", size))["text"])
+        assert previous < texts
+        previous = texts
 
 
 def test_cli_failure_leaves_no_partial_samples(tmp_path, csv_source, capsys):
@@ -105,7 +126,8 @@ def test_cli_failure_leaves_no_partial_samples(tmp_path, csv_source, capsys):
     with pytest.raises(SystemExit) as exit_:
         sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(out)])
     assert exit_.value.code == 2
-    assert "needs 1667 'positive' texts in english" in capsys.readouterr().err
+    assert "needs 1667 'positive' texts in english, but its cleaned pool has 25 after 5 went to the dev split" \
+        in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".samples_big*"))
 
 
@@ -120,7 +142,7 @@ def test_each_language_part_of_the_largest_sample_has_its_own_file(tmp_path):
         d = tmp_path / name
         download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
         combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
-                     "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
+                     "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                      "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
         sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
         return d / "samples"

@@ -17,7 +17,7 @@ def prepared(tmp_path_factory):
     params = write_params(d / "params.yaml", tiny_params(src, sizes=(12, 30), train__epochs=20))
     download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
     combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
-                 "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
+                 "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                  "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
     sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
     base.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "base")])
@@ -168,10 +168,12 @@ def test_pretrained_base_redraws_only_its_new_head(tmp_path):
 def test_dev_split_scored_every_epoch_and_best_epoch_kept(prepared, tmp_path, caplog):
     d, _ = prepared
     pool = pd.read_parquet(d / "pool.parquet")
-    pool.groupby(["language", "label_id"]).head(4).to_parquet(tmp_path / "dev.parquet")
+    (tmp_path / "dev").mkdir()
+    for lang, part in pool.groupby("language"):
+        part.groupby("label_id").head(4).to_parquet(tmp_path / "dev" / f"{lang}.parquet")
     params = write_params(tmp_path / "best.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=4,
                                                                train__select="best"))
-    run_train(d, params, "joint_best", extra=["--dev", str(tmp_path / "dev.parquet")])
+    run_train(d, params, "joint_best", extra=["--dev", str(tmp_path / "dev")])
     dev = d / "logs" / "joint_best" / "plots" / "metrics" / "dev"
     for lang in ("english", "french"):
         f1 = pd.read_csv(dev / f"macro_f1_{lang}.tsv", sep="\t")

@@ -109,6 +109,8 @@ class DataConfig:
 class SampleConfig:
     sizes: Annotated[tuple[Positive, ...], _distinct("size")]
     seed: Seed
+    # Per language, a fixed class-balanced dev split carved from the pool before any sample is drawn.
+    dev_size: Positive
 
     @field_validator("sizes")
     @classmethod
@@ -201,6 +203,9 @@ class Config:
 
     @model_validator(mode="after")
     def _fits_scratch_positions(self) -> Config:
+        if self.sample.dev_size < len(self.data.labels):
+            raise ConfigError("sample.dev_size", f"must be at least {len(self.data.labels)} (one text per label), "
+                              f"got {self.sample.dev_size}")
         if self.model.is_scratch and self.train.max_length > self.model.scratch.max_position_embeddings:
             raise ConfigError("train.max_length", f"{self.train.max_length} exceeds model.scratch."
                               f"max_position_embeddings={self.model.scratch.max_position_embeddings}; "

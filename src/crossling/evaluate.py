@@ -1,10 +1,13 @@
-"""evaluate: metrics, intervals, learning curve and transfer matrix from saved predictions (no model is loaded).
+"""evaluate: metrics, intervals, paired differences and plots from saved predictions (no model is loaded).
 
 Per training run (model x seed) and test language: accuracy, macro precision/recall/F1, per-class F1,
 support (`metrics/detailed.json`) and the confusion matrix. Per model and test language, over its seeds:
-mean accuracy and macro-F1, the spread between seeds, and a seeded bootstrap interval of the
-seed-averaged score (`metrics/joint.json`, `metrics/transfer.json`). `metrics/summary.json` holds the
-headline numbers and `metrics/transfer_summary.json` the in-language vs cross-language gap.
+mean accuracy and macro-F1, the sample standard deviation between seeds (only with two or more seeds), and
+a seeded bootstrap interval of the seed-averaged score (`metrics/joint.json`, `metrics/transfer.json`).
+Every model of a language is scored on the same resamples of its test texts, so `metrics/differences.json`
+gives paired intervals for differences between models on the same texts. `metrics/summary.json` holds the
+headline numbers and `metrics/transfer_summary.json` the in-language vs cross-language gap. The training
+and dev curves come from the dvclive logs, on an epoch axis (optimizer step / steps per epoch).
 """
 
 from __future__ import annotations
@@ -35,26 +38,106 @@ def model_names(cfg: Config) -> list[str]:
     return [joint_name(s) for s in sorted(cfg.sample.sizes)] + [mono_name(lang) for lang in cfg.data.languages]
 
 
-def evaluate_model(runs: dict[str, pd.DataFrame], cfg: Config) -> tuple[dict, dict, dict]:
-    """Seed-aggregated scores, per-run scores and per-run confusion matrices, per test language."""
+def training_budget(cfg: Config) -> dict[str, dict[str, int]]:
+    """Training examples and optimizer steps of every model, from params and sample sizes.
+
+    A joint model of size N trains on N examples of every language; a monolingual one on its language's
+    part of the largest sample. Steps = epochs x ceil(examples / (batch_size x processes)).
+    """
+    examples = {joint_name(s): s * len(cfg.data.languages) for s in sorted(cfg.sample.sizes)}
+    examples |= {mono_name(lang): cfg.sample.largest for lang in cfg.data.languages}
+    per_step = cfg.train.batch_size * cfg.train.processes
+    return {model: {"examples": n, "steps_per_epoch": -(-n // per_step), "steps": cfg.train.epochs * -(-n // per_step)}
+            for model, n in examples.items()}
+
+
+def training_languages(model: str, languages: tuple[str, ...]) -> tuple[str, ...]:
+    return languages if model.startswith("joint_") else (model.removeprefix("mono_"),)
+
+
+def gold_labels(runs: dict[str, pd.DataFrame], languages: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Gold labels of every test language, checked to be the same in every run's predictions."""
+    gold = {}
+    for lang in languages:
+        for name, preds in runs.items():
+            labels = preds[preds["language"] == lang].sort_values("test_row")["label_id"].to_numpy()
+            if not len(labels):
+                raise DataError(f"predictions of {name} have no rows for test language {lang!r}; "
+                                "re-run the training stages")
+            if lang not in gold:
+                gold[lang], first = labels, name
+            elif not np.array_equal(gold[lang], labels):
+                raise DataError(f"predictions of {name} and {first} hold different {lang} test texts; "
+                                "re-run the training stages on the current test split")
+    return gold
+
+
+def evaluate_model(runs: dict[str, pd.DataFrame], gold: dict[str, np.ndarray], idx: dict[str, np.ndarray],
+                   cfg: Config) -> tuple[dict, dict, dict, dict]:
+    """Seed-aggregated scores, per-run scores, per-run confusion matrices and seed-averaged macro-F1 of
+    every bootstrap resample, per test language."""
     labels, ev = cfg.data.labels, cfg.evaluate
-    aggregate, detailed, confusions = {}, {name: {} for name in runs}, {name: {} for name in runs}
+    aggregate, resampled = {}, {}
+    detailed, confusions = {name: {} for name in runs}, {name: {} for name in runs}
     for lang in cfg.data.languages:
-        parts = {name: preds[preds["language"] == lang].sort_values("test_row") for name, preds in runs.items()}
-        if any(part.empty for part in parts.values()):
-            raise DataError(f"predictions have no rows for test language {lang!r}; re-run the training stages")
-        gold = next(iter(parts.values()))["label_id"].to_numpy()
-        for name, part in parts.items():
-            detailed[name][lang] = stats.scores(gold, part["pred_id"].to_numpy(), labels)
-            confusions[name][lang] = stats.confusion(gold, part["pred_id"].to_numpy(), len(labels))
+        preds = {name: run[run["language"] == lang].sort_values("test_row")["pred_id"].to_numpy()
+                 for name, run in runs.items()}
+        for name, pred in preds.items():
+            detailed[name][lang] = stats.scores(gold[lang], pred, labels)
+            confusions[name][lang] = stats.confusion(gold[lang], pred, len(labels))
         f1 = [detailed[name][lang]["macro_f1"] for name in runs]
         acc = [detailed[name][lang]["accuracy"] for name in runs]
         # Same resamples for every model of a language, so models are compared on paired resamples.
-        interval = stats.bootstrap_interval(gold, [p["pred_id"].to_numpy() for p in parts.values()], len(labels),
-                                            ev.bootstrap_samples, ev.confidence, seed=[ev.seed, zlib.crc32(lang.encode())])
-        aggregate[lang] = {"accuracy": round(float(np.mean(acc)), 6), "macro_f1": round(float(np.mean(f1)), 6),
-                           **interval, "macro_f1_seed_std": round(float(np.std(f1)), 6), "seeds": len(runs)}
-    return aggregate, detailed, confusions
+        means = stats.resampled_means(gold[lang], list(preds.values()), idx[lang], len(labels))
+        resampled[lang] = means["macro_f1"]
+        cell = {"accuracy": round(float(np.mean(acc)), 6), "macro_f1": round(float(np.mean(f1)), 6)}
+        for metric in ("accuracy", "macro_f1"):
+            cell[f"{metric}_ci_low"], cell[f"{metric}_ci_high"] = stats.interval(means[metric], ev.confidence)
+        if len(runs) > 1:  # a spread needs two seeds; with one it is left out, never 0 or NaN
+            cell["macro_f1_seed_std"] = round(float(np.std(f1, ddof=1)), 6)
+        aggregate[lang] = cell | {"seeds": len(runs)}
+    return aggregate, detailed, confusions, resampled
+
+
+def equal_budget_size(cfg: Config) -> int | None:
+    """The joint size whose total training examples equal a monolingual model's, if sample.sizes has it."""
+    n_langs = len(cfg.data.languages)
+    return next((s for s in cfg.sample.sizes if s * n_langs == cfg.sample.largest), None)
+
+
+def differences(scores: dict, resampled: dict, gold: dict, idx: dict, cfg: Config) -> dict:
+    """Differences of seed-averaged macro-F1 with percentile intervals over the shared bootstrap resamples.
+
+    Paired (the same resampled test texts on both sides): each learning-curve step, the largest (and the
+    equal-budget) joint model vs the monolingual model of the test language, each zero-shot cell vs the
+    target language's own monolingual model, and vs a uniform random guesser. Unpaired (different test
+    texts, independent resamples): each zero-shot cell vs the source model's in-language score.
+    """
+    langs, sizes, conf = cfg.data.languages, sorted(cfg.sample.sizes), cfg.evaluate.confidence
+    out = {}
+
+    def paired(a: str, b: str, lang: str) -> None:
+        point = scores[a][lang]["macro_f1"] - scores[b][lang]["macro_f1"]
+        out.update(stats.difference(f"{a}_minus_{b}_on_{lang}", point, resampled[a][lang] - resampled[b][lang], conf))
+
+    for lang in langs:
+        for smaller, larger in zip(sizes, sizes[1:]):
+            paired(joint_name(larger), joint_name(smaller), lang)
+    for size in dict.fromkeys([cfg.sample.largest, equal_budget_size(cfg)]):
+        if size is not None:
+            for lang in langs:
+                paired(joint_name(size), mono_name(lang), lang)
+    chance = {lang: stats.chance_macro_f1(gold[lang], idx[lang], len(cfg.data.labels)) for lang in langs}
+    out |= {f"chance_macro_f1_on_{lang}": round(chance[lang][0], 6) for lang in langs}
+    for src in langs:
+        for tgt in (t for t in langs if t != src):
+            model, own = mono_name(src), scores[mono_name(src)]
+            paired(model, mono_name(tgt), tgt)
+            out.update(stats.difference(f"{model}_minus_chance_on_{tgt}", own[tgt]["macro_f1"] - chance[tgt][0],
+                                        resampled[model][tgt] - chance[tgt][1], conf))
+            out.update(stats.difference(f"{model}_on_{src}_minus_on_{tgt}", own[src]["macro_f1"] - own[tgt]["macro_f1"],
+                                        resampled[model][src] - resampled[model][tgt], conf))
+    return out
 
 
 def learning_curve(joint: dict, sizes: tuple[int, ...]) -> list[dict]:
@@ -92,54 +175,117 @@ def summary(joint: dict, transfer: dict, largest: int, languages: tuple[str, ...
     return {k: round(float(v), 6) for k, v in out.items()}
 
 
-def training_loss(log_dir: Path, runs: list[str]) -> list[dict]:
-    """Step losses that dvclive logged for each run, as one table for the training-loss plot."""
+def read_metric_log(path: Path, column: str) -> pd.DataFrame | None:
+    """A dvclive metric history (`step` and the metric, named after the last part of its name)."""
+    if not path.exists():
+        return None
+    table = pd.read_csv(path, sep="\t")
+    if not {"step", column} <= set(table.columns):
+        raise DataError(f"{path}: expected columns step and {column}, found {', '.join(table.columns)}")
+    return table
+
+
+def training_curves(log_dir: Path, runs: dict[str, str], cfg: Config) -> tuple[list[dict], list[dict]]:
+    """Training loss and dev macro-F1 of every run (run name -> model), against optimizer step and epoch.
+
+    epoch = step / steps per epoch (from params), so models of different sizes share one axis: 0 to train.epochs.
+    """
+    budget = training_budget(cfg)
+    losses, dev = [], []
+    for run, model in runs.items():
+        metrics = log_dir / run / "plots" / "metrics"
+        per_epoch = budget[model]["steps_per_epoch"]
+        loss = read_metric_log(metrics / "loss.tsv", "loss")
+        if loss is None:
+            log.warning("no training loss logged at %s; left out of plots/training_loss.json", metrics / "loss.tsv")
+        else:
+            _check_epochs(read_metric_log(metrics / "epoch.tsv", "epoch"), per_epoch, metrics / "epoch.tsv")
+            losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),
+                        "loss": round(float(r.loss), 6)} for r in loss.itertuples()]
+        for lang in training_languages(model, cfg.data.languages):
+            path = metrics / "dev" / f"macro_f1_{lang}.tsv"
+            scores = read_metric_log(path, f"macro_f1_{lang}")
+            if scores is None:
+                log.warning("no dev macro-F1 logged at %s; left out of plots/dev_curve.json", path)
+                continue
+            dev += [{"model": run, "language": lang, "step": int(step), "epoch": round(step / per_epoch, 4),
+                     "macro_f1": round(float(f1), 6)} for step, f1 in zip(scores["step"], scores[f"macro_f1_{lang}"])]
+    return losses, dev
+
+
+def _check_epochs(epochs: pd.DataFrame | None, per_epoch: int, path: Path) -> None:
+    # The Trainer logs epoch = optimizer step / steps per epoch; anything else means the logged steps
+    # are not optimizer steps, or the params are not those of the run.
+    if epochs is None:
+        return
+    off = (epochs["epoch"] - epochs["step"] / per_epoch).abs() > 1e-4
+    if off.any():
+        row = epochs[off].iloc[0]
+        log.warning("%s: epoch %s logged at step %d, but params give %d optimizer steps per epoch; the curves of "
+                    "this run are drawn at step / %d", path, row["epoch"], row["step"], per_epoch, per_epoch)
+
+
+def confusion_rows(confusions: dict, runs: list[str], labels: tuple[str, ...]) -> list[dict]:
+    """Confusion counts of the given runs summed (one model's seeds), per test language, with row shares."""
     rows = []
-    for name in runs:
-        path = log_dir / name / "plots" / "metrics" / "loss.tsv"
-        if not path.exists():
-            log.warning("no training loss logged at %s; left out of plots/training_loss.json", path)
-            continue
-        losses = pd.read_csv(path, sep="\t")
-        rows += [{"model": name, "step": int(r.step), "loss": round(float(r.loss), 6)} for r in losses.itertuples()]
+    for lang in confusions[runs[0]]:
+        matrix = np.sum([confusions[run][lang] for run in runs], axis=0)
+        for i, actual in enumerate(labels):
+            total = int(matrix[i].sum())
+            rows += [{"language": lang, "actual": actual, "predicted": predicted, "count": int(matrix[i, j]),
+                      "share": round(float(matrix[i, j] / total), 6) if total else 0.0}
+                     for j, predicted in enumerate(labels)]
     return rows
 
 
 def evaluate(pred_dir: Path, cfg: Config) -> dict:
-    aggregate, detailed, confusions = {}, {}, {}
-    for model in model_names(cfg):
-        runs = {run_name(model, seed): read_parquet(pred_dir / f"{run_name(model, seed)}.parquet",
-                                                    f"predictions of {run_name(model, seed)}")
-                for seed in cfg.train.seeds}
-        aggregate[model], per_run, conf = evaluate_model(runs, cfg)
+    predictions = {model: {run_name(model, seed): read_parquet(pred_dir / f"{run_name(model, seed)}.parquet",
+                                                               f"predictions of {run_name(model, seed)}")
+                           for seed in cfg.train.seeds} for model in model_names(cfg)}
+    ev, langs = cfg.evaluate, cfg.data.languages
+    gold = gold_labels({run: preds for runs in predictions.values() for run, preds in runs.items()}, langs)
+    idx = {lang: stats.resample_indices(len(gold[lang]), ev.bootstrap_samples, [ev.seed, zlib.crc32(lang.encode())])
+           for lang in langs}
+    aggregate, detailed, confusions, resampled = {}, {}, {}, {}
+    for model, runs in predictions.items():
+        aggregate[model], per_run, conf, resampled[model] = evaluate_model(runs, gold, idx, cfg)
         detailed |= per_run
         confusions |= conf
-    largest, langs = cfg.sample.largest, cfg.data.languages
     joint = {joint_name(size): aggregate[joint_name(size)] for size in cfg.sample.sizes}
     transfer = {mono_name(lang): aggregate[mono_name(lang)] for lang in langs}
+    largest = cfg.sample.largest
+    top_runs = [run_name(joint_name(largest), seed) for seed in cfg.train.seeds]
     return {"joint": joint, "transfer": transfer, "detailed": detailed, "confusion": confusions,
             "summary": summary(joint, transfer, largest, langs),
             "transfer_summary": transfer_summary(joint, transfer, largest, langs),
+            "differences": differences(aggregate, resampled, gold, idx, cfg),
+            "confusion_largest_joint": confusion_rows(confusions, top_runs, cfg.data.labels),
             "learning_curve": learning_curve(joint, cfg.sample.sizes), "transfer_matrix": transfer_matrix(transfer, langs)}
 
 
 def main(args, cfg: Config) -> None:
     log_params("evaluate", data={"languages": cfg.data.languages, "labels": cfg.data.labels},
-               sample={"sizes": cfg.sample.sizes}, train={"seeds": cfg.train.seeds}, evaluate=asdict(cfg.evaluate))
+               sample={"sizes": cfg.sample.sizes}, evaluate=asdict(cfg.evaluate),
+               train={k: getattr(cfg.train, k) for k in ("seeds", "epochs", "batch_size", "processes")})
     out = evaluate(Path(args.predictions), cfg)
     metrics, plots = Path(args.metrics), Path(args.plots)
-    for name in ("joint", "transfer", "transfer_summary", "detailed"):
+    for name in ("joint", "transfer", "transfer_summary", "detailed", "differences"):
         write_json(out[name], metrics / f"{name}.json")
     write_json({"labels": list(cfg.data.labels), "rows": "gold", "columns": "predicted", "runs": out["confusion"]},
                metrics / "confusion_matrices.json")
     write_json(out["learning_curve"], plots / "learning_curve.json")
     write_json(out["transfer_matrix"], plots / "transfer_matrix.json")
-    runs = [run_name(m, seed) for m in model_names(cfg) for seed in cfg.train.seeds]
-    losses = training_loss(Path(args.logs), runs)
+    write_json(out["confusion_largest_joint"], plots / "confusion_largest_joint.json")
+    runs = {run_name(m, seed): m for m in model_names(cfg) for seed in cfg.train.seeds}
+    losses, dev = training_curves(Path(args.logs), runs, cfg)
     write_json(losses, plots / "training_loss.json")
+    write_json(dev, plots / "dev_curve.json")
     out["summary"] |= final_loss(losses, joint_name(cfg.sample.largest), cfg.train.seeds)
     figures.learning_curve(pd.DataFrame(out["learning_curve"]), plots / "learning_curve.png")
     figures.transfer_matrix(pd.DataFrame(out["transfer_matrix"]), plots / "transfer_matrix.png")
+    figures.training_curves(pd.DataFrame(losses), pd.DataFrame(dev), plots / "training_curves.png")
+    figures.confusion_matrices(pd.DataFrame(out["confusion_largest_joint"]), joint_name(cfg.sample.largest),
+                               plots / "confusion_largest_joint.png")
     write_json(out["summary"], metrics / "summary.json")
     log.info("summary: %s", out["summary"])
 

@@ -23,11 +23,51 @@ def _save(fig, path: str | Path) -> None:
 
 
 def label_distribution(dist: pd.DataFrame, path: str | Path) -> None:
-    grid = sns.catplot(data=dist, kind="bar", x="language", y="count", hue="label", col="split",
-                       height=3.6, aspect=1.5, sharey=False)
+    # Shares, so languages with pools of different sizes compare at a glance; the counts are in the JSON.
+    grid = sns.catplot(data=dist, kind="bar", x="language", y="share", hue="label", col="split",
+                       height=3.6, aspect=1.5)
     grid.set_titles("{col_name}")
+    grid.set_axis_labels("", "share of the split's texts")
     grid.figure.suptitle("Label distribution per language (training pool and test split)", y=1.03)
     _save(grid.figure, path)
+
+
+def training_curves(losses: pd.DataFrame, dev: pd.DataFrame, path: str | Path) -> None:
+    """Training loss and dev macro-F1 (mean over the run's training languages) against epochs, side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharex=True)
+    if not losses.empty:
+        sns.lineplot(data=losses, x="epoch", y="loss", hue="model", ax=axes[0], linewidth=1)
+    if not dev.empty:
+        mean_dev = dev.groupby(["model", "epoch"], sort=False, as_index=False)["macro_f1"].mean()
+        sns.lineplot(data=mean_dev, x="epoch", y="macro_f1", hue="model", marker="o", ax=axes[1])
+    else:
+        axes[1].text(0.5, 0.5, "no dev macro-F1 in the training logs", ha="center", transform=axes[1].transAxes)
+    axes[0].set(title="Training loss", xlabel="epoch (optimizer step / steps per epoch)", ylabel="loss")
+    axes[1].set(title="Dev macro-F1 (mean over the training languages)", xlabel="epoch", ylabel="macro-F1")
+    for ax in axes:
+        if ax.get_legend():
+            ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)
+
+
+def confusion_matrices(rows: pd.DataFrame, model: str, path: str | Path) -> None:
+    """One confusion matrix per test language: colour = share of the gold row, text = count."""
+    languages = list(dict.fromkeys(rows["language"]))
+    labels = list(dict.fromkeys(rows["actual"]))
+    cols = min(3, len(languages))
+    grid_rows = -(-len(languages) // cols)
+    fig, axes = plt.subplots(grid_rows, cols, figsize=(3.4 * cols, 3.2 * grid_rows), squeeze=False)
+    for ax in axes.flat[len(languages):]:
+        ax.set_visible(False)
+    for ax, lang in zip(axes.flat, languages):
+        part = rows[rows["language"] == lang]
+        shares = part.pivot(index="actual", columns="predicted", values="share").loc[labels, labels]
+        counts = part.pivot(index="actual", columns="predicted", values="count").loc[labels, labels]
+        sns.heatmap(shares, annot=counts, fmt="d", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax)
+        ax.set(title=lang, xlabel="predicted", ylabel="gold")
+    fig.suptitle(f"{model}: confusion matrices per test language (colour: share of the gold class)")
+    fig.tight_layout()
+    _save(fig, path)
 
 
 def learning_curve(curve: pd.DataFrame, path: str | Path) -> None:

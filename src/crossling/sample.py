@@ -3,7 +3,8 @@
 Each (language, class) pool is put in one seeded random order; the sample of size N takes the first
 ceil((N - c) / k) texts of class c (c = its position in data.labels, k = number of classes). That gives
 class counts that differ by at most one, no replacement, and every smaller sample is a subset of
-every larger one, so learning curves compare like with like.
+every larger one, so learning curves compare like with like. The pool has no dev texts: `combine` carved
+the dev split (`sample.dev_size`) out of it first, so no sample overlaps the dev split or a test split.
 """
 
 from __future__ import annotations
@@ -14,14 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crossling.combine import EXAMPLE_SCHEMA
+from crossling.combine import EXAMPLE_SCHEMA, class_quota
 from crossling.common import DataError, atomic_dir, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
 from crossling.config import Config
-
-
-def class_quota(size: int, n_classes: int, class_index: int) -> int:
-    """How many of `size` examples class `class_index` gets; earlier classes take the remainder."""
-    return -(-(size - class_index) // n_classes) if size > class_index else 0
 
 
 def ranked(pool: pd.DataFrame, languages: tuple[str, ...], n_classes: int, seed: int) -> pd.DataFrame:
@@ -36,14 +32,16 @@ def ranked(pool: pd.DataFrame, languages: tuple[str, ...], n_classes: int, seed:
     return pd.concat(parts, ignore_index=True)
 
 
-def check_capacity(ranked_pool: pd.DataFrame, largest: int, languages: tuple[str, ...], labels: tuple[str, ...]) -> None:
+def check_capacity(ranked_pool: pd.DataFrame, largest: int, languages: tuple[str, ...], labels: tuple[str, ...],
+                   dev_size: int) -> None:
     for lang in languages:
         for c, name in enumerate(labels):
             need = class_quota(largest, len(labels), c)
             have = int(((ranked_pool["language"] == lang) & (ranked_pool["label_id"] == c)).sum())
             if have < need:
-                raise DataError(f"sample.sizes: {largest} per language needs {need} {name!r} texts in {lang}, "
-                                f"but its cleaned pool has {have}; lower the largest size or drop {lang}")
+                raise DataError(f"sample.sizes: {largest} per language needs {need} {name!r} texts in {lang}, but "
+                                f"its cleaned pool has {have} after {class_quota(dev_size, len(labels), c)} went to "
+                                f"the dev split; lower the largest size or sample.dev_size={dev_size}, or drop {lang}")
 
 
 def draw(ranked_pool: pd.DataFrame, size: int, languages: tuple[str, ...], n_classes: int) -> pd.DataFrame:
@@ -59,12 +57,12 @@ def sample_path(folder: str | Path, size: int, language: str | None = None) -> P
 
 
 def main(args, cfg: Config) -> None:
-    log_params("sample", sample={"sizes": cfg.sample.sizes, "seed": cfg.sample.seed},
+    log_params("sample", sample={"sizes": cfg.sample.sizes, "seed": cfg.sample.seed, "dev_size": cfg.sample.dev_size},
                data={"languages": cfg.data.languages, "labels": cfg.data.labels})
     pool = read_parquet(args.pool, "training pool")
     languages, labels = cfg.data.languages, cfg.data.labels
     ranked_pool = ranked(pool, languages, len(labels), cfg.sample.seed)
-    check_capacity(ranked_pool, cfg.sample.largest, languages, labels)
+    check_capacity(ranked_pool, cfg.sample.largest, languages, labels, cfg.sample.dev_size)
     with atomic_dir(args.out) as tmp:
         for size in sorted(cfg.sample.sizes):
             sample = draw(ranked_pool, size, languages, len(labels))

@@ -251,14 +251,12 @@ def main(args, cfg: Config) -> None:
              frame.groupby("language").size().to_dict(), threads)
     selector = None
     if args.dev:
-        dev = read_parquet(args.dev, "dev split")
-        missing = sorted(set(frame["language"]) - set(dev["language"]))
-        if missing:
-            raise DataError(f"{args.dev} has no dev texts for {', '.join(missing)}; re-run the stage that carves it")
-        selector = DevSelector(tokenizer, dev[dev["language"].isin(set(frame["language"]))], cfg.train,
-                               len(cfg.data.labels), device, precision)
+        languages = list(dict.fromkeys(frame["language"]))
+        dev = pd.concat([read_parquet(Path(args.dev) / f"{lang}.parquet", f"dev split of {lang}") for lang in languages],
+                        ignore_index=True)
+        selector = DevSelector(tokenizer, dev, cfg.train, len(cfg.data.labels), device, precision)
     elif cfg.train.select == "best":
-        raise DataError("train.select=best needs the dev split (--dev data/dev.parquet); use train.select=last")
+        raise DataError("train.select=best needs the dev split (--dev data/dev); use train.select=last")
     if not fine_tune(model, tokenizer, frame, cfg.train, args.name, args.live, seed, device, precision, selector):
         return  # only the first process writes outputs
     with atomic_dir(args.out) as tmp:
@@ -274,7 +272,8 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--language", default=None, help="train on this language only (monolingual)")
     parser.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: first of train.seeds)")
     parser.add_argument("--base", default="models/base")
-    parser.add_argument("--dev", default=None, help="dev split, scored after every epoch (train.select=best uses it)")
+    parser.add_argument("--dev", default=None, help="directory of <language>.parquet dev splits, scored after every "
+                                                    "epoch (train.select=best uses them)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--live", required=True, help="dvclive directory")
     run_stage("train", main, parser, argv)
