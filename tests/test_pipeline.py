@@ -93,6 +93,7 @@ def test_repro_runs_every_stage_and_writes_outputs(project):
                             "joint_30_final_train_loss"}  # dvclive's loss, shown by `dvc exp show`
     loss = [r for r in json.loads((project / "plots" / "training_loss.json").read_text()) if r["model"] == "joint_30_seed1"]
     assert summary["joint_30_final_train_loss"] == loss[-1]["loss"]
+    assert summary["seeds"] == 1 and summary["seeds_redraw_new_weights"] == 1  # which randomness seeds cover
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert set(lock["stages"]) == ({"check_params", "download", "combine", "sample", "base", "tokenization",
                                     "evaluate", "report"} | TRAINING | PREDICTION)
