@@ -66,8 +66,8 @@ def test_too_small_pool_names_language_class_needed_available():
     assert "sample.dev_size=9" in msg
 
 
-def run_data_stages(tmp_path, csv_source, seed=7, name="run"):
-    p = tiny_params(csv_source, sizes=(6, 12, 24))
+def run_data_stages(tmp_path, csv_source, seed=7, name="run", languages=("english", "french")):
+    p = tiny_params(csv_source, sizes=(6, 12, 24), languages=languages)
     p["sample"]["seed"] = seed
     params = write_params(tmp_path / f"{name}.yaml", p)
     d = tmp_path / name
@@ -132,27 +132,15 @@ def test_cli_failure_leaves_no_partial_samples(tmp_path, csv_source, capsys):
 
 
 def test_each_language_part_of_the_largest_sample_has_its_own_file(tmp_path):
-    from conftest import make_csv_source, tiny_params, write_params
+    from conftest import make_csv_source
 
-    from crossling import combine, download, sample
-
-    def run(languages, name):
-        src = make_csv_source(tmp_path / "src", languages=("english", "french", "malay"))
-        params = write_params(tmp_path / f"{name}.yaml", tiny_params(src, languages=languages, sizes=(6, 12)))
-        d = tmp_path / name
-        download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
-        combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
-                     "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
-                     "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
-        sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
-        return d / "samples"
-
-    two = run(("english", "french"), "two")
-    three = run(("english", "french", "malay"), "three")
-    joint = pd.read_parquet(two / "sample_12.parquet")
+    src = make_csv_source(tmp_path / "src", languages=("english", "french", "malay"))
+    two = run_data_stages(tmp_path, src, name="two") / "samples"
+    three = run_data_stages(tmp_path, src, name="three", languages=("english", "french", "malay")) / "samples"
+    joint = pd.read_parquet(two / "sample_24.parquet")
     for lang in ("english", "french"):
-        part = pd.read_parquet(two / f"sample_12_{lang}.parquet")
+        part = pd.read_parquet(two / f"sample_24_{lang}.parquet")
         assert part.equals(joint[joint["language"] == lang].reset_index(drop=True))
         # adding a language leaves this language's file byte for byte as it was
-        assert (two / f"sample_12_{lang}.parquet").read_bytes() == (three / f"sample_12_{lang}.parquet").read_bytes()
-    assert not (two / "sample_6_english.parquet").exists()
+        assert (two / f"sample_24_{lang}.parquet").read_bytes() == (three / f"sample_24_{lang}.parquet").read_bytes()
+    assert not (two / "sample_12_english.parquet").exists()
