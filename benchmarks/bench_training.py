@@ -87,9 +87,9 @@ def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch") ->
     cfg = load_config(PARAMS)
     data = replace(cfg.data, source=str(data_dir))
     raw = normalize(load_local(data_dir, data), data)
-    pool, test, _ = combine(raw, data)
+    pool, _, test, _ = combine(raw, data, cfg.sample.dev_size)  # the dev texts are never sampled, as in the pipeline
     ranked_pool = ranked(pool, data.languages, len(data.labels), cfg.sample.seed)
-    check_capacity(ranked_pool, size, data.languages, data.labels)
+    check_capacity(ranked_pool, size, data.languages, data.labels, cfg.sample.dev_size)
     sample = draw(ranked_pool, size, data.languages, len(data.labels))
     write_parquet(sample, EXAMPLE_SCHEMA, workdir / "sample.parquet")
     write_parquet(test, EXAMPLE_SCHEMA, workdir / "test.parquet")
