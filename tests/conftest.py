@@ -113,7 +113,9 @@ def csv_source(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path_factory):
+def _offline(monkeypatch, tmp_path_factory, tmp_path):
+    # A stage's default output paths are relative: a test that forgets one writes under tmp_path, never the checkout.
+    monkeypatch.chdir(tmp_path)
     # Tests never reach the network, and keep the datasets cache out of the home directory.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

@@ -53,7 +53,7 @@ def test_any_language_folder_runs_through_the_data_stages(tmp_path):
     d = tmp_path / "run"
     download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
     combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
-                 "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
+                 "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                  "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
     sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
     drawn = pd.read_parquet(sample.sample_path(d / "samples", 12))

@@ -31,3 +31,12 @@ def test_no_credentials_in_tracked_dvc_config():
     for key in ("access_key_id", "secret_access_key", "session_token", "password", "credentialpath", "key_file"):
         assert key not in config
     assert "/config.local" in (ROOT / ".dvc" / ".gitignore").read_text()
+
+
+def test_git_tracks_nothing_inside_a_pipeline_output():
+    # DVC refuses to record a cached output that git tracks ("already tracked by SCM"): a fresh clone could not run.
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "data", "models"], cwd=ROOT,  # the cached outputs live there
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert tracked == []
