@@ -10,7 +10,7 @@ MIRROR ?= external/multilingual-sentiment-datasets/data
 OFFLINE_PARAMS := -S data.source=$(abspath $(MIRROR)) -S model.checkpoint=scratch \
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
 
-.PHONY: setup repro offline test bench pretrained exp-show clean-venv check-python check-mirror
+.PHONY: setup repro offline test bench bench-grouping pretrained exp-show clean-venv check-python check-mirror
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -38,6 +38,9 @@ test: setup
 
 bench: setup check-mirror
 	$(BIN)/python benchmarks/bench_training.py --data $(MIRROR)
+
+bench-grouping: setup check-mirror
+	$(BIN)/python benchmarks/group_by_length.py --data $(MIRROR)
 
 pretrained: setup check-mirror
 	$(BIN)/python benchmarks/pretrained_run.py --data $(MIRROR)

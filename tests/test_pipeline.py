@@ -293,7 +293,7 @@ def test_a_device_that_is_not_there_fails_at_once_in_one_line(project, device):
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("crossling.")]
     assert errors == [f"crossling.train: error: params.yaml: train.device: {device} was requested but the libraries "
-                      "found only cpu on this machine; use train.device=auto or cpu (no silent fall-back)"]
+                      "found only cpu on this machine; use auto or cpu (no silent fall-back)"]
     assert "Running stage 'train_" in proc.stdout and "step 1/" not in proc.stderr  # nothing trained
     assert (project / "dvc.lock").read_text() == lock  # nothing was recorded
     dvc(project, "checkout")  # DVC removed the stage's outputs before running it; the cache has them

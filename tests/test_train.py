@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import pandas as pd
@@ -181,7 +182,30 @@ def test_dev_split_scored_every_epoch_and_best_epoch_kept(prepared, tmp_path, ca
         assert f1[f"macro_f1_{lang}"].between(0, 1).all()
     mean = pd.read_csv(dev / "macro_f1_mean.tsv", sep="\t")["macro_f1_mean"]
     best = int(mean.to_numpy().argmax()) + 1
-    assert f"joint_best: kept epoch {best} of 4 (best mean dev macro-F1 {mean.max():.4f})" in caplog.text
+    assert f"kept epoch {best} of 4 (best mean dev macro-F1 {mean.max():.4f})" in caplog.text
+    assert json.loads((d / "logs" / "joint_best" / "metrics.json").read_text())["selected_epoch"] == best
+    # the saved model is that epoch's: it scores the logged best mean dev macro-F1 again
+    from sklearn.metrics import f1_score
+
+    from crossling.modeling import load_classifier, predict_proba
+
+    model, tok = load_classifier(d / "models" / "joint_best")
+    frame = pd.concat([pd.read_parquet(tmp_path / "dev" / f"{lang}.parquet") for lang in ("english", "french")])
+    pred = predict_proba(model, tok, frame["text"].tolist(), 32, 8).argmax(axis=1)
+    again = [f1_score(frame["label_id"][frame["language"] == lang], pred[(frame["language"] == lang).to_numpy()],
+                      labels=[0, 1, 2], average="macro", zero_division=0) for lang in ("english", "french")]
+    assert sum(again) / 2 == pytest.approx(mean.max(), abs=1e-6)
+
+
+def test_processes_beyond_the_devices_are_refused():
+    from crossling.config import ConfigError
+
+    train.check_processes(2, torch.device("cpu"))  # gloo: CPU processes share the cores
+    with pytest.raises(ConfigError, match="train.processes: 2 processes, but Apple MPS is one device"):
+        train.check_processes(2, torch.device("mps"))
+    if torch.cuda.device_count() < 4:
+        with pytest.raises(ConfigError, match=r"train.processes: 4 processes, but \d GPU\(s\) are visible"):
+            train.check_processes(4, torch.device("cuda"))
 
 
 def test_best_epoch_needs_a_dev_split(prepared, tmp_path, capsys):
@@ -216,6 +240,9 @@ def test_save_dtype_halves_the_weights_and_predictions_come_from_them(prepared, 
     half = run_train(d, params, "joint_bf16", sample_size=12)
     with safe_open(d / "models" / "joint_bf16" / "model.safetensors", "pt") as f:
         assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.bfloat16}
+    from crossling.modeling import load_classifier
+
+    assert {p.dtype for p in load_classifier(d / "models" / "joint_bf16")[0].parameters()} == {torch.float32}
     size = {n: (d / "models" / n / "model.safetensors").stat().st_size for n in ("joint_fp32", "joint_bf16")}
     assert size["joint_bf16"] < 0.6 * size["joint_fp32"]
     # same training; the predictions differ at most by the weights' rounding

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=DEVICES, default="auto", help="as train.device (default: auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.precision (default: auto)")
     args = parser.parse_args(argv)
-    setup_logging("predict")
+    setup_logging("classify")
     quiet_transformers()
     try:
         configure_threads()

@@ -41,7 +41,7 @@ def check_device(requested: str, found: torch.device) -> torch.device:
     """`found` is what the libraries chose; a device asked for by name must be the one they found."""
     if requested not in ("auto", found.type):
         raise ConfigError("train.device", f"{requested} was requested but the libraries found only {found.type} "
-                          f"on this machine; use train.device=auto or {found.type} (no silent fall-back)")
+                          f"on this machine; use auto or {found.type} (no silent fall-back)")
     return found
 
 
@@ -113,7 +113,9 @@ def load_classifier(path: str | Path, labels: tuple[str, ...] | None = None):
     weights = list(path.glob("*.safetensors"))
     if not weights:
         raise DataError(f"{path} has no .safetensors weights; only safetensors checkpoints are loaded")
-    model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True, trust_remote_code=False)
+    # float32 whatever train.save_dtype stored: every path computes alike; train.precision sets autocast
+    model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True, trust_remote_code=False,
+                                                               dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     if labels is not None:
         check_labels(model.config, labels, str(path))

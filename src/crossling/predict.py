@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa
-import torch
 
 from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
 from crossling.config import Config, TrainConfig
@@ -46,7 +45,7 @@ def main(args, cfg: Config) -> None:
     if cfg.train.max_length > model.config.max_position_embeddings:
         raise DataError(f"train.max_length={cfg.train.max_length} exceeds the model's "
                         f"max_position_embeddings={model.config.max_position_embeddings}")
-    preds = predictions(model.to(torch.float32), tokenizer, test, cfg.data.labels, cfg.train, device, precision)
+    preds = predictions(model, tokenizer, test, cfg.data.labels, cfg.train, device, precision)
     write_parquet(preds, prediction_schema(cfg.data.labels), args.out)
     acc = (preds["pred_id"] == preds["label_id"]).groupby(preds["language"], sort=False).mean().round(4).to_dict()
     log.info("%s on %s (%s): wrote %s; test accuracy %s", args.model, device, precision, args.out, acc)

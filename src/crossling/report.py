@@ -48,8 +48,11 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         "# crossling results",
         f"Model `{cfg.model.checkpoint}`, data `{cfg.data.source}`, {cfg.train.epochs} epochs, lr "
         f"{cfg.train.learning_rate:g}, batch {cfg.train.batch_size} x {cfg.train.processes} process(es), max length "
-        f"{cfg.train.max_length}, seeds {seeds}. Settings are chosen on the dev split ({cfg.sample.dev_size} "
-        f"texts per language, classes balanced, disjoint from every sample and test split); every score here is "
+        f"{cfg.train.max_length}, seeds {seeds}. The dev split ({cfg.sample.dev_size} texts per language, classes "
+        f"balanced, disjoint from every sample and test split) is scored after every epoch; "
+        + ("each model keeps its epoch with the best mean dev macro-F1 (train.select: best)"
+           if cfg.train.select == "best" else "each model keeps its last epoch (train.select: last)")
+        + f"; choose settings on dev, report test. Every score here is "
         f"macro-F1 on a language's test split with a {pct}% bootstrap interval "
         f"({cfg.evaluate.bootstrap_samples} resamples of the test texts)"
         + (f"; ± is the sample standard deviation (ddof 1) over the {len(cfg.train.seeds)} seeds."

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from crossling.common import DataError, atomic_dir, log, log_params, read_json, read_parquet, run_stage, stage_parser
-from crossling.config import Config, TrainConfig
+from crossling.config import Config, ConfigError, TrainConfig
 from crossling.modeling import (INIT_RECORD, check_device, choose_precision, configure_threads, device_info,
                                 load_classifier, one_device_per_process, predict_proba, quiet_transformers, tokenize)
 
@@ -132,7 +132,9 @@ class TrainingMonitor:
                     scores = monitor.dev_scorer(model, round(state.epoch))
                     monitor.log(state.global_step, **{f"dev/macro_f1_{lang}": f1 for lang, f1 in scores.items()})
 
-            def on_train_end(self, args, state, control, **kwargs):
+            def on_train_end(self, args, state, control, model=None, **kwargs):
+                if monitor.dev_scorer is not None:
+                    monitor.live.summary["selected_epoch"] = monitor.dev_scorer.finish(model, round(state.epoch))
                 monitor.live.end()
 
         return Callback()
@@ -180,6 +182,14 @@ class DevSelector:
             self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         return scores | {"mean": mean}
 
+    def finish(self, model, last_epoch: int) -> int:
+        """The epoch whose weights the model keeps: the best by mean dev macro-F1 (restored here), or the last."""
+        if self.train.select == "last":
+            return last_epoch
+        model.load_state_dict(self.best_state)
+        log.info("kept epoch %d of %d (best mean dev macro-F1 %.4f)", self.best_epoch, last_epoch, self.best_f1)
+        return self.best_epoch
+
 
 def _clock(seconds: float) -> str:
     if seconds != seconds:  # nan
@@ -210,13 +220,18 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, name: s
                           data_collator=DataCollatorWithPadding(tokenizer), callbacks=callbacks)
         trainer.remove_callback(PrinterCallback)  # it prints every log dict; TrainingMonitor reports progress
         result = trainer.train()
-    if first and dev_selector is not None and train.select == "best":
-        model.load_state_dict(dev_selector.best_state)
-        log.info("%s: kept epoch %d of %d (best mean dev macro-F1 %.4f)", name, dev_selector.best_epoch, train.epochs,
-                 dev_selector.best_f1)
     log.info("%s: trained on %d examples: %s", name, len(dataset),
              {k: round(v, 4) for k, v in result.metrics.items()})
     return first
+
+
+def check_processes(processes: int, device) -> None:
+    """One process per device: refuse what torchrun would only fail at with a traceback per rank."""
+    if device.type == "mps":
+        raise ConfigError("train.processes", f"{processes} processes, but Apple MPS is one device; use 1")
+    if device.type == "cuda" and torch.cuda.device_count() < processes:
+        raise ConfigError("train.processes", f"{processes} processes, but {torch.cuda.device_count()} GPU(s) are "
+                          "visible; use at most that many (CUDA_VISIBLE_DEVICES)")
 
 
 def relaunch_distributed(processes: int, argv: list[str]) -> None:
@@ -231,10 +246,11 @@ def relaunch_distributed(processes: int, argv: list[str]) -> None:
 
 def main(args, cfg: Config) -> None:
     one_device_per_process(os.environ, cfg.train.processes)
+    device, precision = device_and_precision(cfg.train)  # before any work: a missing device fails at once
     if cfg.train.processes > 1 and "LOCAL_RANK" not in os.environ:
+        check_processes(cfg.train.processes, device)
         relaunch_distributed(cfg.train.processes, args.argv)
         return
-    device, precision = device_and_precision(cfg.train)  # before any work: a missing device fails at once
     seed = cfg.train.seeds[0] if args.seed is None else args.seed
     log_params(f"train {args.name}", train=asdict(cfg.train) | {"seed": seed}, data={"labels": cfg.data.labels},
                sample={"file": args.sample, "language": args.language})
