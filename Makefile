@@ -1,5 +1,6 @@
 # Two commands do everything: `make repro` (set up, run the pipeline) and `make test`.
 # `make offline` runs the whole pipeline without network access (local data, scratch model).
+# `make test` also installs the Vega libraries for the plot check (npm); it needs Chromium (apt-get install chromium).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,6 +11,14 @@ OFFLINE_PARAMS := -S data.source=$(abspath $(MIRROR)) -S model.checkpoint=scratc
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
 
 .PHONY: setup repro offline test bench exp-show clean-venv
+
+# Vega libraries at the versions `dvc plots show` loads, for scripts/check_plots.py (that set of
+# versions is one npm calls a peer conflict: vega-lite 5.2.0 asks for vega >= 5.21, dvc loads 5.20.2)
+VEGA := scripts/vega/node_modules/.installed
+
+$(VEGA): scripts/vega/package.json scripts/vega/package-lock.json
+	npm ci --prefix scripts/vega --legacy-peer-deps --no-audit --no-fund --loglevel=error
+	touch $@
 
 $(BIN)/crossling-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +33,7 @@ repro: setup
 offline: setup
 	dvc exp run $(OFFLINE_PARAMS)
 
-test: setup
+test: setup $(VEGA)
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # backticks in printf formats are markdown
 # Metrics, params and plots of the checkout against a base revision, for a pull-request comment.
-#   usage: .github/pr_report.sh BASE_REV OUT_DIR [IMAGE_URL]
+#   usage: [BASE_LABEL=text] .github/pr_report.sh BASE_REV OUT_DIR [IMAGE_URL]
 # Writes OUT_DIR/report.md, OUT_DIR/plots/index.html (`dvc plots diff`) and OUT_DIR/plots/png/<plot>.png
 # for each plot whose data changed. With IMAGE_URL, report.md shows those PNGs from IMAGE_URL/<plot>.png
 # (where the workflow publishes them); without, it names them. Every plot is opened in headless
@@ -29,7 +30,7 @@ section() {  # title, metrics file
 }
 
 {
-  printf '## crossling: metrics against `%s`\n' "$base"
+  printf '## crossling: metrics against `%s`\n' "${BASE_LABEL:-$base}"
   section "Headline" metrics/summary.json
   section "Learning curve: joint models per test language" metrics/joint.json
   section "Zero-shot transfer: monolingual models per test language" metrics/transfer.json

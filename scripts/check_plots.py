@@ -4,8 +4,8 @@
 
 The page loads vega, vega-lite and vega-embed from a CDN; they are served here from the npm packages
 in scripts/vega/node_modules (`npm ci --prefix scripts/vega`), the same versions, over loopback only.
-A plot fails when Vega reports an error or when its view holds no mark at all (e.g. a template that
-encodes a field the data lacks). --png-dir writes each plot as a PNG (Vega's own rendering, in the
+A plot fails when Vega reports an error or when one of its data marks (line, area, rect, ...) drew
+nothing (e.g. a template that encodes a field the data lacks). --png-dir writes each plot as a PNG (Vega's own rendering, in the
 browser), --screenshot the whole page as a person sees it. Exit 0 when every plot drew, 1 otherwise.
 """
 
@@ -46,15 +46,15 @@ PROBE = """<script>
     const original = console[level];
     console[level] = function (...args) { pageErrors.push(level + ': ' + args.map(String).join(' ')); original.apply(console, args); };
   }
-  function drawnMarks(mark) {  // items of data marks (not axes, legends, titles) anywhere in the scenegraph
-    let n = mark.role === 'mark' && mark.marktype !== 'group' ? mark.items.length : 0;
-    for (const item of mark.items || []) for (const child of item.items || []) n += drawnMarks(child);
-    return n;
+  function countMarks(mark, counts) {  // items per data mark (not axes, legends, titles), over facet cells
+    if (mark.role === 'mark' && mark.marktype !== 'group') counts[mark.name] = (counts[mark.name] || 0) + mark.items.length;
+    for (const item of mark.items || []) for (const child of item.items || []) countMarks(child, counts);
+    return counts;
   }
   window.vegaEmbed = function (el, spec, opts) {
     const id = String(el).replace(/^#/, '');
     const run = embed(el, spec, opts).then(async (result) => ({
-      id, marks: drawnMarks(result.view.scenegraph().root), png: WANT_PNG ? await result.view.toImageURL('png', 2) : null,
+      id, marks: countMarks(result.view.scenegraph().root, {}), png: WANT_PNG ? await result.view.toImageURL('png', 2) : null,
     }), (err) => ({id, error: String(err && err.message || err)}));
     runs.push(run);
     return run;
@@ -179,10 +179,12 @@ def check(page_path: Path, png_dir: Path | None, only: list[str], screenshot: Pa
                 problems.append(f"{plot_id}: never embedded")
             elif plot.get("error"):
                 problems.append(f"{plot_id}: Vega error: {plot['error']}")
-            elif plot["marks"] == 0:
-                problems.append(f"{plot_id}: drew nothing (no marks in the view; a field the data lacks?)")
+            elif not plot["marks"]:
+                problems.append(f"{plot_id}: drew nothing (no data?)")
+            elif empty := [name for name, count in plot["marks"].items() if not count]:
+                problems.append(f"{plot_id}: drew nothing for mark {', '.join(empty)} (a field the data lacks?)")
             else:
-                print(f"{plot_id}: drew {plot['marks']} marks")
+                print(f"{plot_id}: drew {sum(plot['marks'].values())} items in {len(plot['marks'])} marks")
                 if png_dir is not None and (not only or plot_id in only):
                     png_dir.mkdir(parents=True, exist_ok=True)
                     png = base64.b64decode(plot["png"].split(",", 1)[1])
