@@ -1,4 +1,5 @@
-"""Ids of the plots whose data differ between two revisions, read from `dvc plots diff --json --split`.
+"""Ids of the plots whose data differ between two revisions, read from `dvc plots diff --json --split`,
+as the HTML page of `dvc plots diff -o` spells them (its div ids).
 
     dvc plots diff BASE --json --split | python .github/changed_plots.py BASE
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+
+from dvc_render.base import Renderer
 
 
 def changed_plots(diff: dict, base: str, head: str = "workspace") -> list[str]:
@@ -18,7 +21,7 @@ def changed_plots(diff: dict, base: str, head: str = "workspace") -> list[str]:
                 rest = {key: value for key, value in row.items() if key != "rev"}
                 rows.setdefault(row.get("rev"), []).append(json.dumps(rest, sort_keys=True))
         if sorted(rows[base]) != sorted(rows[head]):
-            changed.append(plot_id)
+            changed.append(Renderer.remove_special_chars(plot_id))
     return changed
 
 
