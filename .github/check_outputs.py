@@ -22,11 +22,14 @@ import yaml
 ABSENT = {"deleted", "not in cache"}  # a cached output, or a dep that is one, that this checkout lacks
 
 
-def dvc(*args: str) -> str:
-    proc = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        sys.exit(f"check_outputs: `dvc {' '.join(args)}` failed: {lines[-1] if lines else proc.returncode}")
+def dvc(*args: str, check: bool = True) -> str:
+    try:
+        proc = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        sys.exit("check_outputs: no `dvc` on PATH; install it (pip install -e .)")
+    if check and proc.returncode != 0:
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")] or [f"exit {proc.returncode}"]
+        sys.exit(f"check_outputs: `dvc {' '.join(args)}` failed: {errors[0]}")
     return proc.stdout
 
 
@@ -44,9 +47,8 @@ def owner(path: str, outputs: list[str]) -> str | None:
     return next((out for out in outputs if path == out or path.startswith(out + "/")), None)
 
 
-def stale_stages(status: dict, lock: dict, stages: list[str]) -> list[str]:
+def stale_stages(status: dict, lock: dict, stages: list[str], outputs: list[str]) -> list[str]:
     """Stages whose dvc.lock entry does not match the checkout, with why; absent data is not a change."""
-    outputs = cached_outputs(lock)
     stale = [f"{name} (never run)" for name in stages if name not in lock.get("stages", {})]
     for name, changes in status.items():
         if name not in lock.get("stages", {}):
@@ -56,7 +58,7 @@ def stale_stages(status: dict, lock: dict, stages: list[str]) -> list[str]:
             if isinstance(change, str):  # "changed command", "always changed"
                 reasons.append(change)
                 continue
-            for kind, entries in change.items():  # "changed deps" / "changed outs": {path: state}
+            for entries in change.values():  # "changed deps" / "changed outs": {path: state}
                 for path, state in entries.items():
                     if isinstance(state, dict):  # params file: {param: state}
                         reasons += [f"param {param} {value}" for param, value in state.items()]
@@ -71,9 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--remote", help="DVC remote to check (default: the default remote)")
     args = parser.parse_args(argv)
-    default = subprocess.run(["dvc", "remote", "default"], capture_output=True, text=True)
-    remote = args.remote or (default.stdout.strip() if default.returncode == 0 else "")
-    if not remote:
+    remote = args.remote or dvc("remote", "default", check=False).strip()
+    if not remote or " " in remote:  # "No default remote set"
         sys.exit("check_outputs: no default DVC remote in .dvc/config; add one (README, Remote storage)")
     try:
         with open("dvc.lock", encoding="utf-8") as fh:
@@ -82,14 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("check_outputs: no dvc.lock; run the pipeline (dvc exp run), commit dvc.lock, dvc push")
 
     problems = []
+    outputs = cached_outputs(lock)
     stages = dvc("stage", "list", "--name-only").split()
-    stale = stale_stages(json.loads(dvc("status", "--json") or "{}"), lock, stages)
+    stale = stale_stages(json.loads(dvc("status", "--json") or "{}"), lock, stages, outputs)
     if stale:
         problems.append(f"dvc.lock is out of date: {'; '.join(stale)}. Run the pipeline where a GPU is "
                         "(dvc exp run), commit dvc.lock and the metrics, and dvc push")
 
     status = json.loads(dvc("data", "status", "--not-in-remote", "--granular", "--json", "--remote", remote))
-    outputs = cached_outputs(lock)
     missing = sorted({owner(path, outputs) or path.rstrip("/") for path in status.get("not_in_remote", [])})
     if missing:
         problems.append(f"not on DVC remote '{remote}': {', '.join(missing)}; "
