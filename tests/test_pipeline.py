@@ -219,7 +219,7 @@ def test_ci_check_names_the_outputs_missing_from_the_remote(project, remote, tmp
         clone = tmp_path / name
         sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
         proc = sh(clone, str(BIN / "python"), str(CHECK_OUTPUTS), check=False)
-        assert not (clone / "models").exists() and not (clone / "data").exists()  # no stage ran, nothing pulled
+        assert not list(clone.glob("models/*/")) and not list(clone.glob("data/*.parquet"))  # nothing pulled or run
         return proc
 
     ok = check("all_pushed")
@@ -299,7 +299,7 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path)
     assert "dvc.lock matches the code and params" in checked.stdout
     report_dir = tmp_path / "report"
     sh(pr, "bash", str(ROOT / ".github" / "pr_report.sh"), "origin/main", str(report_dir), "https://img.example/pr-1")
-    assert not (pr / "models").exists() and not (pr / "data").exists()  # nothing pulled, no stage ran
+    assert not list(pr.glob("models/*/")) and not list(pr.glob("data/*.parquet"))  # nothing pulled, no stage ran
     report = (report_dir / "report.md").read_text()
     assert "### Learning curve" in report and "english" in report and "| train.epochs" in report
     assert (report_dir / "plots" / "index.html").exists()
