@@ -3,7 +3,7 @@
     python scripts/check_plots.py DIR_OR_INDEX_HTML [--png-dir DIR] [--only ID ...] [--screenshot FILE]
 
 The page loads vega, vega-lite and vega-embed from a CDN; they are served here from the npm packages
-in scripts/vega/node_modules (`npm ci --prefix scripts/vega`), the same versions, over loopback only.
+in scripts/vega/node_modules (`make test` installs them), the same versions, over loopback only.
 A plot fails when Vega reports an error or when one of its data marks (line, area, rect, ...) drew
 nothing (e.g. a template that encodes a field the data lacks). --png-dir writes each plot as a PNG (Vega's own rendering, in the
 browser), --screenshot the whole page as a person sees it. Exit 0 when every plot drew, 1 otherwise.
@@ -152,7 +152,7 @@ def check(page_path: Path, png_dir: Path | None, only: list[str], screenshot: Pa
     """Problems found, one line each; writes the PNGs and the screenshot."""
     chromium = find_chromium()
     if not all((VENDOR / file).is_file() for file in LIBRARIES.values()):
-        fail(f"Vega libraries missing under {VENDOR}; run `npm ci --prefix scripts/vega`")
+        fail(f"Vega libraries missing under {VENDOR}; run `npm ci --prefix scripts/vega --legacy-peer-deps`")
     page, ids = local_page(page_path.read_text(encoding="utf-8"), png_dir is not None)
     if not ids:
         fail(f"{page_path}: no Vega plot in the page")
