@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
 import yaml
-
-ABSENT = {"deleted", "not in cache"}  # a cached output, or a dep that is one, that this checkout lacks
-
 
 def dvc(*args: str, check: bool = True) -> str:
     try:
@@ -39,6 +37,13 @@ def cached_outputs(lock: dict) -> list[str]:
     in_git = subprocess.run(["git", "ls-files", "-z", "--", *outputs], capture_output=True, text=True,
                             check=True).stdout.split("\0")
     return [out for out in outputs if not any(owner(path, [out]) for path in in_git if path)]
+
+
+def lacks_data(path: str, outputs: list[str]) -> bool:
+    """`path` is DVC data (an output, inside one, or a directory holding some) that this checkout lacks."""
+    path = path.rstrip("/")
+    related = [out for out in outputs if path == out or path.startswith(out + "/") or out.startswith(path + "/")]
+    return bool(related) and not any(os.path.exists(out) for out in related)
 
 
 def owner(path: str, outputs: list[str]) -> str | None:
@@ -62,7 +67,7 @@ def stale_stages(status: dict, lock: dict, stages: list[str], outputs: list[str]
                 for path, state in entries.items():
                     if isinstance(state, dict):  # params file: {param: state}
                         reasons += [f"param {param} {value}" for param, value in state.items()]
-                    elif not (state in ABSENT and owner(path, outputs)):
+                    elif not lacks_data(path, outputs):
                         reasons.append(f"{path} {state}")
         if reasons:
             stale.append(f"{name} ({', '.join(reasons)})")
