@@ -20,6 +20,7 @@ import sys
 
 import yaml
 
+
 def dvc(*args: str, check: bool = True) -> str:
     try:
         proc = subprocess.run(["dvc", *args], capture_output=True, text=True)
