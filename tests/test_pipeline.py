@@ -264,9 +264,6 @@ def test_models_in_the_registry_by_name(project, remote, tmp_path):
         assert names == sorted(p.name for p in (project / "models" / model).iterdir()), names
         assert (tmp_path / got / "model.safetensors").read_bytes() == \
             (project / "models" / model / "model.safetensors").read_bytes()
-    out = sh(tmp_path, str(BIN / "python"), "-m", "crossling.predict", "--model", str(tmp_path / "joint"), "--json",
-             "en great love film").stdout
-    assert json.loads(out)["label"] in {"positive", "neutral", "negative"}
     missing = dvc(tmp_path, "artifacts", "get", str(project), "mono-english", "-o", str(tmp_path / "en"), check=False)
     assert missing.returncode != 0 and not (tmp_path / "en").exists()  # registered versions only
 
