@@ -1,5 +1,6 @@
 # Two commands do everything: `make repro` (set up, run the pipeline) and `make test`.
 # `make offline` runs the whole pipeline without network access (local data, scratch model).
+# `make test` also installs the Vega libraries for the plot check (npm); it needs Chromium (apt-get install chromium).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -19,6 +20,14 @@ check-python:
 check-mirror:
 	@test -d "$(MIRROR)" || { echo "make: no data at MIRROR=$(MIRROR): clone the upstream CSV files there (README, Without network access) or pass MIRROR=<dir with <language>/{train,valid,test}.csv>" >&2; exit 2; }
 
+# Vega libraries at the versions `dvc plots show` loads, for scripts/check_plots.py (that set of
+# versions is one npm calls a peer conflict: vega-lite 5.2.0 asks for vega >= 5.21, dvc loads 5.20.2)
+VEGA := scripts/vega/node_modules/.installed
+
+$(VEGA): scripts/vega/package.json scripts/vega/package-lock.json
+	npm ci --prefix scripts/vega --legacy-peer-deps --no-audit --no-fund --loglevel=error
+	touch $@
+
 $(BIN)/crossling-installed: pyproject.toml
 	@$(MAKE) --no-print-directory check-python
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +42,7 @@ repro: setup
 offline: setup check-mirror
 	dvc exp run $(OFFLINE_PARAMS)
 
-test: setup
+test: setup $(VEGA)
 	$(BIN)/python -m pytest
 
 bench: setup check-mirror

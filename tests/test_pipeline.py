@@ -18,6 +18,8 @@ import yaml
 from conftest import headless_bert, make_csv_source, tiny_params, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
+CHECK_PLOTS = ROOT / "scripts" / "check_plots.py"
+CHECK_OUTPUTS = ROOT / ".github" / "check_outputs.py"
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.e2e
 
@@ -64,6 +66,16 @@ def project(tmp_path_factory) -> Path:
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
     return repo
+
+
+@pytest.fixture(scope="module")
+def remote(project, tmp_path_factory) -> Path:
+    """A local DVC remote, the project's default, holding every output of the first run."""
+    store = tmp_path_factory.mktemp("remote") / "store"
+    dvc(project, "remote", "add", "-d", "store", str(store))
+    sh(project, "git", "commit", "-qam", "local remote")
+    dvc(project, "push")
+    return store
 
 
 def training_stages(seed: int, step: str = "train") -> set[str]:
@@ -157,6 +169,24 @@ def test_plots_show_renders_learning_curve_and_heatmap(project, tmp_path):
         assert plot_id in page
     assert '"rect"' in page and '"macro_f1"' in page  # the heatmap colours cells by value
 
+    # as a person sees it: every plot draws in a browser
+    proc = sh(project, str(BIN / "python"), str(CHECK_PLOTS), str(tmp_path / "html"), "--screenshot",
+              str(tmp_path / "page.png"))
+    for plot_id in ("learning_curve_macro_f1", "learning_curve_accuracy", "transfer_matrix", "label_distribution",
+                    "tokenization", "training_loss"):
+        assert f"{plot_id}: drew" in proc.stdout
+    assert (tmp_path / "page.png").read_bytes()[:4] == b"\x89PNG"
+
+    # a template whose line encodes a field the data lacks draws only the band: the check fails, naming it
+    spec = json.loads((ROOT / ".dvc" / "plots" / "learning_curve.json").read_text())
+    spec["layer"][1]["encoding"]["y"]["field"] = "<DVC_METRIC_Y>_typo"
+    (tmp_path / "broken.json").write_text(json.dumps(spec))
+    dvc(project, "plots", "show", "plots/learning_curve.json", "--template", str(tmp_path / "broken.json"),
+        "-x", "size", "-y", "macro_f1", "-o", str(tmp_path / "broken"))
+    proc = sh(project, str(BIN / "python"), str(CHECK_PLOTS), str(tmp_path / "broken"), check=False)
+    assert proc.returncode == 1
+    assert "plots_learning_curve_json: drew nothing for mark" in proc.stderr, proc.stderr  # dvc escapes the id
+
 
 def test_metrics_show_lists_flat_metrics(project):
     out = dvc(project, "metrics", "show", "--json").stdout
@@ -206,11 +236,7 @@ def test_damaged_model_is_detected_and_repaired(project):
     assert weights.read_bytes() == good_weights and tokenizer.read_bytes() == good_tokenizer
     assert "up to date" in dvc(project, "status").stdout
 
-def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, tmp_path):
-    dvc(project, "remote", "add", "-d", "store", str(tmp_path / "remote"))
-    sh(project, "git", "commit", "-qam", "local remote")
-    dvc(project, "push")
-
+def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, remote, tmp_path):
     clone = tmp_path / "clone"
     sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
     dvc(clone, "pull")
@@ -235,8 +261,68 @@ def test_push_then_pull_in_a_fresh_clone_retrains_nothing(project, tmp_path):
 
 
 
-def test_exp_run_with_new_epochs_reruns_only_training(project, tmp_path):
-    out = dvc(project, "exp", "run", "-S", "train.epochs=20").stdout
+def remote_object(store: Path, md5: str) -> Path:
+    return store / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def test_ci_check_names_the_outputs_missing_from_the_remote(project, remote, tmp_path):
+    """What pr-metrics.yml runs first, in a checkout without any DVC data: it downloads and runs nothing."""
+    def check(name: str) -> subprocess.CompletedProcess:
+        clone = tmp_path / name
+        sh(tmp_path, "git", "clone", "-q", str(project), str(clone))
+        proc = sh(clone, str(BIN / "python"), str(CHECK_OUTPUTS), check=False)
+        assert not list(clone.glob("models/*/")) and not list(clone.glob("data/*.parquet"))  # nothing pulled or run
+        return proc
+
+    ok = check("all_pushed")
+    assert ok.returncode == 0, ok.stderr
+    assert "dvc.lock matches the code and params" in ok.stdout
+
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    test_md5 = next(o["md5"] for o in lock["combine"]["outs"] if o["path"] == "data/test.parquet")
+    model_md5 = next(o["md5"] for o in lock["train_joint@30-1"]["outs"] if o["path"] == "models/joint_30_seed1")
+    listing = json.loads(remote_object(remote, model_md5).read_text())
+    weights_md5 = next(f["md5"] for f in listing if f["relpath"] == "model.safetensors")
+    moved = [remote_object(remote, test_md5), remote_object(remote, weights_md5)]
+    for path in moved:
+        path.rename(path.with_name(path.name + ".away"))
+    try:
+        missing = check("two_missing")
+    finally:
+        for path in moved:
+            path.with_name(path.name + ".away").rename(path)
+    assert missing.returncode == 1
+    assert missing.stderr.splitlines() == [
+        "check_outputs: not on DVC remote 'store': data/test.parquet, models/joint_30_seed1; "
+        "run `dvc push` where they were produced"]
+
+    clone = tmp_path / "all_pushed"
+    params = (clone / "params.yaml").read_text()
+    (clone / "params.yaml").write_text(params.replace("epochs: 2", "epochs: 3"))
+    stale = sh(clone, str(BIN / "python"), str(CHECK_OUTPUTS), check=False)
+    assert stale.returncode == 1 and len(stale.stderr.splitlines()) == 1
+    assert stale.stderr.startswith("check_outputs: dvc.lock is out of date: ")
+    assert "train_joint@30-1 (param train.epochs modified)" in stale.stderr and "combine" not in stale.stderr
+
+
+def test_models_in_the_registry_by_name(project, remote, tmp_path):
+    sh(project, str(BIN / "gto"), "register", "joint", "--version", "v1.0.0")
+    sh(project, str(BIN / "gto"), "register", "mono-french", "--version", "v1.0.0")
+    sh(project, str(BIN / "gto"), "assign", "mono-french", "--version", "v1.0.0", "--stage", "prod")
+    dvc(tmp_path, "artifacts", "get", str(project), "joint", "-o", str(tmp_path / "joint"))
+    dvc(tmp_path, "artifacts", "get", str(project), "mono-french", "--stage", "prod", "-o", str(tmp_path / "fr"))
+    for got, model in (("joint", "joint_30_seed1"), ("fr", "mono_french_seed1")):  # paths follow params.yaml
+        names = sorted(p.name for p in (tmp_path / got).iterdir())
+        assert names == sorted(p.name for p in (project / "models" / model).iterdir()), names
+        assert (tmp_path / got / "model.safetensors").read_bytes() == \
+            (project / "models" / model / "model.safetensors").read_bytes()
+    missing = dvc(tmp_path, "artifacts", "get", str(project), "mono-english", "-o", str(tmp_path / "en"), check=False)
+    assert missing.returncode != 0 and not (tmp_path / "en").exists()  # registered versions only
+
+
+def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path):
+    """The README's procedure, from `dvc exp run` to what CI checks and comments on the pull request."""
+    out = dvc(project, "exp", "run", "-n", "epochs20", "-S", "train.epochs=20").stdout
     assert set(stages_run(out)) == TRAINING | PREDICTION | {"check_params", "evaluate", "report"}
 
     diff = dvc(project, "metrics", "diff", "--md").stdout
@@ -245,12 +331,33 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, tmp_path):
     shown = dvc(project, "exp", "show", "--md", "--drop", r".*\.", "--keep",
                 r"Experiment|train\.epochs|model\.checkpoint").stdout
     assert "joint_30_mean_macro_f1" in shown and "train.epochs" in shown
+    exp_diff = dvc(project, "exp", "diff", "--md").stdout
+    assert "train.epochs" in exp_diff and "joint_30_mean_macro_f1" in exp_diff
+    dvc(project, "plots", "diff", "HEAD", "-o", str(tmp_path / "compare"))
+    assert "learning_curve_macro_f1" in (tmp_path / "compare" / "index.html").read_text()
 
-    # the commands the pull-request workflow runs
-    sh(project, "bash", str(ROOT / ".github" / "pr_report.sh"), "HEAD", str(tmp_path / "report"))
-    report = (tmp_path / "report" / "report.md").read_text()
-    assert "### Learning curve" in report and "english" in report and "train.epochs" in report
-    assert (tmp_path / "report" / "plots" / "index.html").exists()
+    # keep the winner on a branch (dvc.lock, metrics, plots, report) and push its outputs
+    dvc(project, "exp", "apply", "epochs20")
+    dvc(project, "exp", "branch", "epochs20", "more-epochs")
+    dvc(project, "push")
+
+    # the pull request's CI: a checkout of the branch without any DVC data
+    pr = tmp_path / "pr"
+    sh(tmp_path, "git", "clone", "-q", "-b", "more-epochs", str(project), str(pr))
+    checked = sh(pr, str(BIN / "python"), str(CHECK_OUTPUTS))
+    assert "dvc.lock matches the code and params" in checked.stdout
+    report_dir = tmp_path / "report"
+    sh(pr, "bash", str(ROOT / ".github" / "pr_report.sh"), "origin/main", str(report_dir), "https://img.example/pr-1")
+    assert not list(pr.glob("models/*/")) and not list(pr.glob("data/*.parquet"))  # nothing pulled, no stage ran
+    report = (report_dir / "report.md").read_text()
+    assert "### Learning curve" in report and "english" in report and "| train.epochs" in report
+    assert (report_dir / "plots" / "index.html").exists()
+    changed = {"learning_curve_macro_f1", "learning_curve_accuracy", "transfer_matrix", "training_loss"}
+    assert {p.stem for p in (report_dir / "plots" / "png").iterdir()} == changed  # data and tokenization as before
+    for plot_id in changed:
+        assert f"![{plot_id}](https://img.example/pr-1/{plot_id}.png)" in report
+        assert (report_dir / "plots" / "png" / f"{plot_id}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "label_distribution" not in report
 
 
 def test_eval_batch_size_reruns_prediction_but_no_training(project):

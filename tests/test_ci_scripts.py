@@ -1,0 +1,79 @@
+"""The pull-request workflow's git step: .github/publish_plots.sh against a real (local, bare) origin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLISH = ROOT / ".github" / "publish_plots.sh"
+ENV = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, env=ENV, capture_output=True, text=True, check=True).stdout
+
+
+def test_publish_plots_adds_each_runs_images_to_the_branch_and_leaves_the_checkout_alone(tmp_path):
+    git(tmp_path, "init", "-q", "--bare", "origin.git")
+    git(tmp_path, "clone", "-q", "origin.git", "checkout")
+    checkout = tmp_path / "checkout"
+    (checkout / "README").write_text("project\n")
+    git(checkout, "add", "README")
+    git(checkout, "commit", "-qm", "init")
+    git(checkout, "push", "-q", "origin", "HEAD:main")
+    head = git(checkout, "rev-parse", "HEAD")
+    pngs = tmp_path / "png"
+    pngs.mkdir()
+    for name in ("learning_curve.png", "transfer_matrix.png"):
+        (pngs / name).write_bytes(b"PNG:" + name.encode())
+
+    for dest in ("pr-1/aaa", "pr-2/bbb"):
+        proc = subprocess.run(["bash", str(PUBLISH), str(pngs), "pr-plots", dest], cwd=checkout, env=ENV,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert f"published 2 images to pr-plots:{dest}" in proc.stdout
+
+    git(checkout, "fetch", "-q", "origin")
+    files = git(checkout, "ls-tree", "-r", "--name-only", "origin/pr-plots").split()
+    assert files == ["pr-1/aaa/learning_curve.png", "pr-1/aaa/transfer_matrix.png",
+                     "pr-2/bbb/learning_curve.png", "pr-2/bbb/transfer_matrix.png"]
+    assert git(checkout, "show", "origin/pr-plots:pr-2/bbb/transfer_matrix.png") == "PNG:transfer_matrix.png"
+    assert git(checkout, "rev-parse", "HEAD") == head and git(checkout, "status", "--porcelain") == ""
+    assert git(checkout, "ls-tree", "-r", "--name-only", "origin/main").split() == ["README"]
+
+    empty = tmp_path / "none"
+    empty.mkdir()
+    proc = subprocess.run(["bash", str(PUBLISH), str(empty), "pr-plots", "pr-3/ccc"], cwd=checkout, env=ENV,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "nothing to publish" in proc.stdout
+
+
+def workflow(name: str) -> dict:
+    spec = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+    return {"on": spec[True], "jobs": spec["jobs"]}  # YAML 1.1 reads the key `on` as True
+
+
+def commands(spec: dict) -> str:
+    return "\n".join(step.get("run", "") for job in spec["jobs"].values() for step in job["steps"])
+
+
+def test_pull_requests_never_train_and_retraining_is_a_manual_gpu_job():
+    pr = workflow("pr-metrics.yml")
+    assert set(pr["on"]) == {"pull_request"}
+    run = commands(pr)
+    for training in ("dvc repro", "dvc exp run", "dvc pull", "crossling.train", "torch"):
+        assert training not in run
+    assert "python .github/check_outputs.py" in run and "bash .github/pr_report.sh" in run
+
+    retrain = workflow("retrain.yml")
+    assert set(retrain["on"]) == {"workflow_dispatch"}
+    assert all("self-hosted" in job["runs-on"] and "gpu" in job["runs-on"] for job in retrain["jobs"].values())
+    assert "dvc repro" in commands(retrain) and "dvc push" in commands(retrain)
+
+    tests = workflow("tests.yml")
+    assert set(tests["on"]) == {"push", "pull_request"}
+    assert "bash .ci/run" in commands(tests)
