@@ -16,7 +16,7 @@ CPU = DeviceInfo("cpu", "CPU")
 
 
 @pytest.mark.parametrize("info, expected", [
-    (H100, "bf16"), (A100, "bf16"), (T4, "fp16"), (V100, "fp16"), (MAC_14, "fp16"), (MAC_13, "fp16"), (CPU, "fp32"),
+    (H100, "bf16"), (A100, "bf16"), (T4, "fp16"), (V100, "fp16"), (MAC_14, "fp32"), (MAC_13, "fp32"), (CPU, "fp32"),
 ])
 def test_auto_precision_fits_the_device(info, expected):
     assert choose_precision("auto", info) == expected
