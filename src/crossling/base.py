@@ -129,6 +129,8 @@ def main(args, cfg: Config) -> None:
         model, tokenizer, created = pretrained(cfg.model.checkpoint, cfg.model.revision, cfg.data.labels)
         log.info("loaded %s (revision %s): %d parameters; created for the %d labels: %s", cfg.model.checkpoint,
                  cfg.model.revision, model.num_parameters(), len(cfg.data.labels), ", ".join(created) or "nothing")
+    # how it was loaded (HF_HUB_OFFLINE), not what it is: the same base online and offline
+    tokenizer.init_kwargs.pop("local_files_only", None)
     with atomic_dir(args.out) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
