@@ -431,13 +431,3 @@ def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
     assert "sample standard deviation (ddof 1) over the 2 seeds" in report
     assert all(report.count(lang) >= 5 for lang in LANGS)
 
-
-def test_adding_a_language_trains_only_its_own_monolingual_model(project):
-    # last in this file: it leaves german in the workspace's params
-    out = dvc(project, "exp", "run", "-S", "data.languages=[english,french,german]").stdout
-    ran = set(stages_run(out))
-    assert {"train_mono@german-1", "train_mono@german-2", "predict_mono@german-1"} <= ran
-    assert not {"train_mono@english-1", "train_mono@french-1", "train_mono@english-2", "train_mono@french-2"} & ran
-    assert {"train_joint@30-1", "evaluate", "report"} <= ran  # the joint samples now hold german too
-    transfer = json.loads((project / "metrics" / "transfer.json").read_text())
-    assert set(transfer["mono_english"]) == {"english", "french", "german"}
