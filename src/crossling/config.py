@@ -202,7 +202,7 @@ class Config:
     evaluate: EvaluateConfig
 
     @model_validator(mode="after")
-    def _fits_scratch_positions(self) -> Config:
+    def _fields_agree(self) -> Config:
         if self.sample.dev_size < len(self.data.labels):
             raise ConfigError("sample.dev_size", f"must be at least {len(self.data.labels)} (one text per label), "
                               f"got {self.sample.dev_size}")
