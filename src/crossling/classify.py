@@ -15,8 +15,7 @@ from pathlib import Path
 
 from crossling.common import DataError, setup_logging
 from crossling.config import DEVICES, PRECISIONS, ConfigError
-from crossling.modeling import (choose_precision, configure_threads, device_info, library_device, load_classifier,
-                                predict_proba, quiet_transformers)
+from crossling.modeling import configure_threads, inference_device, load_classifier, predict_proba, quiet_transformers
 
 
 def read_texts(args: argparse.Namespace) -> list[str]:
@@ -34,8 +33,7 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 def predict(model_dir: Path, texts: list[str], max_length: int = 128, batch_size: int = 256,
             device: str = "auto", precision: str = "auto") -> list[dict]:
     model, tokenizer = load_classifier(model_dir)
-    dev = library_device(device)
-    precision = choose_precision(precision, device_info(dev))
+    dev, precision = inference_device(device, precision)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     max_length = min(max_length, model.config.max_position_embeddings)
     probs = predict_proba(model, tokenizer, texts, max_length, batch_size, dev, precision)

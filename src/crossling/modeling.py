@@ -52,6 +52,12 @@ def library_device(requested: str) -> torch.device:
     return check_device(requested, PartialState(cpu=requested == "cpu").device)
 
 
+def inference_device(device: str, precision: str) -> tuple[torch.device, str]:
+    """The device (checked as library_device does) and the precision chosen for it, for prediction outside the Trainer."""
+    found = library_device(device)
+    return found, choose_precision(precision, device_info(found))
+
+
 def device_info(device: torch.device) -> DeviceInfo:
     if device.type == "cuda":
         return DeviceInfo("cuda", torch.cuda.get_device_name(device), torch.cuda.get_device_capability(device))

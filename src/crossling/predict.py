@@ -13,8 +13,7 @@ import pyarrow as pa
 
 from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
 from crossling.config import Config, TrainConfig
-from crossling.modeling import (choose_precision, configure_threads, device_info, library_device, load_classifier,
-                                predict_proba, quiet_transformers)
+from crossling.modeling import configure_threads, inference_device, load_classifier, predict_proba, quiet_transformers
 
 
 def prediction_schema(labels: tuple[str, ...]) -> pa.Schema:
@@ -36,8 +35,7 @@ def predictions(model, tokenizer, test: pd.DataFrame, labels: tuple[str, ...], t
 def main(args, cfg: Config) -> None:
     log_params(f"predict {args.model}", data={"labels": cfg.data.labels},
                train={k: getattr(cfg.train, k) for k in ("max_length", "eval_batch_size", "device", "precision")})
-    device = library_device(cfg.train.device)
-    precision = choose_precision(cfg.train.precision, device_info(device))
+    device, precision = inference_device(cfg.train.device, cfg.train.precision)
     configure_threads()
     quiet_transformers()
     test = read_parquet(args.test, "test split")
