@@ -144,3 +144,14 @@ def test_each_language_part_of_the_largest_sample_has_its_own_file(tmp_path):
         # adding a language leaves this language's file byte for byte as it was
         assert (two / f"sample_24_{lang}.parquet").read_bytes() == (three / f"sample_24_{lang}.parquet").read_bytes()
     assert not (two / "sample_12_english.parquet").exists()
+
+
+def test_removing_a_pool_text_changes_the_sample_by_that_text_only():
+    pool = pool_frame(per_class=40)
+    full = sample.draw(sample.ranked(pool, LANGS, 3, seed=1), 30, LANGS, 3)
+    gone = full["text"].iloc[0]  # e.g. a text that a new language's test split now holds
+    less = sample.draw(sample.ranked(pool[pool["text"] != gone], LANGS, 3, seed=1), 30, LANGS, 3)
+    kept, now = set(full["text"]) - {gone}, set(less["text"])
+    assert kept < now and len(now - kept) == 1  # one other text of its class takes its place
+    assert less[less["language"] == "french"].reset_index(drop=True).equals(
+        full[full["language"] == "french"].reset_index(drop=True))

@@ -1,6 +1,6 @@
 """sample: for every size N in sample.sizes, exactly N examples per language, classes balanced, nested.
 
-Each (language, class) pool is put in one seeded random order; the sample of size N takes the first
+Each (language, class) pool is put in one seeded random order (a hash of seed and text); the sample of size N takes the first
 ceil((N - c) / k) texts of class c (c = its position in data.labels, k = number of classes). That gives
 class counts that differ by at most one, no replacement, and every smaller sample is a subset of
 every larger one, so learning curves compare like with like. The pool has no dev texts: `combine` carved
@@ -9,7 +9,7 @@ the dev split (`sample.dev_size`) out of it first, so no sample overlaps the dev
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +21,21 @@ from crossling.config import Config
 
 
 def ranked(pool: pd.DataFrame, languages: tuple[str, ...], n_classes: int, seed: int) -> pd.DataFrame:
-    """The pool with a `rank` column: a seeded random order within each (language, class)."""
+    """The pool with a `rank` column: a seeded random order within each (language, class).
+
+    The order is that of a hash of (seed, text), so a text's place depends on nothing else: adding or
+    removing a pool text (another language, a cleaning rule) moves no other text, and samples change by
+    that text only.
+    """
     parts = []
     for lang in languages:
         for c in range(n_classes):
-            part = pool[(pool["language"] == lang) & (pool["label_id"] == c)].sort_values("text", kind="stable")
-            # Seeded per (language, class) so adding a language leaves the others' samples unchanged.
-            rng = np.random.default_rng([seed, zlib.crc32(lang.encode()), c])
-            parts.append(part.assign(rank=rng.permutation(len(part))))
+            part = pool[(pool["language"] == lang) & (pool["label_id"] == c)]
+            keys = part["text"].map(lambda t: hashlib.sha256(f"{seed}\0{t}".encode("utf-8")).hexdigest())
+            order = np.lexsort((part["text"].to_numpy(), keys.to_numpy()))  # text breaks (impossible) ties
+            rank = np.empty(len(part), dtype=np.int64)
+            rank[order] = np.arange(len(part))
+            parts.append(part.assign(rank=rank))
     return pd.concat(parts, ignore_index=True)
 
 
