@@ -431,3 +431,22 @@ def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
     assert "sample standard deviation (ddof 1) over the 2 seeds" in report
     assert all(report.count(lang) >= 5 for lang in LANGS)
 
+
+def test_adding_a_language_trains_only_its_own_monolingual_model(project):
+    # last in this file: it leaves german in the workspace's params
+    assert "up to date" in dvc(project, "status").stdout
+    seeds = yaml.safe_load((project / "params.yaml").read_text())["train"]["seeds"]
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    out = dvc(project, "exp", "run", "-S", "data.languages=[english,french,german]").stdout
+    ran = set(stages_run(out))
+    after = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    # a pretrained checkpoint's base does not depend on which languages are studied
+    assert "base" in ran and after["base"]["outs"] == lock["base"]["outs"]
+    assert {f"{step}_mono@german-{seed}" for step in ("train", "predict") for seed in seeds} <= ran
+    assert not {s for s in ran if s.startswith("train_mono@") and "german" not in s}, sorted(ran)
+    # the other languages' models are tested on german too, and the joint samples now hold german
+    assert {f"predict_mono@english-{seeds[0]}", f"train_joint@30-{seeds[0]}", "evaluate", "report"} <= ran
+    assert all(after[f"train_mono@{lang}-{seed}"] == lock[f"train_mono@{lang}-{seed}"]
+               for lang in LANGS for seed in seeds)
+    transfer = json.loads((project / "metrics" / "transfer.json").read_text())
+    assert set(transfer["mono_english"]) == {"english", "french", "german"}
