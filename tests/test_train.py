@@ -133,6 +133,15 @@ def test_dvclive_steps_are_optimizer_steps(prepared):
     assert (epoch["epoch"] * 3 - epoch["step"]).abs().max() < 1e-6  # step = epoch x steps per epoch
 
 
+def test_loss_is_logged_at_the_last_optimizer_step(prepared, tmp_path):
+    d, _ = prepared
+    params = write_params(tmp_path / "params.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=3,
+                                                                 train__batch_size=7))
+    run_train(d, params, "joint_last", sample_size=30)  # 60 examples, batch 7: 9 steps per epoch, logged every 2
+    loss = pd.read_csv(d / "logs" / "joint_last" / "plots" / "metrics" / "loss.tsv", sep="\t")
+    assert loss["step"].iloc[-1] == 27 and loss["step"].iloc[-2] == 26  # the curve reaches the end of training
+
+
 def test_seeds_redraw_the_created_weights_unless_fixed(prepared):
     from crossling.modeling import load_classifier
 

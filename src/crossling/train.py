@@ -120,6 +120,8 @@ class TrainingMonitor:
                                 epoch=logs.get("epoch"))
 
             def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step == state.max_steps:  # logging_steps need not divide the total: log the end
+                    control.should_log = True
                 done = state.global_step / state.max_steps
                 now = time.monotonic()
                 if (done >= monitor.next_report and now - monitor.last_line >= monitor.min_seconds
