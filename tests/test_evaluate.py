@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, tiny_params, write_params
+from conftest import ROOT, stage_error, tiny_params, write_params
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
 from crossling import evaluate, figures, stats
@@ -92,6 +92,7 @@ def test_interval_contains_the_estimate_and_narrows_with_more_texts():
 
 def test_cli_outputs_match_a_recomputation(tmp_path, pred_dir):
     metrics, plots = tmp_path / "metrics", tmp_path / "plots"
+    all_logs(tmp_path / "logs", load_config(params(tmp_path)))
     evaluate.cli(["--params", str(params(tmp_path)), "--predictions", str(pred_dir), "--logs", str(tmp_path / "logs"),
                   "--metrics", str(metrics), "--plots", str(plots)])
     joint = json.loads((metrics / "joint.json").read_text())
@@ -253,58 +254,104 @@ def write_tsv(path, column, rows):
     path.write_text("timestamp\tstep\t" + column + "\n" + "".join(f"0\t{s}\t{v}\n" for s, v in rows))
 
 
-def fake_logs(root, run, per_epoch, epochs, languages, skip_dev=()):
-    """A dvclive directory as the training stage writes it: loss and epoch every step, dev F1 every epoch."""
+def fake_logs(root, run, per_epoch, epochs, languages, kept=None):
+    """A dvclive directory as the training stage writes it: loss and epoch every step, dev F1 every epoch, and
+    the summary with the epoch whose weights were kept."""
     metrics = root / run / "plots" / "metrics"
     steps = range(1, per_epoch * epochs + 1)
     write_tsv(metrics / "loss.tsv", "loss", [(s, 1.0 / s) for s in steps])
     write_tsv(metrics / "epoch.tsv", "epoch", [(s, s / per_epoch) for s in steps])
     for lang in languages:
-        if lang not in skip_dev:
-            write_tsv(metrics / "dev" / f"macro_f1_{lang}.tsv", f"macro_f1_{lang}",
-                      [(e * per_epoch, 0.3 + 0.1 * e) for e in range(1, epochs + 1)])
+        write_tsv(metrics / "dev" / f"macro_f1_{lang}.tsv", f"macro_f1_{lang}",
+                  [(e * per_epoch, 0.3 + 0.1 * e) for e in range(1, epochs + 1)])
+    (root / run / "metrics.json").write_text(json.dumps({"selected_epoch": kept or epochs}))
 
 
-def test_training_and_dev_curves_span_the_run_on_an_epoch_axis(tmp_path, caplog):
+def all_logs(root, cfg, kept=None):
+    """Logs of every training run of `cfg`; kept: run -> epoch whose weights it kept (default: the last)."""
+    budget = evaluate.training_budget(cfg)
+    for model in evaluate.model_names(cfg):
+        for seed in cfg.train.seeds:
+            run = evaluate.run_name(model, seed)
+            fake_logs(root, run, budget[model]["steps_per_epoch"], cfg.train.epochs,
+                      evaluate.training_languages(model, cfg.data.languages), (kept or {}).get(run))
+
+
+def test_training_and_dev_curves_span_the_run_on_an_epoch_axis(tmp_path):
     cfg = load_config(params(tmp_path))  # 2 epochs, batch 8, sizes 6 and 12 over two languages
     budget = evaluate.training_budget(cfg)
     logs = tmp_path / "logs"
-    fake_logs(logs, "joint_12_seed1", budget["joint_12"]["steps_per_epoch"], 2, LANGS, skip_dev=("french",))
+    fake_logs(logs, "joint_12_seed1", budget["joint_12"]["steps_per_epoch"], 2, LANGS)
     fake_logs(logs, "mono_english_seed1", budget["mono_english"]["steps_per_epoch"], 2, ("english",))
-    runs = {"joint_12_seed1": "joint_12", "mono_english_seed1": "mono_english", "mono_french_seed1": "mono_french"}
+    runs = {"joint_12_seed1": "joint_12", "mono_english_seed1": "mono_english"}
     losses, dev = evaluate.training_curves(logs, runs, cfg)
-    for run, model in list(runs.items())[:2]:
+    for run, model in runs.items():
         rows = [r for r in losses if r["model"] == run]
         assert rows[-1]["step"] == budget[model]["steps"] and rows[-1]["epoch"] == 2  # whole run, same axis end
         assert min(r["epoch"] for r in rows) > 0
     assert budget["joint_12"]["steps"] != budget["mono_english"]["steps"]  # different lengths, one axis
     assert {(r["model"], r["language"], r["epoch"]) for r in dev} == {
-        ("joint_12_seed1", "english", 1), ("joint_12_seed1", "english", 2),
-        ("mono_english_seed1", "english", 1), ("mono_english_seed1", "english", 2)}
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("dev/macro_f1_french.tsv" in w for w in warnings)  # a missing dev log is named, not fatal
-    assert any("mono_french_seed1/plots/metrics/loss.tsv" in w for w in warnings)
+        ("joint_12_seed1", "english", 1), ("joint_12_seed1", "english", 2), ("joint_12_seed1", "french", 1),
+        ("joint_12_seed1", "french", 2), ("mono_english_seed1", "english", 1), ("mono_english_seed1", "english", 2)}
     png = tmp_path / "curves.png"
     figures.training_curves(pd.DataFrame(losses), pd.DataFrame(dev), png)
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_logged_epochs_that_disagree_with_the_params_are_warned_about(tmp_path, caplog):
+def test_missing_logs_are_refused_naming_the_file(tmp_path):
+    cfg = load_config(params(tmp_path))
+    logs = tmp_path / "logs"
+    fake_logs(logs, "joint_12_seed1", evaluate.training_budget(cfg)["joint_12"]["steps_per_epoch"], 2, LANGS)
+    (logs / "joint_12_seed1" / "plots" / "metrics" / "dev" / "macro_f1_french.tsv").unlink()
+    with pytest.raises(DataError, match=r"joint_12_seed1/plots/metrics/dev/macro_f1_french.tsv not found"):
+        evaluate.training_curves(logs, {"joint_12_seed1": "joint_12"}, cfg)
+    with pytest.raises(DataError, match=r"mono_french_seed1/plots/metrics/loss.tsv not found"):
+        evaluate.training_curves(logs, {"mono_french_seed1": "mono_french"}, cfg)
+    (logs / "joint_12_seed1" / "metrics.json").write_text("{}")
+    with pytest.raises(DataError, match=r"joint_12_seed1/metrics.json has no selected_epoch"):
+        evaluate.kept_epochs(logs, ["joint_12_seed1"])
+
+
+def test_logged_epochs_that_disagree_with_the_params_are_refused(tmp_path):
     cfg = load_config(params(tmp_path))
     per_epoch = evaluate.training_budget(cfg)["joint_6"]["steps_per_epoch"]
     fake_logs(tmp_path / "logs", "joint_6_seed1", per_epoch + 1, 2, LANGS)  # logs of another configuration
-    evaluate.training_curves(tmp_path / "logs", {"joint_6_seed1": "joint_6"}, cfg)
-    assert any("optimizer steps per epoch" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    with pytest.raises(DataError, match=f"train.batch_size and train.processes give {per_epoch} steps per epoch"):
+        evaluate.training_curves(tmp_path / "logs", {"joint_6_seed1": "joint_6"}, cfg)
+
+
+def test_budgets_give_the_kept_epoch_of_every_run(tmp_path):
+    cfg = load_config(params(tmp_path))  # seeds 1 and 2, 2 epochs
+    budget = evaluate.training_budget(cfg)["joint_12"]  # 24 examples, batch 8: 3 steps per epoch
+    got = evaluate.budgets(cfg, {evaluate.run_name(m, s): 2 for m in evaluate.model_names(cfg) for s in SEEDS}
+                           | {"joint_12_seed2": 1})
+    assert got["joint_12"] == budget | {"kept_epoch_seed1": 2, "kept_steps_seed1": 6, "kept_epoch_seed2": 1,
+                                        "kept_steps_seed2": 3}
+
+
+def test_leftovers_of_runs_no_stage_writes_are_refused(tmp_path, pred_dir, capsys):
+    cfg = load_config(params(tmp_path))
+    logs = tmp_path / "logs"
+    all_logs(logs, cfg)
+    args = ["--params", str(params(tmp_path)), "--predictions", str(pred_dir), "--logs", str(logs),
+            "--metrics", str(tmp_path / "metrics"), "--plots", str(tmp_path / "plots")]
+    (pred_dir / "joint_12_seed3.parquet").write_bytes((pred_dir / "joint_12_seed2.parquet").read_bytes())
+    (logs / "mono_german_seed1").mkdir()
+    with pytest.raises(SystemExit):
+        evaluate.cli(args)
+    error = stage_error(capsys.readouterr().err)
+    assert "joint_12_seed3.parquet" in error and "mono_german_seed1" in error and error.endswith("; delete them")
+    assert not (tmp_path / "metrics").exists()  # nothing half-written
+    (pred_dir / "joint_12_seed3.parquet").unlink()
+    (logs / "mono_german_seed1").rmdir()
+    (pred_dir / ".gitignore").write_text("/joint_6_seed1.parquet\n")  # what DVC writes there is not a leftover
+    evaluate.cli(args)
+    assert (tmp_path / "metrics" / "budgets.json").exists()
 
 
 def test_cli_writes_differences_curves_and_confusion_plots(tmp_path, pred_dir):
     metrics, plots, logs = tmp_path / "metrics", tmp_path / "plots", tmp_path / "logs"
-    cfg = load_config(params(tmp_path))
-    budget = evaluate.training_budget(cfg)
-    for model in evaluate.model_names(cfg):
-        for seed in SEEDS:
-            fake_logs(logs, evaluate.run_name(model, seed), budget[model]["steps_per_epoch"], 2,
-                      evaluate.training_languages(model, LANGS))
+    all_logs(logs, load_config(params(tmp_path)))
     evaluate.cli(["--params", str(params(tmp_path)), "--predictions", str(pred_dir), "--logs", str(logs),
                   "--metrics", str(metrics), "--plots", str(plots)])
     diffs = json.loads((metrics / "differences.json").read_text())

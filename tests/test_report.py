@@ -6,10 +6,16 @@ from crossling.common import write_json
 from crossling.config import load_config
 
 
+def kept_last(cfg):
+    return evaluate.budgets(cfg, {evaluate.run_name(m, s): cfg.train.epochs for m in evaluate.model_names(cfg)
+                                  for s in cfg.train.seeds})
+
+
 def write_metrics(tmp_path, cfg, out):
     metrics = tmp_path / "metrics"
     for name in ("joint", "transfer", "transfer_summary", "differences"):
         write_json(out[name], metrics / f"{name}.json")
+    write_json(out.get("budgets") or kept_last(cfg), metrics / "budgets.json")
     counts = {k: 1 for k in ("raw_train", "raw_validation", "raw_test", "pool_empty_text", "test_empty_text",
                              "pool_unknown_label", "test_unknown_label", "pool_duplicate_rows",
                              "pool_conflicting_label_rows", "pool_test_overlap_rows",
@@ -40,6 +46,24 @@ def test_report_names_every_language_with_intervals(tmp_path, pred_dir):  # noqa
     # budgets next to the scores: tiny params, 2 languages, batch 8, 2 epochs
     assert "joint_12 (24 ex., 6 steps)" in text and "| 6 | 12 ex., 4 steps |" in text
     assert "monolingual, in-language (12 ex., 4 steps)" in text
+    assert "| joint_12 | 24 | 6 | 2 / 2 | 6 / 6 |" in text  # kept epoch and steps to it, per seed
+    assert "Training budgets below" not in text  # train.select: last
+
+
+def test_report_gives_the_kept_epochs_with_select_best(tmp_path, pred_dir):  # noqa: F811
+    p = tiny_params("unused", sizes=(6, 12))
+    p["train"] |= {"seeds": [1, 2], "select": "best"}
+    cfg = load_config(write_params(tmp_path / "best.yaml", p))
+    out = evaluate.evaluate(pred_dir, cfg)
+    out["budgets"] = evaluate.budgets(cfg, {evaluate.run_name(m, s): 2 for m in evaluate.model_names(cfg)
+                                            for s in (1, 2)} | {"mono_french_seed2": 1})
+    metrics = write_metrics(tmp_path, cfg, out)
+    path = tmp_path / "results.md"
+    report.cli(["--params", str(tmp_path / "best.yaml"), "--metrics", str(metrics), "--plots", "plots",
+                "--out", str(path)])
+    text = path.read_text()
+    assert "the steps to those are in Training budgets below" in text
+    assert "| mono_french | 12 | 4 | 2 / 1 | 4 / 2 |" in text
 
 
 def test_report_marks_differences_that_exclude_zero(tmp_path, pred_dir):  # noqa: F811
@@ -50,7 +74,7 @@ def test_report_marks_differences_that_exclude_zero(tmp_path, pred_dir):  # noqa
     d["joint_12_minus_joint_6_on_english_ci_high"] = 0.3
     d["joint_12_minus_joint_6_on_french"], d["joint_12_minus_joint_6_on_french_ci_low"] = 0.05, -0.01
     d["joint_12_minus_joint_6_on_french_ci_high"] = 0.1
-    text = report.render(cfg, {**out, "data": {}, "tokenization": {lang: {"pool_tokens_per_unit": 1, "pool_unk_rate": 0,
+    text = report.render(cfg, {**out, "budgets": kept_last(cfg), "data": {}, "tokenization": {lang: {"pool_tokens_per_unit": 1, "pool_unk_rate": 0,
                                "test_truncated_share": 0, "test_mean_tokens": 1} for lang in cfg.data.languages}},
                          {k: k for k in ("learning_curve", "transfer_matrix", "tokenization", "label_distribution",
                                          "training_curves", "confusion_largest_joint")})

@@ -7,7 +7,10 @@ a seeded bootstrap interval of the seed-averaged score (`metrics/joint.json`, `m
 Every model of a language is scored on the same resamples of its test texts, so `metrics/differences.json`
 gives paired intervals for differences between models on the same texts. `metrics/summary.json` holds the
 headline numbers and `metrics/transfer_summary.json` the in-language vs cross-language gap. The training
-and dev curves come from the dvclive logs, on an epoch axis (optimizer step / steps per epoch).
+and dev curves come from the dvclive logs, on an epoch axis (optimizer step / steps per epoch), and
+`metrics/budgets.json` gives every model's training examples, optimizer steps and, per seed, the epoch it
+kept (`train.select`). Missing or inconsistent logs, and predictions or logs of runs that no stage writes,
+are refused.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from crossling import figures, stats
-from crossling.common import (DataError, joint_name, log, log_params, mono_name, read_parquet, run_name, run_stage,
-                              stage_parser, write_json)
+from crossling.common import (DataError, joint_name, log, log_params, mono_name, read_json, read_parquet, run_name,
+                              run_stage, stage_parser, write_json)
 from crossling.config import Config
 
 
@@ -175,10 +178,10 @@ def summary(joint: dict, transfer: dict, largest: int, languages: tuple[str, ...
     return {k: round(float(v), 6) for k, v in out.items()}
 
 
-def read_metric_log(path: Path, column: str) -> pd.DataFrame | None:
+def read_metric_log(path: Path, column: str) -> pd.DataFrame:
     """A dvclive metric history (`step` and the metric, named after the last part of its name)."""
     if not path.exists():
-        return None
+        raise DataError(f"{path} not found: the training stage that writes it did not finish; re-run it (dvc repro)")
     table = pd.read_csv(path, sep="\t")
     if not {"step", column} <= set(table.columns):
         raise DataError(f"{path}: expected columns step and {column}, found {', '.join(table.columns)}")
@@ -196,33 +199,62 @@ def training_curves(log_dir: Path, runs: dict[str, str], cfg: Config) -> tuple[l
         metrics = log_dir / run / "plots" / "metrics"
         per_epoch = budget[model]["steps_per_epoch"]
         loss = read_metric_log(metrics / "loss.tsv", "loss")
-        if loss is None:
-            log.warning("no training loss logged at %s; left out of plots/training_loss.json", metrics / "loss.tsv")
-        else:
-            _check_epochs(read_metric_log(metrics / "epoch.tsv", "epoch"), per_epoch, metrics / "epoch.tsv")
-            losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),
-                        "loss": round(float(r.loss), 6)} for r in loss.itertuples()]
+        _check_epochs(read_metric_log(metrics / "epoch.tsv", "epoch"), per_epoch, metrics / "epoch.tsv")
+        losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),
+                    "loss": round(float(r.loss), 6)} for r in loss.itertuples()]
         for lang in training_languages(model, cfg.data.languages):
-            path = metrics / "dev" / f"macro_f1_{lang}.tsv"
-            scores = read_metric_log(path, f"macro_f1_{lang}")
-            if scores is None:
-                log.warning("no dev macro-F1 logged at %s; left out of plots/dev_curve.json", path)
-                continue
+            scores = read_metric_log(metrics / "dev" / f"macro_f1_{lang}.tsv", f"macro_f1_{lang}")
             dev += [{"model": run, "language": lang, "step": int(step), "epoch": round(step / per_epoch, 4),
                      "macro_f1": round(float(f1), 6)} for step, f1 in zip(scores["step"], scores[f"macro_f1_{lang}"])]
     return losses, dev
 
 
-def _check_epochs(epochs: pd.DataFrame | None, per_epoch: int, path: Path) -> None:
-    # The Trainer logs epoch = optimizer step / steps per epoch; anything else means the logged steps
-    # are not optimizer steps, or the params are not those of the run.
-    if epochs is None:
-        return
+def _check_epochs(epochs: pd.DataFrame, per_epoch: int, path: Path) -> None:
+    # The Trainer logs epoch = optimizer step / steps per epoch; anything else means the logs are not those
+    # of a run with these params.
     off = (epochs["epoch"] - epochs["step"] / per_epoch).abs() > 1e-4
     if off.any():
         row = epochs[off].iloc[0]
-        log.warning("%s: epoch %s logged at step %d, but params give %d optimizer steps per epoch; the curves of "
-                    "this run are drawn at step / %d", path, row["epoch"], row["step"], per_epoch, per_epoch)
+        raise DataError(f"{path}: epoch {row['epoch']} logged at optimizer step {int(row['step'])}, but "
+                        f"train.batch_size and train.processes give {per_epoch} steps per epoch: these logs are "
+                        "not of a run with the current params; re-run its training stage (dvc repro)")
+
+
+def kept_epochs(log_dir: Path, runs: list[str]) -> dict[str, int]:
+    """The epoch whose weights each run kept (train.select), from its dvclive summary."""
+    kept = {}
+    for run in runs:
+        path = log_dir / run / "metrics.json"
+        if not path.exists():
+            raise DataError(f"{path} not found: the training stage that writes it did not finish; re-run it "
+                            "(dvc repro)")
+        summary = read_json(path)
+        if "selected_epoch" not in summary:
+            raise DataError(f"{path} has no selected_epoch: it was written by an older training stage; re-run it "
+                            "(dvc repro -f <its train stage>)")
+        kept[run] = int(summary["selected_epoch"])
+    return kept
+
+
+def budgets(cfg: Config, kept: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Every model's training examples and optimizer steps, and per seed the epoch it kept and the steps to it."""
+    out = {}
+    for model, b in training_budget(cfg).items():
+        out[model] = dict(b)
+        for seed in cfg.train.seeds:
+            epoch = kept[run_name(model, seed)]
+            out[model] |= {f"kept_epoch_seed{seed}": epoch, f"kept_steps_seed{seed}": epoch * b["steps_per_epoch"]}
+    return out
+
+
+def unexpected_files(pred_dir: Path, log_dir: Path, expected: set[str]) -> None:
+    """Refuse predictions and logs of runs no stage writes any more (a seed, size or language taken out):
+    evaluate depends on both folders whole, and such leftovers make its inputs differ from a fresh clone's."""
+    found = sorted([p for p in pred_dir.glob("*.parquet") if p.stem not in expected]
+                   + [p for p in (log_dir.iterdir() if log_dir.is_dir() else []) if p.is_dir() and p.name not in expected])
+    if found:
+        raise DataError(f"{', '.join(map(str, found))}: of runs that no stage of dvc.yaml writes with the current "
+                        "params (train.seeds, sample.sizes, data.languages); delete them")
 
 
 def confusion_rows(confusions: dict, runs: list[str], labels: tuple[str, ...]) -> list[dict]:
@@ -267,8 +299,12 @@ def main(args, cfg: Config) -> None:
     log_params("evaluate", data={"languages": cfg.data.languages, "labels": cfg.data.labels},
                sample={"sizes": cfg.sample.sizes}, evaluate=asdict(cfg.evaluate),
                train={k: getattr(cfg.train, k) for k in ("seeds", "epochs", "batch_size", "processes")})
+    runs = {run_name(m, seed): m for m in model_names(cfg) for seed in cfg.train.seeds}
+    unexpected_files(Path(args.predictions), Path(args.logs), set(runs))
     out = evaluate(Path(args.predictions), cfg)
+    losses, dev = training_curves(Path(args.logs), runs, cfg)
     metrics, plots = Path(args.metrics), Path(args.plots)
+    write_json(budgets(cfg, kept_epochs(Path(args.logs), list(runs))), metrics / "budgets.json")
     for name in ("joint", "transfer", "transfer_summary", "detailed", "differences"):
         write_json(out[name], metrics / f"{name}.json")
     write_json({"labels": list(cfg.data.labels), "rows": "gold", "columns": "predicted", "runs": out["confusion"]},
@@ -276,8 +312,6 @@ def main(args, cfg: Config) -> None:
     write_json(out["learning_curve"], plots / "learning_curve.json")
     write_json(out["transfer_matrix"], plots / "transfer_matrix.json")
     write_json(out["confusion_largest_joint"], plots / "confusion_largest_joint.json")
-    runs = {run_name(m, seed): m for m in model_names(cfg) for seed in cfg.train.seeds}
-    losses, dev = training_curves(Path(args.logs), runs, cfg)
     write_json(losses, plots / "training_loss.json")
     write_json(dev, plots / "dev_curve.json")
     out["summary"] |= final_loss(losses, joint_name(cfg.sample.largest), cfg.train.seeds)

@@ -1,8 +1,8 @@
 """report: reports/results.md, the headline numbers with intervals, figures and data report in one page.
 
 Reads only the tracked metrics JSON (so it always matches `dvc metrics show`) and the params; every score
-comes with its model's training examples and optimizer steps, and paired differences whose interval
-excludes zero are in bold.
+comes with its model's training examples and optimizer steps (`metrics/budgets.json`), and paired
+differences whose interval excludes zero are in bold.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from crossling.common import atomic_file, joint_name, log, log_params, mono_name, read_json, run_stage, stage_parser
 from crossling.config import Config
-from crossling.evaluate import equal_budget_size, training_budget
+from crossling.evaluate import equal_budget_size
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -40,7 +40,7 @@ def diff(d: dict, key: str) -> str:
 def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     langs, sizes, largest = cfg.data.languages, sorted(cfg.sample.sizes), cfg.sample.largest
     joint, transfer, tsum, data, tok = m["joint"], m["transfer"], m["transfer_summary"], m["data"], m["tokenization"]
-    d, costs, top = m["differences"], training_budget(cfg), joint_name(largest)
+    d, costs, top = m["differences"], m["budgets"], joint_name(largest)
     mono_cost = budget(costs[mono_name(langs[0])])  # every monolingual model trains on the largest size
     pct = round(cfg.evaluate.confidence * 100)
     seeds = ", ".join(map(str, cfg.train.seeds))
@@ -59,7 +59,9 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
            if len(cfg.train.seeds) > 1 else "; with one seed, seed-to-seed variation is not measured and no spread is reported (set train.seeds "
                 "to two or more seeds to measure it).")
         + " Training budgets: `ex.` = training examples, `steps` = optimizer steps = epochs x "
-          "ceil(examples / (batch size x processes)).",
+          "ceil(examples / (batch size x processes))"
+        + ("; with train.select: best a model keeps the weights of an earlier epoch: the steps to those are in "
+           "Training budgets below." if cfg.train.select == "best" else "."),
         "## Headline",
         table(["test language", f"{top} ({budget(costs[top])})", f"monolingual, in-language ({mono_cost})",
                f"zero-shot mean, from the others ({mono_cost} each)", "tokens per word/char"],
@@ -82,6 +84,8 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         "Training loss and dev macro-F1 per run against epochs (optimizer step / steps per epoch), so models "
         "of every size share one axis from the first step to the last.",
         f"![training curves]({figures['training_curves']})",
+        "### Training budgets",
+        _budget_table(cfg, costs),
         f"Confusion matrices of {top} per test language (counts summed over the seeds; colour: share of the gold class):",
         f"![confusion matrices]({figures['confusion_largest_joint']})",
         "## Tokenization (base tokenizer)",
@@ -173,6 +177,15 @@ def _differences(cfg: Config, d: dict, pct: int) -> list[str]:
     return out
 
 
+def _budget_table(cfg: Config, costs: dict) -> str:
+    """Every model: examples, steps trained, and per seed the epoch whose weights it kept and the steps to them."""
+    seeds = cfg.train.seeds
+    return table(["model", "training examples", "optimizer steps trained", "kept epoch (per seed)",
+                  "optimizer steps to the kept weights"],
+                 [[model, c["examples"], c["steps"], " / ".join(str(c[f"kept_epoch_seed{s}"]) for s in seeds),
+                   " / ".join(str(c[f"kept_steps_seed{s}"]) for s in seeds)] for model, c in costs.items()])
+
+
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -187,7 +200,7 @@ def main(args, cfg: Config) -> None:
                sample={"sizes": cfg.sample.sizes, "dev_size": cfg.sample.dev_size}, train=asdict(cfg.train))
     metrics = Path(args.metrics)
     m = {name: read_json(metrics / f"{name}.json")
-         for name in ("joint", "transfer", "transfer_summary", "differences", "data", "tokenization")}
+         for name in ("joint", "transfer", "transfer_summary", "differences", "budgets", "data", "tokenization")}
     out = Path(args.out)
     figures = {name: os.path.relpath(Path(args.plots) / f"{name}.png", out.parent)
                for name in ("learning_curve", "transfer_matrix", "tokenization", "label_distribution",
