@@ -87,12 +87,13 @@ def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch") ->
     cfg = load_config(PARAMS)
     data = replace(cfg.data, source=str(data_dir))
     raw = normalize(load_local(data_dir, data), data)
-    pool, _, test, _ = combine(raw, data, cfg.sample.dev_size)  # the dev texts are never sampled, as in the pipeline
+    pool, dev, test, _ = combine(raw, data, cfg.sample.dev_size)  # the dev texts are never sampled, as in the pipeline
     ranked_pool = ranked(pool, data.languages, len(data.labels), cfg.sample.seed)
     check_capacity(ranked_pool, size, data.languages, data.labels, cfg.sample.dev_size)
     sample = draw(ranked_pool, size, data.languages, len(data.labels))
     write_parquet(sample, EXAMPLE_SCHEMA, workdir / "sample.parquet")
     write_parquet(test, EXAMPLE_SCHEMA, workdir / "test.parquet")
+    write_parquet(dev, EXAMPLE_SCHEMA, workdir / "dev.parquet")
 
     scratch = cfg.model.scratch
     tokenizer = train_tokenizer(pool["text"].tolist(), scratch.vocab_size)
@@ -103,7 +104,7 @@ def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch") ->
     tokenizer.save_pretrained(workdir / "base")
     write_json({"scratch": True, "created_weights": []}, workdir / "base" / INIT_RECORD)  # as the base stage does
     return {"languages": list(data.languages), "labels": list(data.labels), "train_examples": len(sample),
-            "test_texts": len(test), "test_per_language": test.groupby("language", sort=False).size().to_dict(),
+            "test_texts": len(test), "dev_texts": len(dev), "test_per_language": test.groupby("language", sort=False).size().to_dict(),
             "model_parameters": model.num_parameters(), "vocabulary": len(tokenizer)}
 
 
