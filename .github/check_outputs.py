@@ -5,7 +5,8 @@
 Run in a checkout that has none of the DVC-tracked data (CI). Fails, one line per problem, when
 - a stage's recorded code, params or command differ from the checkout, or a stage was never run
   (the metrics in the pull request would not be what its code produces), or
-- an output recorded in dvc.lock (a file, or any file of a directory) is not on the DVC remote.
+- an output recorded in dvc.lock (a file, or any file of a directory) is not on the DVC remote, or
+- a `cache: false` output recorded in dvc.lock (metrics, plots, logs, report) is not committed to git.
 Nothing is downloaded except directory listings (.dir files), and no stage runs.
 Run by .github/workflows/pr-metrics.yml; tests/test_pipeline.py runs it against a real repository.
 """
@@ -32,12 +33,22 @@ def dvc(*args: str, check: bool = True) -> str:
     return proc.stdout
 
 
-def cached_outputs(lock: dict) -> list[str]:
-    """Outputs recorded in dvc.lock that live in the DVC cache; those with `cache: false` are in git."""
-    outputs = [out["path"] for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])]
-    in_git = subprocess.run(["git", "ls-files", "-z", "--", *outputs], capture_output=True, text=True,
-                            check=True).stdout.split("\0")
-    return [out for out in outputs if not any(owner(path, [out]) for path in in_git if path)]
+def recorded_outputs(lock: dict) -> tuple[list[str], list[str]]:
+    """Outputs recorded in dvc.lock, split as dvc.yaml declares them: in the DVC cache, or `cache: false` (in git)."""
+    from dvc.repo import Repo
+
+    recorded = {out["path"] for stage in lock.get("stages", {}).values() for out in stage.get("outs", [])}
+    with Repo(".") as repo:
+        declared = {out.def_path: out.use_cache for stage in repo.index.stages for out in stage.outs}
+    cached = sorted(path for path in recorded if declared.get(path, True))
+    return cached, sorted(recorded - set(cached))
+
+
+def not_in_git(paths: list[str]) -> list[str]:
+    """Those of `paths` (files or directories) of which git tracks no file."""
+    tracked = subprocess.run(["git", "ls-files", "-z", "--", *paths], capture_output=True, text=True,
+                             check=True).stdout.split("\0")
+    return [path for path in paths if not any(owner(file, [path]) for file in tracked if file)]
 
 
 def lacks_data(path: str, outputs: list[str]) -> bool:
@@ -89,9 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("check_outputs: no dvc.lock; run the pipeline (dvc exp run), commit dvc.lock, dvc push")
 
     problems = []
-    outputs = cached_outputs(lock)
+    outputs, uncached = recorded_outputs(lock)
+    uncommitted = not_in_git(uncached)
+    if uncommitted:
+        problems.append(f"not committed to git: {', '.join(uncommitted)}; these outputs are `cache: false` "
+                        "(metrics, plots, logs, report): git add and commit them with dvc.lock")
     stages = dvc("stage", "list", "--name-only").split()
-    stale = stale_stages(json.loads(dvc("status", "--json") or "{}"), lock, stages, outputs)
+    # outputs this checkout lacks are not changes: DVC data (never pulled here) and uncommitted ones (reported above)
+    stale = stale_stages(json.loads(dvc("status", "--json") or "{}"), lock, stages, outputs + uncommitted)
     if stale:
         problems.append(f"dvc.lock is out of date: {'; '.join(stale)}. Run the pipeline where a GPU is "
                         "(dvc exp run), commit dvc.lock and the metrics, and dvc push")

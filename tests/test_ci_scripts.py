@@ -77,3 +77,41 @@ def test_pull_requests_never_train_and_retraining_is_a_manual_gpu_job():
     tests = workflow("tests.yml")
     assert set(tests["on"]) == {"push", "pull_request"}
     assert "bash .ci/run" in commands(tests)
+
+
+def test_pr_workflow_checks_only_when_there_are_results():
+    steps = next(iter(workflow("pr-metrics.yml")["jobs"].values()))["steps"]
+    at = next(i for i, step in enumerate(steps) if step.get("id") == "lock")
+    assert steps[at]["run"] == "bash .github/has_lock.sh"
+    assert all("steps.lock.outputs.run == 'true'" in step.get("if", "") for step in steps[at + 1:])
+
+
+def test_has_lock_says_whether_there_are_results_to_check(tmp_path):
+    git(tmp_path, "init", "-q", "--bare", "origin.git")
+    git(tmp_path, "clone", "-q", "origin.git", "checkout")
+    checkout = tmp_path / "checkout"
+
+    def has_lock() -> tuple[subprocess.CompletedProcess, str]:
+        out = tmp_path / "github_output"
+        out.write_text("")
+        proc = subprocess.run(["bash", str(ROOT / ".github" / "has_lock.sh")], cwd=checkout, capture_output=True,
+                              text=True, env=ENV | {"BASE_REF": "main", "GITHUB_OUTPUT": str(out)})
+        return proc, out.read_text()
+
+    (checkout / "params.yaml").write_text("train: {}\n")
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "-qm", "no results yet")
+    git(checkout, "push", "-q", "origin", "HEAD:main")
+    proc, output = has_lock()
+    assert proc.returncode == 0 and output == "run=false\n" and proc.stdout.startswith("::notice::no dvc.lock")
+
+    (checkout / "dvc.lock").write_text("schema: '2.0'\n")
+    proc, output = has_lock()
+    assert proc.returncode == 0 and output == "run=true\n"
+
+    git(checkout, "add", "-A")
+    git(checkout, "commit", "-qm", "results")
+    git(checkout, "push", "-q", "origin", "HEAD:main")
+    git(checkout, "rm", "-q", "dvc.lock")
+    proc, output = has_lock()
+    assert proc.returncode == 1 and output == "" and "dvc.lock is on main but not in this pull request" in proc.stdout

@@ -304,6 +304,16 @@ def test_ci_check_names_the_outputs_missing_from_the_remote(project, remote, tmp
     assert stale.stderr.startswith("check_outputs: dvc.lock is out of date: ")
     assert "train_joint@30-1 (param train.epochs modified)" in stale.stderr and "combine" not in stale.stderr
 
+    # metrics that dvc.lock records but the pull request forgot to commit (`cache: false`: git, not the remote)
+    (clone / "params.yaml").write_text(params)
+    sh(clone, "git", "rm", "-q", "metrics/summary.json")
+    sh(clone, "git", "commit", "-qm", "metrics not committed")
+    forgot = sh(clone, str(BIN / "python"), str(CHECK_OUTPUTS), check=False)
+    assert forgot.returncode == 1
+    assert forgot.stderr.splitlines() == [
+        "check_outputs: not committed to git: metrics/summary.json; these outputs are `cache: false` (metrics, "
+        "plots, logs, report): git add and commit them with dvc.lock"]
+
 
 def test_models_in_the_registry_by_name(project, remote, tmp_path):
     sh(project, str(BIN / "gto"), "register", "joint", "--version", "v1.0.0")
