@@ -2,7 +2,8 @@
 # shellcheck disable=SC2016  # backticks in printf formats are markdown
 # Metrics, params and plots of the checkout against a base revision, for a pull-request comment.
 #   usage: [BASE_LABEL=text] .github/pr_report.sh BASE_REV OUT_DIR [IMAGE_URL]
-# Writes OUT_DIR/report.md, OUT_DIR/plots/index.html (`dvc plots diff`) and OUT_DIR/plots/png/<plot>.png
+# Writes OUT_DIR/report.md (everything), OUT_DIR/comment.md (what fits in a pull-request comment, COMMENT_LIMIT
+# characters at most, default 60000), OUT_DIR/plots/index.html (`dvc plots diff`) and OUT_DIR/plots/png/<plot>.png
 # for each plot whose data changed. With IMAGE_URL, report.md shows those PNGs from IMAGE_URL/<plot>.png
 # (where the workflow publishes them); without, it names them. Every plot is opened in headless
 # Chromium (scripts/check_plots.py) and the script fails if one does not draw. Reads only files in git
@@ -23,21 +24,27 @@ else
   python "$here/../scripts/check_plots.py" "$out/plots"
 fi
 
-section() {  # title, metrics file
+limit=${COMMENT_LIMIT:-60000}  # GitHub refuses a comment over 65,536 characters
+parts="$out/parts"
+rm -rf "$parts"
+mkdir -p "$parts"
+
+section() {  # file, title, metrics file
   local table
-  table=$(dvc metrics diff "$base" --targets "$2" --md --precision 3 --no-path)
-  printf '\n### %s (`%s`)\n\n%s\n' "$1" "$2" "${table:-No change.}"
+  table=$(dvc metrics diff "$base" --targets "$3" --md --precision 3 --no-path)
+  printf '\n### %s (`%s`)\n\n%s\n' "$2" "$3" "${table:-No change.}" > "$parts/$1"
 }
 
+printf '## crossling: metrics against `%s`\n' "${BASE_LABEL:-$base}" > "$parts/0-title"
+section 1-headline "Headline" metrics/summary.json
+section 5-joint "Learning curve: joint models per test language" metrics/joint.json
+section 6-transfer "Zero-shot transfer: monolingual models per test language" metrics/transfer.json
+section 7-differences "Paired differences (macro-F1, with intervals)" metrics/differences.json
+section 8-budgets "Training budgets: examples, optimizer steps, kept epochs" metrics/budgets.json
+section 9-data "Data: counts per language" metrics/data.json
+params=$(dvc params diff "$base" --md)
+printf '\n### Params that changed\n\n%s\n' "${params:-None.}" > "$parts/2-params"
 {
-  printf '## crossling: metrics against `%s`\n' "${BASE_LABEL:-$base}"
-  section "Headline" metrics/summary.json
-  section "Learning curve: joint models per test language" metrics/joint.json
-  section "Zero-shot transfer: monolingual models per test language" metrics/transfer.json
-  section "Paired differences (macro-F1, with intervals)" metrics/differences.json
-  section "Data: counts per language" metrics/data.json
-  params=$(dvc params diff "$base" --md)
-  printf '\n### Params that changed\n\n%s\n' "${params:-None.}"
   printf '\n### Plots that changed\n\n'
   if ((${#changed[@]} == 0)); then
     printf 'None.\n'
@@ -50,5 +57,23 @@ section() {  # title, metrics file
     fi
   done
   printf '\nAll plots, both revisions: `plots/index.html` in the `pr-report` artifact of this run.\n'
-} > "$out/report.md"
-echo "wrote $out/report.md, $out/plots/index.html and ${#changed[@]} plot images"
+} > "$parts/3-plots"
+
+# report.md: every section. comment.md: the title, headline, params and plots, then the tables in order as
+# long as they fit GitHub's limit; the ones left out are named (they are in report.md, the job summary).
+cat "$parts"/* > "$out/report.md"
+cat "$parts"/[0-3]-* > "$out/comment.md"
+left_out=()
+for part in "$parts"/[5-9]-*; do
+  if (($(wc -c < "$out/comment.md") + $(wc -c < "$part") + 400 <= limit)); then
+    cat "$part" >> "$out/comment.md"
+  else
+    left_out+=("$(sed -n 's/^### \(.*\) (`\(.*\)`)$/\2/p' "$part")")
+  fi
+done
+if ((${#left_out[@]})); then
+  printf '\nLeft out of this comment for its length (GitHub allows 65,536 characters): the diffs of %s; they are in the job summary and in `report.md` of the `pr-report` artifact.\n' \
+    "$(IFS=,; echo "${left_out[*]}" | sed 's/,/, /g')" >> "$out/comment.md"
+fi
+rm -rf "$parts"
+echo "wrote $out/report.md ($(wc -c < "$out/report.md") characters), $out/comment.md, $out/plots/index.html and ${#changed[@]} plot images"

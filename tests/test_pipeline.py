@@ -357,7 +357,8 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path)
     checked = sh(pr, str(BIN / "python"), str(CHECK_OUTPUTS))
     assert "dvc.lock matches the code and params" in checked.stdout
     report_dir = tmp_path / "report"
-    sh(pr, "bash", str(ROOT / ".github" / "pr_report.sh"), "origin/main", str(report_dir), "https://img.example/pr-1")
+    sh(pr, "bash", str(ROOT / ".github" / "pr_report.sh"), "origin/main", str(report_dir), "https://img.example/pr-1",
+       COMMENT_LIMIT="4000")
     assert not list(pr.glob("models/*/")) and not list(pr.glob("data/*.parquet"))  # nothing pulled, no stage ran
     report = (report_dir / "report.md").read_text()
     assert "### Learning curve" in report and "english" in report and "| train.epochs" in report
@@ -369,6 +370,13 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path)
         assert f"![{plot_id}](https://img.example/pr-1/{plot_id}.png)" in report
         assert (report_dir / "plots" / "png" / f"{plot_id}.png").read_bytes()[:4] == b"\x89PNG"
     assert "label_distribution" not in report
+    # the comment: what fits GitHub's limit (here a small one), naming what it left out of report.md's tables
+    comment = (report_dir / "comment.md").read_text()
+    assert len(comment) <= 4000 and "### Headline" in comment and "| train.epochs" in comment
+    assert "![training_loss](https://img.example/pr-1/training_loss.png)" in comment
+    left_out = comment.split("the diffs of ")[1].split(";")[0].split(", ")
+    assert left_out and all(f"(`{f}`)" in report and f"(`{f}`)" not in comment for f in left_out)
+    assert len(report) > 4000
 
 
 def test_eval_batch_size_reruns_prediction_but_no_training(project):
