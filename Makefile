@@ -11,7 +11,7 @@ MIRROR ?= external/multilingual-sentiment-datasets/data
 OFFLINE_PARAMS := -S data.source=$(abspath $(MIRROR)) -S model.checkpoint=scratch \
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
 
-.PHONY: setup repro offline test bench bench-grouping pretrained exp-show clean-venv check-python check-mirror
+.PHONY: setup repro offline test bench bench-grouping bench-storage pretrained exp-show clean-venv check-python check-mirror
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -50,6 +50,9 @@ bench: setup check-mirror
 
 bench-grouping: setup check-mirror
 	$(BIN)/python benchmarks/group_by_length.py --data $(MIRROR)
+
+bench-storage: setup
+	$(BIN)/python benchmarks/storage.py
 
 pretrained: setup check-mirror
 	$(BIN)/python benchmarks/pretrained_run.py --data $(MIRROR)
