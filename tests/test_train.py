@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 
 import pandas as pd
@@ -102,13 +103,16 @@ def test_max_length_beyond_the_model_is_refused(prepared, tmp_path, capsys):
 def test_data_parallel_training_on_two_cpu_processes(prepared, tmp_path):
     # train.processes=2 relaunches the stage under torchrun; the Trainer trains with DDP over gloo.
     d, _ = prepared
-    p = tiny_params(d / "source", sizes=(12, 30), train__epochs=20, train__processes=2)
+    p = tiny_params(d / "source", sizes=(12, 30), train__epochs=10, train__processes=2, train__batch_size=1)
     params = write_params(tmp_path / "ddp.yaml", p)
-    preds = run_train(d, params, "joint_ddp")
+    preds = run_train(d, params, "joint_ddp")  # 60 examples, global batch 2: 30 steps per epoch, logged every 7
     assert (d / "models" / "joint_ddp" / "model.safetensors").exists()
     assert (preds["pred_id"] == preds["label_id"]).mean() > 0.5
     loss = pd.read_csv(d / "logs" / "joint_ddp" / "plots" / "metrics" / "loss.tsv", sep="\t")
     assert loss["loss"].iloc[-1] < loss["loss"].iloc[0]
+    assert loss["step"].iloc[-1] == 300  # the last step is logged on every process, or the gather would hang
+    # a mean loss per example, as with one process: about ln(labels) before training, not that times 2
+    assert loss["loss"].iloc[0] == pytest.approx(math.log(len(p["data"]["labels"])), abs=0.25)
 
 
 def test_progress_is_reported_while_training(prepared, caplog, capfd):

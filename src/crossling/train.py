@@ -82,6 +82,9 @@ def training_arguments(train: TrainConfig, output_dir: str, steps_per_epoch: int
         warmup_steps=train.warmup_ratio, lr_scheduler_type="linear", seed=seed, data_seed=seed,
         train_sampling_strategy="group_by_length" if train.group_by_length else "random",
         length_column_name="length",
+        # the classification loss is a mean per example: averaging "tokens" across processes would multiply it
+        # (and the gradients) by the number of processes
+        average_tokens_across_devices=False,
         logging_strategy="steps", logging_steps=max(1, steps_per_epoch // 4), logging_first_step=True,
         save_strategy="no", eval_strategy="no", disable_tqdm=True,
         bf16=precision == "bf16", fp16=precision == "fp16", dataloader_pin_memory=device.type == "cuda",
@@ -91,6 +94,18 @@ def training_arguments(train: TrainConfig, output_dir: str, steps_per_epoch: int
     if args.n_gpu > 1:  # CUDA was initialized before one_device_per_process could act
         raise RuntimeError(f"{args.n_gpu} GPUs visible to one process; set CUDA_VISIBLE_DEVICES to one GPU")
     return args
+
+
+def log_last_step():
+    """A callback that logs the loss at the last optimizer step too: logging_steps need not divide the total."""
+    from transformers import TrainerCallback
+
+    class LogLastStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == state.max_steps:
+                control.should_log = True
+
+    return LogLastStep()
 
 
 class TrainingMonitor:
@@ -120,8 +135,6 @@ class TrainingMonitor:
                                 epoch=logs.get("epoch"))
 
             def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step == state.max_steps:  # logging_steps need not divide the total: log the end
-                    control.should_log = True
                 done = state.global_step / state.max_steps
                 now = time.monotonic()
                 if (done >= monitor.next_report and now - monitor.last_line >= monitor.min_seconds
@@ -217,7 +230,8 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, name: s
         log.info("%s: training on %s (%s), precision %s, %d process(es), global batch %d, %d optimizer steps", name,
                  args.device, device_info(args.device).name, precision, args.world_size,
                  args.train_batch_size * args.world_size, steps_per_epoch * train.epochs)
-        callbacks = [TrainingMonitor(name, live_dir, dev_selector).callback()] if first else []
+        # every process: logging gathers the loss across processes
+        callbacks = [log_last_step()] + ([TrainingMonitor(name, live_dir, dev_selector).callback()] if first else [])
         trainer = Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           data_collator=DataCollatorWithPadding(tokenizer), callbacks=callbacks)
         trainer.remove_callback(PrinterCallback)  # it prints every log dict; TrainingMonitor reports progress
