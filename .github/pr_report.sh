@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016  # backticks in printf formats are markdown
 # Metrics, params and plots of the checkout against a base revision, for a pull-request comment.
-#   usage: [BASE_LABEL=text] .github/pr_report.sh BASE_REV OUT_DIR [IMAGE_URL]
+#   usage: [BASE_LABEL=text] [CHECK_FAILURE=text] .github/pr_report.sh BASE_REV OUT_DIR [IMAGE_URL]
+# CHECK_FAILURE: what check_outputs.py said when it failed; both files then say it first.
 # Writes OUT_DIR/report.md (everything), OUT_DIR/comment.md (what fits in a pull-request comment, COMMENT_LIMIT
 # characters at most, default 60000), OUT_DIR/plots/index.html (`dvc plots diff`) and OUT_DIR/plots/png/<plot>.png
 # for each plot whose data changed. With IMAGE_URL, report.md shows those PNGs from IMAGE_URL/<plot>.png
@@ -24,7 +25,7 @@ else
   python "$here/../scripts/check_plots.py" "$out/plots"
 fi
 
-limit=${COMMENT_LIMIT:-60000}  # GitHub refuses a comment over 65,536 characters
+limit=${COMMENT_LIMIT:-60000}  # GitHub refuses a comment over 65,536 characters; 400 left for the workflow's Run line
 parts="$out/parts"
 rm -rf "$parts"
 mkdir -p "$parts"
@@ -36,6 +37,10 @@ section() {  # file, title, metrics file
 }
 
 printf '## crossling: metrics against `%s`\n' "${BASE_LABEL:-$base}" > "$parts/0-title"
+if [ -n "${CHECK_FAILURE:-}" ]; then
+  printf '\n> **The outputs check failed**, so this pull request cannot merge as it is: %s\n' "$CHECK_FAILURE" \
+    > "$parts/1-check"
+fi
 section 1-headline "Headline" metrics/summary.json
 section 5-joint "Learning curve: joint models per test language" metrics/joint.json
 section 6-transfer "Zero-shot transfer: monolingual models per test language" metrics/transfer.json

@@ -73,6 +73,8 @@ def test_pull_requests_never_train_and_retraining_is_a_manual_gpu_job():
     assert set(retrain["on"]) == {"workflow_dispatch"}
     assert all("self-hosted" in job["runs-on"] and "gpu" in job["runs-on"] for job in retrain["jobs"].values())
     assert "dvc repro" in commands(retrain) and "dvc push" in commands(retrain)
+    # check_outputs wants the cache:false outputs (logs, metrics) in git: the index is enough
+    assert commands(retrain).index("git add") < commands(retrain).index("check_outputs.py")
 
     tests = workflow("tests.yml")
     assert set(tests["on"]) == {"push", "pull_request"}
@@ -83,7 +85,14 @@ def test_pr_workflow_checks_only_when_there_are_results():
     steps = next(iter(workflow("pr-metrics.yml")["jobs"].values()))["steps"]
     at = next(i for i, step in enumerate(steps) if step.get("id") == "lock")
     assert steps[at]["run"] == "bash .github/has_lock.sh"
-    assert all("steps.lock.outputs.run == 'true'" in step.get("if", "") for step in steps[at + 1:])
+    later = steps[at + 1:]
+    assert all("steps.lock.outputs.run == 'true'" in step.get("if", "") or "steps.report.outcome == 'success'"
+               in step.get("if", "") for step in later)
+    # the report (and its comment) comes also when the outputs check failed: the job is red and says why
+    check = next(i for i, step in enumerate(steps) if step.get("id") == "check")
+    assert all("!cancelled()" in step["if"] for step in steps[check + 1:])
+    report = next(step for step in steps if step.get("id") == "report")
+    assert report["env"]["CHECK_OUTCOME"] == "${{ steps.check.outcome }}" and "CHECK_FAILURE=" in report["run"]
 
 
 def test_has_lock_says_whether_there_are_results_to_check(tmp_path):

@@ -308,8 +308,11 @@ def test_missing_logs_are_refused_naming_the_file(tmp_path):
     with pytest.raises(DataError, match=r"mono_french_seed1/plots/metrics/loss.tsv not found"):
         evaluate.training_curves(logs, {"mono_french_seed1": "mono_french"}, cfg)
     (logs / "joint_12_seed1" / "metrics.json").write_text("{}")
-    with pytest.raises(DataError, match=r"joint_12_seed1/metrics.json has no selected_epoch"):
-        evaluate.kept_epochs(logs, ["joint_12_seed1"])
+    with pytest.raises(DataError, match=r"joint_12_seed1/metrics.json has no selected_epoch.*"
+                                         r"dvc repro -f train_joint@12-1\)$"):
+        evaluate.kept_epochs(logs, ["joint_12_seed1"], 2)
+    with pytest.raises(DataError, match=r"mono_french_seed3/metrics.json not found.*dvc repro train_mono@french-3\)"):
+        evaluate.kept_epochs(logs, ["mono_french_seed3"], 2)
 
 
 def test_logged_epochs_that_disagree_with_the_params_are_refused(tmp_path):
@@ -318,6 +321,14 @@ def test_logged_epochs_that_disagree_with_the_params_are_refused(tmp_path):
     fake_logs(tmp_path / "logs", "joint_6_seed1", per_epoch + 1, 2, LANGS)  # logs of another configuration
     with pytest.raises(DataError, match=f"train.batch_size and train.processes give {per_epoch} steps per epoch"):
         evaluate.training_curves(tmp_path / "logs", {"joint_6_seed1": "joint_6"}, cfg)
+    # a run of another train.epochs: the same steps per epoch, but the loss ends elsewhere, the kept epoch beyond
+    fake_logs(tmp_path / "logs", "joint_6_seed1", per_epoch, 3, LANGS)
+    steps = 2 * per_epoch
+    with pytest.raises(DataError, match=f"ends at optimizer step {3 * per_epoch}, but train.epochs and the sample "
+                                        f"give {steps} steps.*dvc repro -f train_joint@6-1"):
+        evaluate.training_curves(tmp_path / "logs", {"joint_6_seed1": "joint_6"}, cfg)
+    with pytest.raises(DataError, match="selected_epoch 3, but train.epochs is 2"):
+        evaluate.kept_epochs(tmp_path / "logs", ["joint_6_seed1"], cfg.train.epochs)
 
 
 def test_budgets_give_the_kept_epoch_of_every_run(tmp_path):
@@ -367,3 +378,15 @@ def test_cli_writes_differences_curves_and_confusion_plots(tmp_path, pred_dir):
     assert {r["language"] for r in dev if r["model"] == "mono_french_seed2"} == {"french"}
     for png in ("training_curves.png", "confusion_largest_joint.png"):
         assert (plots / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_last_epoch_loss_weights_each_logged_mean_by_its_steps_in_the_last_epoch():
+    # 4 steps per epoch, 2 epochs; logged at steps 1, 3, 5, 7 and (the last step) 8
+    rows = [{"model": "joint_6_seed1", "step": step, "loss": loss}
+            for step, loss in ((1, 2.0), (3, 1.0), (5, 0.8), (7, 0.6), (8, 0.4))]
+    # last epoch = steps 5-8: step 5 from the mean logged at 5, steps 6-7 from 7, step 8 from 8
+    got = evaluate.last_epoch_loss(rows, "joint_6", (1,), per_epoch=4)
+    assert got == {"joint_6_last_epoch_train_loss": pytest.approx((0.8 + 2 * 0.6 + 0.4) / 4)}
+    seed2 = [r | {"model": "joint_6_seed2", "loss": r["loss"] + 0.2} for r in rows]
+    assert evaluate.last_epoch_loss(rows + seed2, "joint_6", (1, 2), 4)["joint_6_last_epoch_train_loss"] == \
+        pytest.approx(0.7)  # the mean over seeds

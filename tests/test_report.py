@@ -1,3 +1,4 @@
+import pytest
 from conftest import tiny_params, write_params
 from test_evaluate import params, pred_dir  # noqa: F401  (two-seed predictions and params)
 
@@ -90,3 +91,20 @@ def test_report_says_when_no_joint_size_matches_the_monolingual_budget(tmp_path)
     lines = report._transfer_summary(cfg, {}, {}, {}, evaluate.training_budget(cfg))
     assert "No size in sample.sizes gives a joint model the 12 training examples" in lines[1]
     assert "12 / 2 = 6.0 per language" in lines[1] and "24 examples (2 times as many)" in lines[1]
+
+
+def test_metrics_of_other_params_are_refused_in_one_line(tmp_path, pred_dir, capsys):  # noqa: F811
+    cfg = load_config(params(tmp_path))  # seeds 1 and 2
+    out = evaluate.evaluate(pred_dir, cfg)
+    out["budgets"] = kept_last(cfg)
+    for costs in out["budgets"].values():
+        del costs["kept_epoch_seed2"]  # as evaluate wrote them for seeds [1]
+    metrics = write_metrics(tmp_path, cfg, out)
+    path = tmp_path / "reports" / "results.md"
+    with pytest.raises(SystemExit):
+        report.cli(["--params", str(params(tmp_path)), "--metrics", str(metrics), "--plots", "plots",
+                    "--out", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("lack 'kept_epoch_seed2', which params.yaml asks for: they are not evaluate's output "
+                            "for these params; re-run evaluate (dvc repro)")
+    assert not path.exists() and not path.parent.exists() or not any(path.parent.iterdir())

@@ -28,13 +28,25 @@ from crossling.common import (DataError, joint_name, log, log_params, mono_name,
 from crossling.config import Config
 
 
-def final_loss(losses: list[dict], model: str, seeds: tuple[int, ...]) -> dict:
-    """Last logged training loss of `model`, averaged over seeds, so `dvc exp show` shows it."""
-    last = {}
-    for row in losses:  # rows are in step order per run
-        last[row["model"]] = row["loss"]
-    values = [last[run_name(model, seed)] for seed in seeds if run_name(model, seed) in last]
-    return {f"{model}_final_train_loss": round(float(np.mean(values)), 6)} if values else {}
+def last_epoch_loss(losses: list[dict], model: str, seeds: tuple[int, ...], per_epoch: int) -> dict:
+    """Training loss of `model` over its last epoch, averaged over seeds, so `dvc exp show` shows it.
+
+    Each logged loss is the mean over the steps since the previous log; those means are weighted by how many of
+    their steps fall in the last epoch, so the figure does not depend on where logging_steps put the last log.
+    """
+    values = []
+    for seed in seeds:
+        rows = [r for r in losses if r["model"] == run_name(model, seed)]  # in step order
+        if not rows:
+            continue
+        start, previous, total, weight = rows[-1]["step"] - per_epoch, 0, 0.0, 0
+        for row in rows:
+            steps = row["step"] - max(previous, start)
+            if steps > 0:
+                total, weight = total + steps * row["loss"], weight + steps
+            previous = row["step"]
+        values.append(total / weight)
+    return {f"{model}_last_epoch_train_loss": round(float(np.mean(values)), 6)} if values else {}
 
 
 def model_names(cfg: Config) -> list[str]:
@@ -199,7 +211,11 @@ def training_curves(log_dir: Path, runs: dict[str, str], cfg: Config) -> tuple[l
         metrics = log_dir / run / "plots" / "metrics"
         per_epoch = budget[model]["steps_per_epoch"]
         loss = read_metric_log(metrics / "loss.tsv", "loss")
-        _check_epochs(read_metric_log(metrics / "epoch.tsv", "epoch"), per_epoch, metrics / "epoch.tsv")
+        _check_epochs(read_metric_log(metrics / "epoch.tsv", "epoch"), per_epoch, metrics / "epoch.tsv", run)
+        if loss["step"].iloc[-1] != budget[model]["steps"]:  # the last optimizer step is always logged
+            raise DataError(f"{metrics / 'loss.tsv'}: the loss ends at optimizer step {int(loss['step'].iloc[-1])}, "
+                            f"but train.epochs and the sample give {budget[model]['steps']} steps: these logs are not "
+                            f"of a run with the current params; re-run it (dvc repro -f {train_stage(run)})")
         losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),
                     "loss": round(float(r.loss), 6)} for r in loss.itertuples()]
         for lang in training_languages(model, cfg.data.languages):
@@ -209,7 +225,14 @@ def training_curves(log_dir: Path, runs: dict[str, str], cfg: Config) -> tuple[l
     return losses, dev
 
 
-def _check_epochs(epochs: pd.DataFrame, per_epoch: int, path: Path) -> None:
+def train_stage(run: str) -> str:
+    """The dvc.yaml stage that trains a run: joint_30_seed1 -> train_joint@30-1, mono_english_seed1 -> train_mono@english-1."""
+    model, seed = run.rsplit("_seed", 1)
+    kind, item = model.split("_", 1)
+    return f"train_{kind}@{item}-{seed}"
+
+
+def _check_epochs(epochs: pd.DataFrame, per_epoch: int, path: Path, run: str) -> None:
     # The Trainer logs epoch = optimizer step / steps per epoch; anything else means the logs are not those
     # of a run with these params.
     off = (epochs["epoch"] - epochs["step"] / per_epoch).abs() > 1e-4
@@ -217,22 +240,25 @@ def _check_epochs(epochs: pd.DataFrame, per_epoch: int, path: Path) -> None:
         row = epochs[off].iloc[0]
         raise DataError(f"{path}: epoch {row['epoch']} logged at optimizer step {int(row['step'])}, but "
                         f"train.batch_size and train.processes give {per_epoch} steps per epoch: these logs are "
-                        "not of a run with the current params; re-run its training stage (dvc repro)")
+                        f"not of a run with the current params; re-run it (dvc repro -f {train_stage(run)})")
 
 
-def kept_epochs(log_dir: Path, runs: list[str]) -> dict[str, int]:
+def kept_epochs(log_dir: Path, runs: list[str], epochs: int) -> dict[str, int]:
     """The epoch whose weights each run kept (train.select), from its dvclive summary."""
     kept = {}
     for run in runs:
         path = log_dir / run / "metrics.json"
         if not path.exists():
             raise DataError(f"{path} not found: the training stage that writes it did not finish; re-run it "
-                            "(dvc repro)")
+                            f"(dvc repro {train_stage(run)})")
         summary = read_json(path)
-        if "selected_epoch" not in summary:
-            raise DataError(f"{path} has no selected_epoch: it was written by an older training stage; re-run it "
-                            "(dvc repro -f <its train stage>)")
+        if "selected_epoch" not in summary:  # dvclive writes it when training ends
+            raise DataError(f"{path} has no selected_epoch: its training did not finish, or an older version of "
+                            f"the stage wrote it; re-run it (dvc repro -f {train_stage(run)})")
         kept[run] = int(summary["selected_epoch"])
+        if not 1 <= kept[run] <= epochs:
+            raise DataError(f"{path}: selected_epoch {kept[run]}, but train.epochs is {epochs}: these logs are not "
+                            f"of a run with the current params; re-run it (dvc repro -f {train_stage(run)})")
     return kept
 
 
@@ -304,7 +330,7 @@ def main(args, cfg: Config) -> None:
     out = evaluate(Path(args.predictions), cfg)
     losses, dev = training_curves(Path(args.logs), runs, cfg)
     metrics, plots = Path(args.metrics), Path(args.plots)
-    write_json(budgets(cfg, kept_epochs(Path(args.logs), list(runs))), metrics / "budgets.json")
+    write_json(budgets(cfg, kept_epochs(Path(args.logs), list(runs), cfg.train.epochs)), metrics / "budgets.json")
     for name in ("joint", "transfer", "transfer_summary", "detailed", "differences"):
         write_json(out[name], metrics / f"{name}.json")
     write_json({"labels": list(cfg.data.labels), "rows": "gold", "columns": "predicted", "runs": out["confusion"]},
@@ -314,7 +340,8 @@ def main(args, cfg: Config) -> None:
     write_json(out["confusion_largest_joint"], plots / "confusion_largest_joint.json")
     write_json(losses, plots / "training_loss.json")
     write_json(dev, plots / "dev_curve.json")
-    out["summary"] |= final_loss(losses, joint_name(cfg.sample.largest), cfg.train.seeds)
+    top = joint_name(cfg.sample.largest)
+    out["summary"] |= last_epoch_loss(losses, top, cfg.train.seeds, training_budget(cfg)[top]["steps_per_epoch"])
     # which randomness the seed spread covers: 1 = each seed also drew the new weights (train.fixed_init false)
     out["summary"]["seeds"] = len(cfg.train.seeds)
     out["summary"]["seeds_redraw_new_weights"] = int(not cfg.train.fixed_init)

@@ -11,7 +11,8 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from crossling.common import atomic_file, joint_name, log, log_params, mono_name, read_json, run_stage, stage_parser
+from crossling.common import (DataError, atomic_file, joint_name, log, log_params, mono_name, read_json, run_stage,
+                              stage_parser)
 from crossling.config import Config
 from crossling.evaluate import equal_budget_size
 
@@ -205,8 +206,13 @@ def main(args, cfg: Config) -> None:
     figures = {name: os.path.relpath(Path(args.plots) / f"{name}.png", out.parent)
                for name in ("learning_curve", "transfer_matrix", "tokenization", "label_distribution",
                             "training_curves", "confusion_largest_joint")}
+    try:
+        text = render(cfg, m, figures)
+    except KeyError as missing:  # evaluate wrote them for another params.yaml
+        raise DataError(f"{metrics}/*.json lack {missing}, which params.yaml asks for: they are not evaluate's output "
+                        "for these params; re-run evaluate (dvc repro)") from None
     with atomic_file(out) as tmp:
-        tmp.write_text(render(cfg, m, figures), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
     log.info("wrote %s", out)
 
 
