@@ -2,7 +2,7 @@
 # shellcheck disable=SC2016  # backticks in printf formats are markdown
 # Metrics, params and plots of the checkout against a base revision, for a pull-request comment.
 #   usage: [BASE_LABEL=text] [CHECK_FAILURE=text] .github/pr_report.sh BASE_REV OUT_DIR [IMAGE_URL]
-# CHECK_FAILURE: what check_outputs.py said when it failed; both files then say it first.
+# CHECK_FAILURE: what check_outputs.py said when it failed; both files then say it first (its first 2000 characters).
 # Writes OUT_DIR/report.md (everything), OUT_DIR/comment.md (what fits in a pull-request comment, COMMENT_LIMIT
 # characters at most, default 60000), OUT_DIR/plots/index.html (`dvc plots diff`) and OUT_DIR/plots/png/<plot>.png
 # for each plot whose data changed. With IMAGE_URL, report.md shows those PNGs from IMAGE_URL/<plot>.png
@@ -38,7 +38,7 @@ section() {  # file, title, metrics file
 
 printf '## crossling: metrics against `%s`\n' "${BASE_LABEL:-$base}" > "$parts/0-title"
 if [ -n "${CHECK_FAILURE:-}" ]; then
-  printf '\n> **The outputs check failed**, so this pull request cannot merge as it is: %s\n' "$CHECK_FAILURE" \
+  printf '\n> **The outputs check failed**, so this pull request cannot merge as it is: %s\n' "${CHECK_FAILURE:0:2000}" \
     > "$parts/1-check"
 fi
 section 1-headline "Headline" metrics/summary.json

@@ -307,9 +307,15 @@ def test_missing_logs_are_refused_naming_the_file(tmp_path):
         evaluate.training_curves(logs, {"joint_12_seed1": "joint_12"}, cfg)
     with pytest.raises(DataError, match=r"mono_french_seed1/plots/metrics/loss.tsv not found"):
         evaluate.training_curves(logs, {"mono_french_seed1": "mono_french"}, cfg)
+    loss = logs / "joint_12_seed1" / "plots" / "metrics" / "loss.tsv"
+    good = loss.read_text()
+    loss.write_text("timestamp\tstep\tloss\n")  # dvclive wrote the header, then training died
+    with pytest.raises(DataError, match=r"joint_12_seed1/plots/metrics/loss.tsv has no rows"):
+        evaluate.training_curves(logs, {"joint_12_seed1": "joint_12"}, cfg)
+    loss.write_text(good)
     (logs / "joint_12_seed1" / "metrics.json").write_text("{}")
     with pytest.raises(DataError, match=r"joint_12_seed1/metrics.json has no selected_epoch.*"
-                                         r"dvc repro -f train_joint@12-1\)$"):
+                                         r"dvc repro -f -s train_joint@12-1, then dvc repro\)$"):
         evaluate.kept_epochs(logs, ["joint_12_seed1"], 2)
     with pytest.raises(DataError, match=r"mono_french_seed3/metrics.json not found.*dvc repro train_mono@french-3\)"):
         evaluate.kept_epochs(logs, ["mono_french_seed3"], 2)
@@ -325,7 +331,7 @@ def test_logged_epochs_that_disagree_with_the_params_are_refused(tmp_path):
     fake_logs(tmp_path / "logs", "joint_6_seed1", per_epoch, 3, LANGS)
     steps = 2 * per_epoch
     with pytest.raises(DataError, match=f"ends at optimizer step {3 * per_epoch}, but train.epochs and the sample "
-                                        f"give {steps} steps.*dvc repro -f train_joint@6-1"):
+                                        f"give {steps} steps.*dvc repro -f -s train_joint@6-1, then dvc repro"):
         evaluate.training_curves(tmp_path / "logs", {"joint_6_seed1": "joint_6"}, cfg)
     with pytest.raises(DataError, match="selected_epoch 3, but train.epochs is 2"):
         evaluate.kept_epochs(tmp_path / "logs", ["joint_6_seed1"], cfg.train.epochs)

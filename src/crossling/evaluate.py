@@ -197,6 +197,8 @@ def read_metric_log(path: Path, column: str) -> pd.DataFrame:
     table = pd.read_csv(path, sep="\t")
     if not {"step", column} <= set(table.columns):
         raise DataError(f"{path}: expected columns step and {column}, found {', '.join(table.columns)}")
+    if table.empty:
+        raise DataError(f"{path} has no rows: the training stage that writes it did not finish; re-run it (dvc repro)")
     return table
 
 
@@ -215,7 +217,7 @@ def training_curves(log_dir: Path, runs: dict[str, str], cfg: Config) -> tuple[l
         if loss["step"].iloc[-1] != budget[model]["steps"]:  # the last optimizer step is always logged
             raise DataError(f"{metrics / 'loss.tsv'}: the loss ends at optimizer step {int(loss['step'].iloc[-1])}, "
                             f"but train.epochs and the sample give {budget[model]['steps']} steps: these logs are not "
-                            f"of a run with the current params; re-run it (dvc repro -f {train_stage(run)})")
+                            f"of a run with the current params; {rerun(run)}")
         losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),
                     "loss": round(float(r.loss), 6)} for r in loss.itertuples()]
         for lang in training_languages(model, cfg.data.languages):
@@ -232,6 +234,11 @@ def train_stage(run: str) -> str:
     return f"train_{kind}@{item}-{seed}"
 
 
+def rerun(run: str) -> str:
+    # -s: without it, -f forces every stage upstream too (download, sample, base)
+    return f"re-run it (dvc repro -f -s {train_stage(run)}, then dvc repro)"
+
+
 def _check_epochs(epochs: pd.DataFrame, per_epoch: int, path: Path, run: str) -> None:
     # The Trainer logs epoch = optimizer step / steps per epoch; anything else means the logs are not those
     # of a run with these params.
@@ -240,7 +247,7 @@ def _check_epochs(epochs: pd.DataFrame, per_epoch: int, path: Path, run: str) ->
         row = epochs[off].iloc[0]
         raise DataError(f"{path}: epoch {row['epoch']} logged at optimizer step {int(row['step'])}, but "
                         f"train.batch_size and train.processes give {per_epoch} steps per epoch: these logs are "
-                        f"not of a run with the current params; re-run it (dvc repro -f {train_stage(run)})")
+                        f"not of a run with the current params; {rerun(run)}")
 
 
 def kept_epochs(log_dir: Path, runs: list[str], epochs: int) -> dict[str, int]:
@@ -254,11 +261,11 @@ def kept_epochs(log_dir: Path, runs: list[str], epochs: int) -> dict[str, int]:
         summary = read_json(path)
         if "selected_epoch" not in summary:  # dvclive writes it when training ends
             raise DataError(f"{path} has no selected_epoch: its training did not finish, or an older version of "
-                            f"the stage wrote it; re-run it (dvc repro -f {train_stage(run)})")
+                            f"the stage wrote it; {rerun(run)}")
         kept[run] = int(summary["selected_epoch"])
         if not 1 <= kept[run] <= epochs:
             raise DataError(f"{path}: selected_epoch {kept[run]}, but train.epochs is {epochs}: these logs are not "
-                            f"of a run with the current params; re-run it (dvc repro -f {train_stage(run)})")
+                            f"of a run with the current params; {rerun(run)}")
     return kept
 
 
