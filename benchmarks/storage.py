@@ -30,19 +30,18 @@ def main() -> None:
     from crossling.base import pretrained
     from crossling.config import load_config
     from crossling.modeling import quiet_transformers
-    from crossling.train import SAVE_DTYPES
+    from crossling.train import SAVE_DTYPES, save_model
 
     quiet_transformers()
     labels = load_config(ROOT / "params.yaml").data.labels
     checkpoint = fetch_checkpoint(args.cache)
     results = {}
     with tempfile.TemporaryDirectory(prefix="crossling-storage-") as tmp:
-        for name, dtype in SAVE_DTYPES.items():
-            model, tokenizer, _ = pretrained(str(checkpoint), "main", labels)
+        for name in SAVE_DTYPES:
+            model, tokenizer, _ = pretrained(str(checkpoint), "main", labels)  # afresh: saving casts in place
             params = model.num_parameters()
             out = Path(tmp) / name
-            model.to(dtype).save_pretrained(out)
-            tokenizer.save_pretrained(out)
+            save_model(model, tokenizer, out, name)
             files = {p.name: p.stat().st_size for p in out.iterdir()}
             weights = sum(size for file, size in files.items() if file.endswith(".safetensors"))
             results[name] = {"parameters": params, "directory_bytes": sum(files.values()), "weights_bytes": weights,

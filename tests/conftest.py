@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+import shlex
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,13 @@ def headless_bert(path: Path, tok=None) -> Path:
     BertModel(cfg).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def readme_keep_command() -> list[str]:
+    """The README's `git add` of a kept experiment (From idea to merged result, step 3), split as a shell would."""
+    line = next(line for line in (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
+                if line.strip().startswith("git add dvc"))
+    return shlex.split(line, comments=True)
 
 
 def write_params(path: Path, params: dict) -> Path:

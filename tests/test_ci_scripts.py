@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from conftest import readme_keep_command
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISH = ROOT / ".github" / "publish_plots.sh"
@@ -75,10 +76,8 @@ def test_pull_requests_never_train_and_retraining_is_a_manual_gpu_job():
     assert all("self-hosted" in job["runs-on"] and "gpu" in job["runs-on"] for job in retrain["jobs"].values())
     assert "dvc repro" in commands(retrain) and "dvc push" in commands(retrain)
     # check_outputs wants the cache:false outputs (logs, metrics) in git: the index is enough
-    readme = (ROOT / "README.md").read_text()
-    keep = next(line for line in readme.splitlines() if line.strip().startswith("git add dvc"))
     retrain_add = next(line for line in commands(retrain).splitlines() if line.strip().startswith("git add"))
-    assert shlex.split(retrain_add, comments=True) == shlex.split(keep, comments=True)  # the README's step 3
+    assert shlex.split(retrain_add, comments=True) == readme_keep_command()  # the README's step 3
     assert commands(retrain).index("git add") < commands(retrain).index("check_outputs.py")
 
     tests = workflow("tests.yml")

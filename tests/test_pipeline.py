@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import headless_bert, make_csv_source, tiny_params, write_params
+from conftest import headless_bert, make_csv_source, readme_keep_command, tiny_params, write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECK_PLOTS = ROOT / "scripts" / "check_plots.py"
@@ -86,12 +85,6 @@ def training_stages(seed: int, step: str = "train") -> set[str]:
 LANGS = ("english", "french")
 TRAINING = training_stages(1)
 PREDICTION = training_stages(1, "predict")
-
-
-def keep_command() -> list[str]:
-    """The README's `git add` of a kept experiment (From idea to merged result, step 3), as the tests run it."""
-    line = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.strip().startswith("git add dvc"))
-    return shlex.split(line, comments=True)
 
 
 def stages_run(output: str) -> list[str]:
@@ -357,7 +350,7 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path)
     # keep the winner on a branch (dvc.lock, metrics, plots, report) and push its outputs: README, step 3
     dvc(project, "exp", "apply", "epochs20")
     sh(project, "git", "checkout", "-q", "-b", "more-epochs")
-    sh(project, *keep_command())
+    sh(project, *readme_keep_command())
     sh(project, "git", "commit", "-qm", "20 epochs")
     dvc(project, "push")
     assert "up to date" in dvc(project, "status").stdout and not sh(project, "git", "status", "--porcelain").stdout
@@ -465,7 +458,7 @@ def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
     assert "sample standard deviation (ddof 1) over the 2 seeds" in report
     assert all(report.count(lang) >= 5 for lang in LANGS)
     # keeping it as the README says leaves nothing behind: new outputs' entries in DVC's .gitignore files too
-    sh(project, *keep_command())
+    sh(project, *readme_keep_command())
     sh(project, "git", "commit", "-qm", "two seeds")
     assert sh(project, "git", "status", "--porcelain").stdout == ""
 

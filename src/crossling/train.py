@@ -291,10 +291,15 @@ def main(args, cfg: Config) -> None:
         raise DataError("train.select=best needs the dev split (--dev data/dev); use train.select=last")
     if not fine_tune(model, tokenizer, frame, cfg.train, args.name, args.live, seed, device, precision, selector):
         return  # only the first process writes outputs
-    with atomic_dir(args.out) as tmp:
-        model.to(SAVE_DTYPES[cfg.train.save_dtype]).save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    save_model(model, tokenizer, args.out, cfg.train.save_dtype)
     log.info("%s: wrote %s (weights as %s)", args.name, args.out, cfg.train.save_dtype)
+
+
+def save_model(model, tokenizer, out: str | Path, save_dtype: str) -> None:
+    """The model directory a training stage writes: weights cast to train.save_dtype (in place), and the tokenizer."""
+    with atomic_dir(out) as tmp:
+        model.to(SAVE_DTYPES[save_dtype]).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
 
 
 def cli(argv: list[str] | None = None) -> None:
