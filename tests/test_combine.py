@@ -137,3 +137,62 @@ def test_dev_split_larger_than_a_class_names_language_class_needed_available():
     with pytest.raises(DataError, match=r"sample.dev_size: 21 per language needs 7 'negative' texts in french "
                                         r"for the dev split, but its cleaned pool has 5"):
         combine.combine(raw_rows(rows), DATA, 21)
+
+
+VALIDATION = make_config({"data": {"source": "local", "languages": ["english", "french"],
+                                   "dev_split": "validation"}}).data
+
+
+def test_validation_protocol_keeps_the_datasets_validation_split_as_dev():
+    rows = base_rows("english") + base_rows("french") + [
+        ("english", "validation", "english dev 0", "positive"),
+        ("english", "validation", "english dev 1", "neutral"),
+        ("english", "validation", "english dev 1", "neutral"),     # duplicate: one copy kept, counted
+        ("english", "validation", "", "negative"),                 # empty: removed, counted
+        ("english", "validation", "english test 1", "negative"),   # a test text: removed from dev, counted
+        ("english", "train", "english dev 0", "positive"),         # a dev text in train: removed from the pool
+        ("french", "validation", "french dev 0", "negative"),
+        ("french", "train", "english dev 1", "neutral"),           # another language's dev text
+    ]
+    pool, dev, test, report = combine.combine(raw_rows(rows), VALIDATION, 150)
+    en = report["english"]
+    assert en["raw_validation"] == 5
+    assert sorted(dev.loc[dev["language"] == "english", "text"]) == ["english dev 0", "english dev 1"]
+    assert (en["dev"], en["dev_empty_text"], en["dev_duplicate_rows"], en["dev_test_overlap_rows"]) == (2, 1, 1, 1)
+    assert en["raw_validation"] == en["dev"] + sum(en[k] for k in ("dev_empty_text", "dev_unknown_label",
+                                                                   "dev_duplicate_rows", "dev_conflicting_label_rows",
+                                                                   "dev_test_overlap_rows"))
+    assert en["pool_dev_overlap_rows"] == 1 and report["french"]["pool_other_language_dev_overlap_rows"] == 1
+    assert not set(pool["text"]) & set(dev["text"])                 # no sample can hold a dev text
+    assert en["raw_train"] == en["pool"] + en["pool_dev_overlap_rows"]  # the pool is train alone, every removal counted
+
+
+def test_validation_protocol_refuses_a_language_without_a_validation_split():
+    rows = base_rows("english") + base_rows("french") + [("english", "validation", "english dev 0", "positive")]
+    with pytest.raises(DataError, match=r"data.dev_split: validation needs a validation split, but french has none"):
+        combine.combine(raw_rows(rows), VALIDATION, 150)
+
+
+@pytest.mark.parametrize("text, scripts", [
+    ("Good day!", {"Latin": 1.0}),
+    ("yeh film bahut achhi thi", {"Latin": 1.0}),          # romanized hindi
+    ("फिल्म अच्छी", {"Devanagari": 1.0}),
+    ("جميل جدا", {"Arabic": 1.0}),
+    ("とても良い商品", {"Kana": 0.5714, "Han": 0.4286}),  # 4 kana, 3 kanji
+    ("ｇｏｏｄ 😀 123", {"Latin": 1.0}),                     # fullwidth letters are Latin; emoji and digits no letters
+])
+def test_script_shares_count_letters_per_script(text, scripts):
+    df = pd.DataFrame({"text": [text], "source": ["s"]})
+    assert combine.describe(df)["scripts"] == scripts
+
+
+def test_data_report_gives_sources_scripts_and_length_per_split():
+    rows = [(lang, "train", f"{lang} {label} {i}", label) for lang in ("english", "french")
+            for label in ("positive", "neutral", "negative") for i in range(3)]
+    raw = raw_rows(rows + base_rows("english") + base_rows("french"))
+    raw.loc[raw["language"] == "french", "source"] = "deft_2017"
+    _, _, _, report = combine.combine(raw, DATA, 3)
+    fr = report["french"]
+    assert fr["sources"] == {"pool": {"deft_2017": 9}, "dev": {"deft_2017": 3}, "test": {"deft_2017": 2}}
+    assert fr["scripts"]["test"] == {"Latin": 1.0}
+    assert fr["mean_chars"]["test"] == len("french test 0")

@@ -1,21 +1,26 @@
-"""combine: per language, a clean training pool (train + validation) and the test split kept apart.
+"""combine: per language, a clean training pool, a dev split and the test split, and what each holds.
 
-Removed from both: empty/whitespace texts and labels outside `data.labels`. Removed from the pool only:
+Removed from every split: empty/whitespace texts and labels outside `data.labels`. Removed from the pool only:
 repeated texts (one copy kept when all copies agree; every copy dropped when their labels conflict) and
 texts that also occur in a test split (leakage): that language's, or another's (joint models train on
 every pool and are tested on every test split). The test split is never deduplicated, only counted.
-Every removal is counted per language in metrics/data.json.
 
-Then, per language, a class-balanced dev split of `sample.dev_size` texts is carved from the clean pool
-(the texts first in a fixed order given by a hash of the text, so it never depends on `sample.seed`);
-data/pool.parquet is what is left, so no sample can ever contain a dev text. Pool texts equal to another
-language's dev texts are removed too (joint models train on every pool and are selected on every dev split).
+The dev split (`data.dev_split`): `carve` (the reference) pools train and validation and carves a
+class-balanced dev split of `sample.dev_size` texts per language from the clean pool (the texts first in a
+fixed order given by a hash of the text, so it never depends on `sample.seed`); `validation` keeps the
+dataset's own validation split as the dev split (cleaned like the pool; texts also in a test split removed)
+and the pool is the train split alone, as in the published UMSAB protocol. Either way, pool texts equal to any
+language's dev texts are removed, so no sample can contain a dev text. Every removal is counted per language
+in metrics/data.json, with each split's sources (the `source` column), script mix and mean length.
 """
 
 from __future__ import annotations
 
 import hashlib
+import unicodedata
+from collections import Counter
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -56,20 +61,23 @@ def drop_invalid(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
     return df[~(empty | unknown)]
 
 
-def clean_language(rows: pd.DataFrame, labels: tuple[str, ...],
-                   other_test_texts: frozenset[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Pool and test for one language, plus counts of everything that was removed or found."""
-    counts: dict[str, int] = {f"raw_{s}": int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
-    pool = drop_invalid(rows[rows["split"] != "test"], "pool", counts)
-    test = drop_invalid(rows[rows["split"] == "test"], "test", counts)
-
-    key = _key(pool["text"])
-    labels_per_text = pool.groupby(key)["label_id"].nunique()
+def deduplicate(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
+    """One copy of each repeated text whose copies agree; none of a text whose copies' labels conflict."""
+    key = _key(df["text"])
+    labels_per_text = df.groupby(key)["label_id"].nunique()
     conflicting = key.map(labels_per_text) > 1
     repeated = key.duplicated(keep="first") & ~conflicting
-    counts["pool_conflicting_label_rows"] = int(conflicting.sum())
-    counts["pool_duplicate_rows"] = int(repeated.sum())
-    pool = pool[~(conflicting | repeated)]
+    counts[f"{prefix}_conflicting_label_rows"] = int(conflicting.sum())
+    counts[f"{prefix}_duplicate_rows"] = int(repeated.sum())
+    return df[~(conflicting | repeated)]
+
+
+def clean_language(rows: pd.DataFrame, labels: tuple[str, ...], other_test_texts: frozenset[str] = frozenset(),
+                   pool_splits: tuple[str, ...] = ("train", "validation")) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Pool (from `pool_splits`) and test for one language, plus counts of everything removed or found."""
+    counts: dict[str, int] = {f"raw_{s}": int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
+    pool = deduplicate(drop_invalid(rows[rows["split"].isin(pool_splits)], "pool", counts), "pool", counts)
+    test = drop_invalid(rows[rows["split"] == "test"], "test", counts)
 
     leaked = _key(pool["text"]).isin(set(_key(test["text"])))
     counts["pool_test_overlap_rows"] = int(leaked.sum())
@@ -80,6 +88,55 @@ def clean_language(rows: pd.DataFrame, labels: tuple[str, ...],
 
     counts["test_duplicate_rows_kept"] = int(_key(test["text"]).duplicated().sum())
     return pool, test, counts
+
+
+def validation_dev(rows: pd.DataFrame, language: str, test_texts: frozenset[str], counts: dict) -> pd.DataFrame:
+    """The dataset's own validation split of one language as its dev split, cleaned like the pool."""
+    validation = rows[rows["split"] == "validation"]
+    if validation.empty:
+        raise DataError(f"data.dev_split: validation needs a validation split, but {language} has none in the "
+                        f"source; use data.dev_split: carve or drop {language}")
+    dev = deduplicate(drop_invalid(validation, "dev", counts), "dev", counts)
+    in_test = _key(dev["text"]).isin(test_texts)
+    counts["dev_test_overlap_rows"] = int(in_test.sum())
+    dev = dev[~in_test]
+    if dev.empty:
+        raise DataError(f"data.dev_split: the validation split of {language} is empty once cleaned "
+                        f"({counts['raw_validation']} rows, all removed: see metrics/data.json); "
+                        f"use data.dev_split: carve or drop {language}")
+    return dev
+
+
+# Unicode character-name prefixes that are not the script's own name
+SCRIPT_ALIASES = {"CJK": "Han", "HIRAGANA": "Kana", "KATAKANA": "Kana", "HALFWIDTH": None, "FULLWIDTH": None,
+                  "MODIFIER": "Other", "MATHEMATICAL": "Other"}
+
+
+@lru_cache(maxsize=None)
+def script_of(char: str) -> str | None:
+    """The script of a letter (Latin, Arabic, Devanagari, Han, Kana, Hangul, ...); None for anything else.
+
+    Read off the character's Unicode name (Python has no script property): its first word is the script
+    for letters, except for the names SCRIPT_ALIASES lists.
+    """
+    if not unicodedata.category(char).startswith("L"):
+        return None
+    words = unicodedata.name(char, "OTHER").split()
+    first = words[0]
+    if first in SCRIPT_ALIASES and SCRIPT_ALIASES[first] is None and len(words) > 1:  # FULLWIDTH LATIN ...
+        first = words[1]
+    return SCRIPT_ALIASES.get(first) or first.capitalize()
+
+
+def describe(df: pd.DataFrame) -> dict:
+    """Where a split's texts come from and what they look like: sources with counts, script shares, mean length."""
+    letters: Counter[str] = Counter()
+    for text in df["text"]:
+        letters.update(filter(None, map(script_of, text)))
+    total = sum(letters.values())
+    return {"sources": {src or "unknown": int(n) for src, n in df["source"].value_counts(sort=False).sort_index().items()},
+            "scripts": {script: round(n / total, 4) for script, n in sorted(letters.items(), key=lambda kv: -kv[1])},
+            "mean_chars": round(float(df["text"].str.len().mean()), 1) if len(df) else 0.0}
 
 
 def count_split(counts: dict, split: str, df: pd.DataFrame, labels: tuple[str, ...]) -> None:
@@ -108,27 +165,45 @@ def carve_dev(pool: pd.DataFrame, language: str, dev_size: int, labels: tuple[st
 def combine(raw: pd.DataFrame, data: DataConfig,
             dev_size: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Clean pool (dev texts removed), dev split and test split of every language, and the counts."""
-    pools, devs, tests, report = {}, {}, [], {}
+    pools, devs, tests, report = {}, {}, {}, {}
     test_rows = raw[raw["split"] == "test"]
     test_texts = {lang: frozenset(_key(test_rows.loc[test_rows["language"] == lang, "text"])) - {""}
                   for lang in data.languages}
+    all_test_texts = frozenset().union(*test_texts.values())
+    carve = data.dev_split == "carve"
     for lang in data.languages:
+        rows = raw[raw["language"] == lang]
         others = frozenset().union(*(texts for other, texts in test_texts.items() if other != lang))
-        pools[lang], test, report[lang] = clean_language(raw[raw["language"] == lang], data.labels, others)
-        devs[lang] = carve_dev(pools[lang], lang, dev_size, data.labels)
-        tests.append(test)
-        count_split(report[lang], "test", test, data.labels)
+        pools[lang], tests[lang], report[lang] = clean_language(rows, data.labels, others,
+                                                                ("train", "validation") if carve else ("train",))
+        if carve:
+            devs[lang] = carve_dev(pools[lang], lang, dev_size, data.labels)
+            pools[lang] = pools[lang].drop(index=devs[lang].index)
+        else:
+            devs[lang] = validation_dev(rows, lang, all_test_texts, report[lang])
+        count_split(report[lang], "test", tests[lang], data.labels)
     dev_texts = {lang: frozenset(_key(dev["text"])) for lang, dev in devs.items()}
     for lang in data.languages:
-        pool = pools[lang].drop(index=devs[lang].index)
+        pool, counts = pools[lang], report[lang]
+        in_own_dev = _key(pool["text"]).isin(dev_texts[lang])  # none when carved: the pool has no repeats
         others = frozenset().union(*(texts for other, texts in dev_texts.items() if other != lang))
-        in_other_dev = _key(pool["text"]).isin(others)
-        report[lang]["pool_other_language_dev_overlap_rows"] = int(in_other_dev.sum())
-        pools[lang] = pool[~in_other_dev]
-        count_split(report[lang], "pool", pools[lang], data.labels)
-        count_split(report[lang], "dev", devs[lang], data.labels)
+        in_other_dev = _key(pool["text"]).isin(others) & ~in_own_dev
+        counts["pool_dev_overlap_rows"] = int(in_own_dev.sum())
+        counts["pool_other_language_dev_overlap_rows"] = int(in_other_dev.sum())
+        pools[lang] = pool[~(in_own_dev | in_other_dev)]
+        count_split(counts, "pool", pools[lang], data.labels)
+        count_split(counts, "dev", devs[lang], data.labels)
+        for key in ("dev_empty_text", "dev_unknown_label", "dev_duplicate_rows", "dev_conflicting_label_rows",
+                    "dev_test_overlap_rows"):
+            counts.setdefault(key, 0)  # the same names in both modes: nothing is removed from a carved dev split
+        splits = {"pool": pools[lang], "dev": devs[lang], "test": tests[lang]}
+        for part in ("sources", "scripts", "mean_chars"):
+            counts[part] = {}
+        for split, df in splits.items():
+            for part, value in describe(df).items():
+                counts[part][split] = value
     return (pd.concat(pools.values(), ignore_index=True), pd.concat(devs.values(), ignore_index=True),
-            pd.concat(tests, ignore_index=True), report)
+            pd.concat(tests.values(), ignore_index=True), report)
 
 
 def label_distribution(report: dict, labels: tuple[str, ...]) -> list[dict]:
@@ -145,6 +220,9 @@ def label_distribution(report: dict, labels: tuple[str, ...]) -> list[dict]:
 
 def main(args, cfg: Config) -> None:
     log_params("combine", data=asdict(cfg.data), sample={"dev_size": cfg.sample.dev_size})
+    if cfg.data.dev_split == "validation":
+        log.info("data.dev_split: validation: the dataset's validation split is the dev split "
+                 "(sample.dev_size is not used), samples come from train only")
     raw = read_parquet(args.raw, "raw dataset")
     unexpected = sorted(set(raw["language"]) - set(cfg.data.languages))
     if unexpected:
@@ -161,11 +239,13 @@ def main(args, cfg: Config) -> None:
     figures.label_distribution(pd.DataFrame(dist), args.plot_png)
     for lang, counts in report.items():
         log.info("%s: pool %d, dev %d, test %d, removed from pool: %d empty, %d unknown label, %d duplicate, "
-                 "%d conflicting label, %d in its test split, %d in another language's, %d in another's dev split",
+                 "%d conflicting label, %d in its test split, %d in another language's, %d in its dev split, "
+                 "%d in another's dev split; sources (test) %s, scripts (test) %s",
                  lang, counts["pool"], counts["dev"], counts["test"], counts["pool_empty_text"],
                  counts["pool_unknown_label"], counts["pool_duplicate_rows"], counts["pool_conflicting_label_rows"],
                  counts["pool_test_overlap_rows"], counts["pool_other_language_test_overlap_rows"],
-                 counts["pool_other_language_dev_overlap_rows"])
+                 counts["pool_dev_overlap_rows"], counts["pool_other_language_dev_overlap_rows"],
+                 counts["sources"]["test"], counts["scripts"]["test"])
 
 
 def cli(argv: list[str] | None = None) -> None:

@@ -50,10 +50,10 @@ def _within(low: float, high: float, shown_high: str | None = None) -> AfterVali
     return AfterValidator(check)
 
 
-def _distinct(noun: str) -> AfterValidator:
-    """A non-empty list without repeats."""
+def _distinct(noun: str, allow_empty: bool = False) -> AfterValidator:
+    """A list without repeats, non-empty unless allowed."""
     def check(values: tuple) -> tuple:
-        if not values:
+        if not values and not allow_empty:
             raise ValueError(f"must list at least one {noun}")
         dupes = sorted({v for v in values if values.count(v) > 1})
         if dupes:
@@ -84,6 +84,11 @@ class DataConfig:
     labels: Annotated[tuple[Name, ...], _distinct("label")]
     # Source label (a name, or an integer id without names) -> a name in `labels`.
     label_map: dict[Annotated[Name, BeforeValidator(_int_as_str)], Name]
+    # carve: dev split carved from train + validation (the reference); validation: the dataset's own
+    # validation split is the dev split and samples come from train only (the published UMSAB protocol).
+    dev_split: Literal["carve", "validation"]
+    # `source` column value -> its domain (tweets, product reviews, ...), for the report only.
+    source_domains: dict[Name, Name]
 
     @field_validator("labels")
     @classmethod
@@ -109,8 +114,15 @@ class DataConfig:
 class SampleConfig:
     sizes: Annotated[tuple[Positive, ...], _distinct("size")]
     seed: Seed
-    # Per language, a fixed class-balanced dev split carved from the pool before any sample is drawn.
+    # Per language, a fixed class-balanced dev split carved from the pool before any sample is drawn
+    # (data.dev_split: carve only).
     dev_size: Positive
+    # False: every training seed trains on the same samples (sample.seed); true: each seed draws its own,
+    # so the spread between seeds also covers which texts were drawn.
+    redraw_per_seed: StrictBool
+    # Languages to hold out one at a time: a model trained on every other language's part of the largest
+    # sample, tested on the held-out one (multi-source zero-shot). Empty: none.
+    leave_one_out: Annotated[tuple[Name, ...], _distinct("language", allow_empty=True)]
 
     @field_validator("sizes")
     @classmethod
@@ -191,6 +203,11 @@ class EvaluateConfig:
     bootstrap_samples: Annotated[StrictInt, Field(ge=100)]
     confidence: Annotated[Number, _within(0.5, 1)]
     seed: Seed
+    # Multiple-comparison correction of the paired differences' p-values: Holm (family-wise error) or
+    # Benjamini-Hochberg (false discovery rate); only differences significant after it are marked.
+    correction: Literal["holm", "bh"]
+    # A run whose predictions on a test language put at least this share in one class has collapsed.
+    collapse_share: Annotated[Number, _within(0.5, 1.000001, "1")]
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -206,6 +223,12 @@ class Config:
         if self.sample.dev_size < len(self.data.labels):
             raise ConfigError("sample.dev_size", f"must be at least {len(self.data.labels)} (one text per label), "
                               f"got {self.sample.dev_size}")
+        outside = [lang for lang in self.sample.leave_one_out if lang not in self.data.languages]
+        if outside:
+            raise ConfigError("sample.leave_one_out", f"{', '.join(outside)} not in data.languages "
+                              f"({', '.join(self.data.languages)}); hold out only languages of the study")
+        if self.sample.leave_one_out and len(self.data.languages) < 2:
+            raise ConfigError("sample.leave_one_out", "needs at least two languages in data.languages; use []")
         if self.model.is_scratch and self.train.max_length > self.model.scratch.max_position_embeddings:
             raise ConfigError("train.max_length", f"{self.train.max_length} exceeds model.scratch."
                               f"max_position_embeddings={self.model.scratch.max_position_embeddings}; "
