@@ -41,7 +41,7 @@ if [ -n "${CHECK_FAILURE:-}" ]; then
   printf '\n> **The outputs check failed**, so this pull request cannot merge as it is: %s\n' "${CHECK_FAILURE:0:2000}" \
     > "$parts/1-check"
 fi
-section 1-headline "Headline" metrics/summary.json
+section 1-headline "Headline" metrics/headline.json
 section 5-joint "Learning curve: joint models per test language" metrics/joint.json
 section 6-transfer "Zero-shot transfer: monolingual models per test language" metrics/transfer.json
 section 7-differences "Paired differences (macro-F1, with intervals)" metrics/differences.json

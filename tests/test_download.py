@@ -56,7 +56,7 @@ def test_any_language_folder_runs_through_the_data_stages(tmp_path):
                  "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                  "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
     sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
-    drawn = pd.read_parquet(sample.sample_path(d / "samples", 12))
+    drawn = pd.read_parquet(sample.sample_path(d / "samples", 42, 12))
     assert drawn.groupby("language").size().to_dict() == {"swahili": 12, "tagalog": 12}
 
 

@@ -84,9 +84,9 @@ def test_same_params_give_byte_identical_files(tmp_path, csv_source):
     b = run_data_stages(tmp_path, csv_source, name="b")
     c = run_data_stages(tmp_path, csv_source, seed=8, name="c")
     for size in (6, 12, 24):
-        fa = sample.sample_path(a / "samples", size).read_bytes()
-        assert fa == sample.sample_path(b / "samples", size).read_bytes()
-        assert fa != sample.sample_path(c / "samples", size).read_bytes()
+        fa = sample.sample_path(a / "samples", 42, size).read_bytes()
+        assert fa == sample.sample_path(b / "samples", 42, size).read_bytes()
+        assert fa != sample.sample_path(c / "samples", 42, size).read_bytes()
     for name in ("raw.parquet", "pool.parquet", "dev/english.parquet", "dev/french.parquet", "test.parquet",
                  "data.json", "dist.png"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
@@ -100,7 +100,7 @@ def test_samples_never_contain_test_or_dev_texts_and_dev_is_balanced(tmp_path, c
     per_class = dev.groupby(["language", "label"]).size()
     assert set(per_class) == {5} and len(per_class) == 6  # dev_size 15 in every language, 5 per class
     for size in (6, 12, 24):
-        s = pd.read_parquet(sample.sample_path(d / "samples", size))
+        s = pd.read_parquet(sample.sample_path(d / "samples", 42, size))
         assert (s.groupby("language").size() == size).all()
         assert not set(s["text"]) & set(dev["text"])
         for lang in LANGS:
@@ -114,7 +114,7 @@ def test_samples_stay_nested_with_a_dev_split(tmp_path, csv_source):
     d = run_data_stages(tmp_path, csv_source)
     previous = set()
     for size in (6, 12, 24):
-        texts = set(pd.read_parquet(sample.sample_path(d / "samples", size))["text"])
+        texts = set(pd.read_parquet(sample.sample_path(d / "samples", 42, size))["text"])
         assert previous < texts
         previous = texts
 
@@ -131,12 +131,50 @@ def test_cli_failure_leaves_no_partial_samples(tmp_path, csv_source, capsys):
     assert not out.exists() and not list(tmp_path.glob(".samples_big*"))
 
 
+def test_validation_protocol_names_the_train_split_when_a_size_does_not_fit():
+    ranked = sample.ranked(pool_frame(per_class=10), LANGS, 3, seed=1)
+    with pytest.raises(DataError, match=r"needs 20 'positive' texts in english, but its cleaned train split has 10 "
+                                        r"\(data.dev_split: validation\)"):
+        sample.check_capacity(ranked, 60, LANGS, LABELS, dev_size=None)
+
+
+def test_equal_budget_sample_has_a_monolingual_models_examples_spread_over_languages():
+    three = ("english", "french", "malay")
+    ranked = sample.ranked(pool_frame(per_class=20, languages=three), three, 3, seed=1)
+    largest = sample.draw(ranked, 20, three, 3)
+    equal = sample.draw(ranked, sample.equal_budget_sizes(20, three), three, 3)
+    assert len(equal) == 20 and equal.groupby("language").size().to_dict() == {"english": 7, "french": 7, "malay": 6}
+    assert set(equal["text"]) < set(largest["text"])  # nested in the largest sample
+    per_class = equal.groupby(["language", "label_id"]).size()
+    assert all(per_class[lang].max() - per_class[lang].min() <= 1 for lang in three)
+
+
+def test_redraw_per_seed_gives_each_seed_its_own_draw(tmp_path, csv_source):
+    p = tiny_params(csv_source, sizes=(6, 12))
+    p["train"]["seeds"] = [1, 2]
+    d = tmp_path / "s"
+    for redraw in (False, True):
+        p["sample"]["redraw_per_seed"] = redraw
+        params = write_params(tmp_path / f"p{redraw}.yaml", p)
+        download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
+        combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
+                     "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
+                     "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
+        out = tmp_path / f"samples{redraw}"
+        sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(out)])
+        one, two = (sample.sample_path(out, seed, 12).read_bytes() for seed in (1, 2))
+        assert (one == two) is not redraw
+    # seed 1's files without redraw are those of sample.seed alone, whatever the training seed
+    assert sample.sample_path(tmp_path / "samplesFalse", 1, 6).read_bytes() == \
+        sample.sample_path(tmp_path / "samplesFalse", 2, 6).read_bytes()
+
+
 def test_each_language_part_of_the_largest_sample_has_its_own_file(tmp_path):
     from conftest import make_csv_source
 
     src = make_csv_source(tmp_path / "src", languages=("english", "french", "malay"))
-    two = run_data_stages(tmp_path, src, name="two") / "samples"
-    three = run_data_stages(tmp_path, src, name="three", languages=("english", "french", "malay")) / "samples"
+    two = run_data_stages(tmp_path, src, name="two") / "samples" / "seed42"
+    three = run_data_stages(tmp_path, src, name="three", languages=("english", "french", "malay")) / "samples" / "seed42"
     joint = pd.read_parquet(two / "sample_24.parquet")
     for lang in ("english", "french"):
         part = pd.read_parquet(two / f"sample_24_{lang}.parquet")

@@ -28,7 +28,7 @@ def prepared(tmp_path_factory):
 
 def run_train(d, params, name, sample_size=30, language=None, extra=()):
     """The train stage, then the predict stage on its model, as dvc.yaml runs them."""
-    args = ["--params", str(params), "--name", name, "--sample", str(d / "samples" / f"sample_{sample_size}.parquet"),
+    args = ["--params", str(params), "--name", name, "--sample", str(d / "samples" / "seed42" / f"sample_{sample_size}.parquet"),
             "--base", str(d / "base"), "--out", str(d / "models" / name), "--live", str(d / "logs" / name)]
     if language:
         args += ["--language", language]

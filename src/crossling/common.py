@@ -28,6 +28,9 @@ class DataError(ValueError):
 
 
 # The names of models and runs (dvc.yaml spells the same: joint_${item.size}_seed${item.seed}).
+EQUAL_BUDGET = "joint_equal"  # the joint model with as many training examples as a monolingual one
+
+
 def joint_name(size: int | str) -> str:
     return f"joint_{size}"
 
@@ -36,9 +39,22 @@ def mono_name(language: str) -> str:
     return f"mono_{language}"
 
 
+def loo_name(language: str) -> str:
+    """The model trained on every language but `language` (leave one out)."""
+    return f"loo_{language}"
+
+
 def run_name(model: str, seed: int | str) -> str:
     """One training run of a model: its model directory, predictions and log share this name."""
     return f"{model}_seed{seed}"
+
+
+def train_stage(model: str, seed: int | str) -> str:
+    """The dvc.yaml stage that trains one run of `model`."""
+    if model == EQUAL_BUDGET:
+        return f"train_joint_equal@{seed}"
+    kind, item = model.split("_", 1)
+    return f"train_{kind}@{item}-{seed}"
 
 
 def stage_parser(description: str) -> argparse.ArgumentParser:

@@ -174,6 +174,9 @@ class ModelConfig:
 @dataclass(frozen=True, config=SECTION)
 class TrainConfig:
     epochs: Positive
+    # 0: train.epochs decides (the reference); > 0: every model trains exactly this many optimizer steps, so
+    # every model of a study gets the same compute whatever its number of examples.
+    max_steps: Annotated[StrictInt, Field(ge=0)]
     learning_rate: Annotated[Number, Field(gt=0)]
     batch_size: Positive
     weight_decay: Annotated[Number, Field(ge=0)]

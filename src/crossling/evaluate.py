@@ -1,20 +1,27 @@
 """evaluate: metrics, intervals, paired differences and plots from saved predictions (no model is loaded).
 
 Per training run (model x seed) and test language: accuracy, macro precision/recall/F1, per-class F1,
-support (`metrics/detailed.json`) and the confusion matrix. Per model and test language, over its seeds:
-mean accuracy and macro-F1, the sample standard deviation between seeds (only with two or more seeds), and
-a seeded bootstrap interval of the seed-averaged score (`metrics/joint.json`, `metrics/transfer.json`).
-Every model of a language is scored on the same resamples of its test texts, so `metrics/differences.json`
-gives paired intervals for differences between models on the same texts. `metrics/summary.json` holds the
-headline numbers and `metrics/transfer_summary.json` the in-language vs cross-language gap. The training
-and dev curves come from the dvclive logs, on an epoch axis (optimizer step / steps per epoch), and
-`metrics/budgets.json` gives every model's training examples, optimizer steps and, per seed, the epoch it
-kept (`train.select`). Missing or inconsistent logs, and predictions or logs of runs that no stage writes,
-are refused.
+support (`metrics/detailed.json`), the confusion matrix and the share of the most predicted class. Per model
+and test language, over its seeds: mean accuracy and macro-F1, the sample standard deviation between seeds
+(with two or more seeds), and a seeded bootstrap interval (`metrics/joint.json`, `metrics/transfer.json`). The
+bootstrap has two levels: each resample draws test texts and, with several seeds, seeds (with replacement), so
+the interval covers test-set and seed-to-seed variation (and, with `sample.redraw_per_seed`, which texts were
+drawn for training). Every model is scored on the same resamples, so `metrics/differences.json` gives paired
+intervals and p-values of differences between models, adjusted for multiple comparisons
+(`evaluate.correction`); only significant differences between non-degenerate models are findings.
+
+Degenerate runs (`metrics/health.json`): predictions on a test language that put `evaluate.collapse_share` of
+the texts in one class, or a dev macro-F1 that never rises above the level of predicting one class.
+`metrics/headline.json` holds the headline numbers under names that do not depend on sizes or seeds;
+`metrics/transfer_normalized.json` each zero-shot cell minus the target language's own in-language score.
+Training and dev curves and `metrics/budgets.json` (examples, optimizer steps, kept epoch) come from the
+dvclive logs. Only the runs the params name are read; predictions and logs of other runs (a seed, size or
+language taken out) are removed, so the inputs equal a fresh clone's.
 """
 
 from __future__ import annotations
 
+import shutil
 import zlib
 from dataclasses import asdict
 from pathlib import Path
@@ -23,51 +30,33 @@ import numpy as np
 import pandas as pd
 
 from crossling import figures, stats
-from crossling.common import (DataError, joint_name, log, log_params, mono_name, read_json, read_parquet, run_name,
-                              run_stage, stage_parser, write_json)
+from crossling.common import (EQUAL_BUDGET, DataError, joint_name, log, log_params, loo_name, mono_name, read_json,
+                              read_parquet, run_name, run_stage, stage_parser, train_stage, write_json)
 from crossling.config import Config
 
-
-def last_epoch_loss(losses: list[dict], model: str, seeds: tuple[int, ...], per_epoch: int) -> dict:
-    """Training loss of `model` over its last epoch, averaged over seeds, so `dvc exp show` shows it.
-
-    Each logged loss is the mean over the steps since the previous log; those means are weighted by how many of
-    their steps fall in the last epoch, so the figure does not depend on where logging_steps put the last log.
-    """
-    values = []
-    for seed in seeds:
-        rows = [r for r in losses if r["model"] == run_name(model, seed)]  # in step order
-        if not rows:
-            continue
-        start, previous, total, weight = rows[-1]["step"] - per_epoch, 0, 0.0, 0
-        for row in rows:
-            steps = row["step"] - max(previous, start)
-            if steps > 0:
-                total, weight = total + steps * row["loss"], weight + steps
-            previous = row["step"]
-        values.append(total / weight)
-    return {f"{model}_last_epoch_train_loss": round(float(np.mean(values)), 6)} if values else {}
+JOINT_LARGEST = "joint_largest"  # headline names stand for roles, not sizes
 
 
 def model_names(cfg: Config) -> list[str]:
-    return [joint_name(s) for s in sorted(cfg.sample.sizes)] + [mono_name(lang) for lang in cfg.data.languages]
-
-
-def training_budget(cfg: Config) -> dict[str, dict[str, int]]:
-    """Training examples and optimizer steps of every model, from params and sample sizes.
-
-    A joint model of size N trains on N examples of every language; a monolingual one on its language's
-    part of the largest sample. Steps = epochs x ceil(examples / (batch_size x processes)).
-    """
-    examples = {joint_name(s): s * len(cfg.data.languages) for s in sorted(cfg.sample.sizes)}
-    examples |= {mono_name(lang): cfg.sample.largest for lang in cfg.data.languages}
-    per_step = cfg.train.batch_size * cfg.train.processes
-    return {model: {"examples": n, "steps_per_epoch": -(-n // per_step), "steps": cfg.train.epochs * -(-n // per_step)}
-            for model, n in examples.items()}
+    return ([joint_name(s) for s in sorted(cfg.sample.sizes)] + [EQUAL_BUDGET]
+            + [mono_name(lang) for lang in cfg.data.languages] + [loo_name(lang) for lang in cfg.sample.leave_one_out])
 
 
 def training_languages(model: str, languages: tuple[str, ...]) -> tuple[str, ...]:
-    return languages if model.startswith("joint_") else (model.removeprefix("mono_"),)
+    if model.startswith("mono_"):
+        return (model.removeprefix("mono_"),)
+    if model.startswith("loo_"):
+        return tuple(lang for lang in languages if lang != model.removeprefix("loo_"))
+    return languages
+
+
+def training_examples(cfg: Config) -> dict[str, int]:
+    """Training examples of every model: N per language (joint), the largest size (monolingual and the
+    equal-budget joint model), or the largest size of every other language (leave one out)."""
+    n_langs, largest = len(cfg.data.languages), cfg.sample.largest
+    examples = {joint_name(s): s * n_langs for s in sorted(cfg.sample.sizes)} | {EQUAL_BUDGET: largest}
+    examples |= {mono_name(lang): largest for lang in cfg.data.languages}
+    return examples | {loo_name(lang): largest * (n_langs - 1) for lang in cfg.sample.leave_one_out}
 
 
 def gold_labels(runs: dict[str, pd.DataFrame], languages: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -87,10 +76,14 @@ def gold_labels(runs: dict[str, pd.DataFrame], languages: tuple[str, ...]) -> di
     return gold
 
 
+def top_class_share(pred: np.ndarray, n_labels: int) -> float:
+    return round(float(np.bincount(pred, minlength=n_labels).max() / len(pred)), 6)
+
+
 def evaluate_model(runs: dict[str, pd.DataFrame], gold: dict[str, np.ndarray], idx: dict[str, np.ndarray],
-                   cfg: Config) -> tuple[dict, dict, dict, dict]:
-    """Seed-aggregated scores, per-run scores, per-run confusion matrices and seed-averaged macro-F1 of
-    every bootstrap resample, per test language."""
+                   seed_idx: np.ndarray, cfg: Config) -> tuple[dict, dict, dict, dict]:
+    """Seed-aggregated scores, per-run scores, per-run confusion matrices and the macro-F1 of every bootstrap
+    resample (two levels: texts and seeds), per test language."""
     labels, ev = cfg.data.labels, cfg.evaluate
     aggregate, resampled = {}, {}
     detailed, confusions = {name: {} for name in runs}, {name: {} for name in runs}
@@ -98,12 +91,12 @@ def evaluate_model(runs: dict[str, pd.DataFrame], gold: dict[str, np.ndarray], i
         preds = {name: run[run["language"] == lang].sort_values("test_row")["pred_id"].to_numpy()
                  for name, run in runs.items()}
         for name, pred in preds.items():
-            detailed[name][lang] = stats.scores(gold[lang], pred, labels)
+            detailed[name][lang] = stats.scores(gold[lang], pred, labels) | {
+                "top_class_share": top_class_share(pred, len(labels))}
             confusions[name][lang] = stats.confusion(gold[lang], pred, len(labels))
         f1 = [detailed[name][lang]["macro_f1"] for name in runs]
         acc = [detailed[name][lang]["accuracy"] for name in runs]
-        # Same resamples for every model of a language, so models are compared on paired resamples.
-        means = stats.resampled_means(gold[lang], list(preds.values()), idx[lang], len(labels))
+        means = stats.resampled_means(gold[lang], list(preds.values()), idx[lang], len(labels), seed_idx)
         resampled[lang] = means["macro_f1"]
         cell = {"accuracy": round(float(np.mean(acc)), 6), "macro_f1": round(float(np.mean(f1)), 6)}
         for metric in ("accuracy", "macro_f1"):
@@ -114,44 +107,51 @@ def evaluate_model(runs: dict[str, pd.DataFrame], gold: dict[str, np.ndarray], i
     return aggregate, detailed, confusions, resampled
 
 
-def equal_budget_size(cfg: Config) -> int | None:
-    """The joint size whose total training examples equal a monolingual model's, if sample.sizes has it."""
-    n_langs = len(cfg.data.languages)
-    return next((s for s in cfg.sample.sizes if s * n_langs == cfg.sample.largest), None)
+def differences(scores: dict, resampled: dict, chance: dict, cfg: Config) -> dict[str, dict]:
+    """Paired differences of seed-averaged macro-F1 (the same resampled test texts and seeds on both sides),
+    each with its interval, p-value and the two models it compares (`models`, dropped before writing).
 
-
-def differences(scores: dict, resampled: dict, gold: dict, idx: dict, cfg: Config) -> dict:
-    """Differences of seed-averaged macro-F1 with percentile intervals over the shared bootstrap resamples.
-
-    Paired (the same resampled test texts on both sides): each learning-curve step, the largest (and the
-    equal-budget) joint model vs the monolingual model of the test language, each zero-shot cell vs the
-    target language's own monolingual model, and vs a uniform random guesser. Unpaired (different test
-    texts, independent resamples): each zero-shot cell vs the source model's in-language score.
+    Each learning-curve step; the largest and the equal-budget joint model vs the monolingual model of the
+    test language; each zero-shot cell vs the target language's own monolingual model (normalized
+    transfer); each zero-shot cell vs a uniform random guesser; each leave-one-out model vs the held-out
+    language's own monolingual model.
     """
     langs, sizes, conf = cfg.data.languages, sorted(cfg.sample.sizes), cfg.evaluate.confidence
     out = {}
 
     def paired(a: str, b: str, lang: str) -> None:
         point = scores[a][lang]["macro_f1"] - scores[b][lang]["macro_f1"]
-        out.update(stats.difference(f"{a}_minus_{b}_on_{lang}", point, resampled[a][lang] - resampled[b][lang], conf))
+        out[f"{a}_minus_{b}_on_{lang}"] = (stats.difference(point, resampled[a][lang] - resampled[b][lang], conf)
+                                           | {"models": (a, b)})
 
     for lang in langs:
         for smaller, larger in zip(sizes, sizes[1:]):
             paired(joint_name(larger), joint_name(smaller), lang)
-    for size in dict.fromkeys([cfg.sample.largest, equal_budget_size(cfg)]):
-        if size is not None:
-            for lang in langs:
-                paired(joint_name(size), mono_name(lang), lang)
-    chance = {lang: stats.chance_macro_f1(gold[lang], idx[lang], len(cfg.data.labels)) for lang in langs}
-    out |= {f"chance_macro_f1_on_{lang}": round(chance[lang][0], 6) for lang in langs}
+        for joint in dict.fromkeys([joint_name(cfg.sample.largest), EQUAL_BUDGET]):
+            paired(joint, mono_name(lang), lang)
     for src in langs:
         for tgt in (t for t in langs if t != src):
-            model, own = mono_name(src), scores[mono_name(src)]
+            model = mono_name(src)
             paired(model, mono_name(tgt), tgt)
-            out.update(stats.difference(f"{model}_minus_chance_on_{tgt}", own[tgt]["macro_f1"] - chance[tgt][0],
-                                        resampled[model][tgt] - chance[tgt][1], conf))
-            out.update(stats.difference(f"{model}_on_{src}_minus_on_{tgt}", own[src]["macro_f1"] - own[tgt]["macro_f1"],
-                                        resampled[model][src] - resampled[model][tgt], conf))
+            point = scores[model][tgt]["macro_f1"] - chance[tgt][0]
+            out[f"{model}_minus_chance_on_{tgt}"] = (stats.difference(point, resampled[model][tgt] - chance[tgt][1], conf)
+                                                     | {"models": (model,)})
+    for lang in cfg.sample.leave_one_out:
+        paired(loo_name(lang), mono_name(lang), lang)
+    return out
+
+
+def mark_findings(diffs: dict[str, dict], degenerate: set[str], cfg: Config) -> dict[str, dict]:
+    """Adjust the p-values of every difference together; a finding is significant after the correction and
+    compares no degenerate model."""
+    adjusted = stats.adjust({name: d["p"] for name, d in diffs.items()}, cfg.evaluate.correction)
+    alpha = 1 - cfg.evaluate.confidence
+    out = {}
+    for name, d in diffs.items():
+        involves = int(any(model in degenerate for model in d["models"]))
+        out[name] = {k: v for k, v in d.items() if k != "models"} | {
+            "p_adjusted": adjusted[name], "degenerate_model": involves,
+            "finding": int(adjusted[name] < alpha and not involves)}
     return out
 
 
@@ -160,33 +160,76 @@ def learning_curve(joint: dict, sizes: tuple[int, ...]) -> list[dict]:
             for size in sorted(sizes) for lang in joint[joint_name(size)]]
 
 
-def transfer_matrix(transfer: dict, languages: tuple[str, ...]) -> list[dict]:
-    return [{"train_language": src, "test_language": tgt, **transfer[mono_name(src)][tgt]}
-            for src in languages for tgt in languages]
+def transfer_matrix(transfer: dict, languages: tuple[str, ...], domains: dict[str, str]) -> list[dict]:
+    return [{"train_language": src, "test_language": tgt, "train_domain": domains[src], "test_domain": domains[tgt],
+             **transfer[mono_name(src)][tgt]} for src in languages for tgt in languages]
 
 
-def transfer_summary(joint: dict, transfer: dict, largest: int, languages: tuple[str, ...]) -> dict:
-    """Per train language: in-language F1, mean F1 elsewhere, their gap, and the joint model's F1 there."""
-    out = {}
-    for src in languages:
-        row = transfer[mono_name(src)]
-        own, cross = row[src]["macro_f1"], [row[t]["macro_f1"] for t in languages if t != src]
-        entry = {"in_language_macro_f1": own, "joint_macro_f1": joint[joint_name(largest)][src]["macro_f1"]}
-        if cross:
-            entry |= {"cross_language_mean_macro_f1": float(np.mean(cross)), "transfer_gap": own - float(np.mean(cross))}
-        out[src] = {k: round(v, 6) for k, v in entry.items()}
+def normalized_transfer(diffs: dict, cfg: Config) -> dict[str, dict[str, dict]]:
+    """Each zero-shot cell (and leave-one-out model) minus the target language's own monolingual model, on the
+    target's test texts: what a model loses by not seeing the target language."""
+    langs, out = cfg.data.languages, {}
+    for src in langs:
+        out[src] = {tgt: diffs[f"{mono_name(src)}_minus_{mono_name(tgt)}_on_{tgt}"] for tgt in langs if tgt != src}
+    if cfg.sample.leave_one_out:
+        out["leave_one_out"] = {lang: diffs[f"{loo_name(lang)}_minus_{mono_name(lang)}_on_{lang}"]
+                                for lang in cfg.sample.leave_one_out}
     return out
 
 
-def summary(joint: dict, transfer: dict, largest: int, languages: tuple[str, ...]) -> dict:
-    name = joint_name(largest)
-    top = joint[name]
-    out = {f"{name}_mean_macro_f1": np.mean([top[lang]["macro_f1"] for lang in languages])}
-    out |= {f"{name}_macro_f1_{lang}": top[lang]["macro_f1"] for lang in languages}
-    out["mono_in_language_mean_macro_f1"] = np.mean([transfer[mono_name(lang)][lang]["macro_f1"] for lang in languages])
-    cross = [transfer[mono_name(s)][t]["macro_f1"] for s in languages for t in languages if s != t]
+def normalized_rows(normalized: dict, domains: dict[str, str]) -> list[dict]:
+    return [{"train_language": src, "test_language": tgt, "train_domain": domains.get(src, "several"),
+             "test_domain": domains[tgt], "normalized_macro_f1": d["difference"], "ci_low": d["ci_low"],
+             "ci_high": d["ci_high"], "finding": d["finding"]}
+            for src, row in normalized.items() for tgt, d in row.items()]
+
+
+def transfer_summary(joint: dict, transfer: dict, loo: dict, chance: dict, cfg: Config) -> dict:
+    """Per language: its in-language score, the mean of its model elsewhere (raw: other test sets), the mean
+    normalized transfer out of it and into it, the largest joint model's score and chance."""
+    langs, out = cfg.data.languages, {}
+    for lang in langs:
+        own = transfer[mono_name(lang)]
+        others = [t for t in langs if t != lang]
+        entry = {"in_language_macro_f1": own[lang]["macro_f1"],
+                 "joint_macro_f1": joint[joint_name(cfg.sample.largest)][lang]["macro_f1"],
+                 "chance_macro_f1": chance[lang][0]}
+        if others:
+            entry |= {"zero_shot_out_raw_mean_macro_f1": float(np.mean([own[t]["macro_f1"] for t in others])),
+                      "normalized_transfer_out_mean": float(np.mean(
+                          [own[t]["macro_f1"] - transfer[mono_name(t)][t]["macro_f1"] for t in others])),
+                      "zero_shot_into_mean_macro_f1": float(np.mean([transfer[mono_name(s)][lang]["macro_f1"]
+                                                                     for s in others])),
+                      "normalized_transfer_into_mean": float(np.mean(
+                          [transfer[mono_name(s)][lang]["macro_f1"] - own[lang]["macro_f1"] for s in others]))}
+        if lang in loo:
+            entry["leave_one_out_macro_f1"] = loo[lang][lang]["macro_f1"]
+        out[lang] = {k: round(v, 6) for k, v in entry.items()}
+    return out
+
+
+def headline(joint: dict, transfer: dict, loo: dict, diffs: dict, tsum: dict, cfg: Config) -> dict:
+    """The numbers `dvc exp show` lists, named by role: the same names for every sizes, seeds and languages."""
+    langs, top = cfg.data.languages, joint[joint_name(cfg.sample.largest)]
+    out = {"joint_largest_mean_macro_f1": np.mean([top[lang]["macro_f1"] for lang in langs]),
+           "joint_equal_budget_mean_macro_f1": np.mean([joint[EQUAL_BUDGET][lang]["macro_f1"] for lang in langs]),
+           "mono_in_language_mean_macro_f1": np.mean([transfer[mono_name(lang)][lang]["macro_f1"] for lang in langs]),
+           "joint_equal_budget_minus_mono_mean": np.mean(
+               [diffs[f"{EQUAL_BUDGET}_minus_{mono_name(lang)}_on_{lang}"]["difference"] for lang in langs])}
+    cross = [(s, t) for s in langs for t in langs if s != t]
     if cross:
-        out["zero_shot_mean_macro_f1"] = np.mean(cross)
+        out["zero_shot_mean_macro_f1"] = np.mean([transfer[mono_name(s)][t]["macro_f1"] for s, t in cross])
+        out["normalized_transfer_mean"] = np.mean(
+            [diffs[f"{mono_name(s)}_minus_{mono_name(t)}_on_{t}"]["difference"] for s, t in cross])
+    if loo:
+        out["leave_one_out_mean_macro_f1"] = np.mean([loo[lang][lang]["macro_f1"] for lang in loo])
+        out["leave_one_out_normalized_mean"] = np.mean(
+            [diffs[f"{loo_name(lang)}_minus_{mono_name(lang)}_on_{lang}"]["difference"] for lang in loo])
+    for lang in langs:
+        out[f"{JOINT_LARGEST}_macro_f1_{lang}"] = top[lang]["macro_f1"]
+        out[f"mono_macro_f1_{lang}"] = transfer[mono_name(lang)][lang]["macro_f1"]
+        if cross:
+            out[f"normalized_transfer_into_{lang}"] = tsum[lang]["normalized_transfer_into_mean"]
     return {k: round(float(v), 6) for k, v in out.items()}
 
 
@@ -202,22 +245,58 @@ def read_metric_log(path: Path, column: str) -> pd.DataFrame:
     return table
 
 
-def training_curves(log_dir: Path, runs: dict[str, str], cfg: Config) -> tuple[list[dict], list[dict]]:
-    """Training loss and dev macro-F1 of every run (run name -> model), against optimizer step and epoch.
+def rerun(model: str, seed: int) -> str:
+    # -s: without it, -f forces every stage upstream too (download, sample, base)
+    return f"re-run it (dvc repro -f -s {train_stage(model, seed)}, then dvc repro)"
 
-    epoch = step / steps per epoch (from params), so models of different sizes share one axis: 0 to train.epochs.
-    """
-    budget = training_budget(cfg)
+
+def run_budget(log_dir: Path, model: str, seed: int, cfg: Config) -> dict[str, int]:
+    """What a run trained, from its dvclive summary: optimizer steps, steps per epoch, and the epoch (and
+    step) whose weights it kept; checked against the params."""
+    run = run_name(model, seed)
+    path = log_dir / run / "metrics.json"
+    if not path.exists():
+        raise DataError(f"{path} not found: the training stage that writes it did not finish; re-run it "
+                        f"(dvc repro {train_stage(model, seed)})")
+    summary = read_json(path)
+    missing = [k for k in ("selected_epoch", "selected_step", "optimizer_steps", "steps_per_epoch") if k not in summary]
+    if missing:  # dvclive writes them when training ends
+        raise DataError(f"{path} has no {missing[0]}: its training did not finish, or an older version of the stage "
+                        f"wrote it; {rerun(model, seed)}")
+    budget = {k: int(summary[k]) for k in ("optimizer_steps", "steps_per_epoch", "selected_epoch", "selected_step")}
+    max_steps = getattr(cfg.train, "max_steps", 0)
+    expected = max_steps or cfg.train.epochs * budget["steps_per_epoch"]
+    if budget["optimizer_steps"] != expected:
+        asked = f"train.max_steps is {max_steps}" if max_steps else f"train.epochs ({cfg.train.epochs}) gives {expected}"
+        raise DataError(f"{path}: {budget['optimizer_steps']} optimizer steps, but {asked}: these logs are not of a "
+                        f"run with the current params; {rerun(model, seed)}")
+    epochs = -(-budget["optimizer_steps"] // budget["steps_per_epoch"])
+    if not 1 <= budget["selected_epoch"] <= epochs:
+        raise DataError(f"{path}: selected_epoch {budget['selected_epoch']}, but the run trained {epochs} epochs: "
+                        f"these logs are not of a run with the current params; {rerun(model, seed)}")
+    return budget
+
+
+def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: dict[str, dict],
+                    cfg: Config) -> tuple[list[dict], list[dict]]:
+    """Training loss and dev macro-F1 of every run (run name -> (model, seed)), against optimizer step and
+    epoch = step / steps per epoch, so models of different sizes share one axis."""
     losses, dev = [], []
-    for run, model in runs.items():
-        metrics = log_dir / run / "plots" / "metrics"
-        per_epoch = budget[model]["steps_per_epoch"]
+    for run, (model, seed) in runs.items():
+        metrics, budget = log_dir / run / "plots" / "metrics", budgets[run]
+        per_epoch = budget["steps_per_epoch"]
         loss = read_metric_log(metrics / "loss.tsv", "loss")
-        _check_epochs(read_metric_log(metrics / "epoch.tsv", "epoch"), per_epoch, metrics / "epoch.tsv", run)
-        if loss["step"].iloc[-1] != budget[model]["steps"]:  # the last optimizer step is always logged
+        epochs = read_metric_log(metrics / "epoch.tsv", "epoch")
+        off = (epochs["epoch"] - epochs["step"] / per_epoch).abs() > 1e-4  # the Trainer logs step / steps per epoch
+        if off.any():
+            row = epochs[off].iloc[0]
+            raise DataError(f"{metrics / 'epoch.tsv'}: epoch {row['epoch']} logged at optimizer step {int(row['step'])}, "
+                            f"but the run's summary gives {per_epoch} steps per epoch: the logs are not of one run; "
+                            f"{rerun(model, seed)}")
+        if loss["step"].iloc[-1] != budget["optimizer_steps"]:  # the last optimizer step is always logged
             raise DataError(f"{metrics / 'loss.tsv'}: the loss ends at optimizer step {int(loss['step'].iloc[-1])}, "
-                            f"but train.epochs and the sample give {budget[model]['steps']} steps: these logs are not "
-                            f"of a run with the current params; {rerun(run)}")
+                            f"but the run's summary gives {budget['optimizer_steps']} steps: the logs are not of one "
+                            f"run; {rerun(model, seed)}")
         losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),
                     "loss": round(float(r.loss), 6)} for r in loss.itertuples()]
         for lang in training_languages(model, cfg.data.languages):
@@ -227,67 +306,48 @@ def training_curves(log_dir: Path, runs: dict[str, str], cfg: Config) -> tuple[l
     return losses, dev
 
 
-def train_stage(run: str) -> str:
-    """The dvc.yaml stage that trains a run: joint_30_seed1 -> train_joint@30-1, mono_english_seed1 -> train_mono@english-1."""
-    model, seed = run.rsplit("_seed", 1)
-    kind, item = model.split("_", 1)
-    return f"train_{kind}@{item}-{seed}"
+def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, int]) -> float | None:
+    """Training loss over the last epoch, averaged over the runs (seeds) of one model.
 
-
-def rerun(run: str) -> str:
-    # -s: without it, -f forces every stage upstream too (download, sample, base)
-    return f"re-run it (dvc repro -f -s {train_stage(run)}, then dvc repro)"
-
-
-def _check_epochs(epochs: pd.DataFrame, per_epoch: int, path: Path, run: str) -> None:
-    # The Trainer logs epoch = optimizer step / steps per epoch; anything else means the logs are not those
-    # of a run with these params.
-    off = (epochs["epoch"] - epochs["step"] / per_epoch).abs() > 1e-4
-    if off.any():
-        row = epochs[off].iloc[0]
-        raise DataError(f"{path}: epoch {row['epoch']} logged at optimizer step {int(row['step'])}, but "
-                        f"train.batch_size and train.processes give {per_epoch} steps per epoch: these logs are "
-                        f"not of a run with the current params; {rerun(run)}")
-
-
-def kept_epochs(log_dir: Path, runs: list[str], epochs: int) -> dict[str, int]:
-    """The epoch whose weights each run kept (train.select), from its dvclive summary."""
-    kept = {}
+    Each logged loss is the mean over the steps since the previous log; those means are weighted by how many of
+    their steps fall in the last epoch, so the figure does not depend on where logging_steps put the last log.
+    """
+    values = []
     for run in runs:
-        path = log_dir / run / "metrics.json"
-        if not path.exists():
-            raise DataError(f"{path} not found: the training stage that writes it did not finish; re-run it "
-                            f"(dvc repro {train_stage(run)})")
-        summary = read_json(path)
-        if "selected_epoch" not in summary:  # dvclive writes it when training ends
-            raise DataError(f"{path} has no selected_epoch: its training did not finish, or an older version of "
-                            f"the stage wrote it; {rerun(run)}")
-        kept[run] = int(summary["selected_epoch"])
-        if not 1 <= kept[run] <= epochs:
-            raise DataError(f"{path}: selected_epoch {kept[run]}, but train.epochs is {epochs}: these logs are not "
-                            f"of a run with the current params; {rerun(run)}")
-    return kept
+        rows = [r for r in losses if r["model"] == run]  # in step order
+        if not rows:
+            continue
+        start, previous, total, weight = rows[-1]["step"] - per_epoch[run], 0, 0.0, 0
+        for row in rows:
+            steps = row["step"] - max(previous, start)
+            if steps > 0:
+                total, weight = total + steps * row["loss"], weight + steps
+            previous = row["step"]
+        values.append(total / weight)
+    return round(float(np.mean(values)), 6) if values else None
 
 
-def budgets(cfg: Config, kept: dict[str, int]) -> dict[str, dict[str, int]]:
-    """Every model's training examples and optimizer steps, and per seed the epoch it kept and the steps to it."""
-    out = {}
-    for model, b in training_budget(cfg).items():
-        out[model] = dict(b)
-        for seed in cfg.train.seeds:
-            epoch = kept[run_name(model, seed)]
-            out[model] |= {f"kept_epoch_seed{seed}": epoch, f"kept_steps_seed{seed}": epoch * b["steps_per_epoch"]}
+def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], data_counts: dict, cfg: Config) -> dict:
+    """Per run: the test languages its predictions collapsed on (one class takes evaluate.collapse_share of
+    them), its best mean dev macro-F1 over epochs and the level of predicting a single class there, and
+    whether it is degenerate (collapsed somewhere, or never above that level)."""
+    labels, out = cfg.data.labels, {}
+    level = {lang: stats.single_class_macro_f1([data_counts[lang][f"dev_{name}"] for name in labels])
+             for lang in cfg.data.languages}
+    dev_frame = pd.DataFrame(dev)
+    for run, (model, _) in runs.items():
+        collapsed = [lang for lang, s in detailed[run].items() if s["top_class_share"] >= cfg.evaluate.collapse_share]
+        langs = training_languages(model, cfg.data.languages)
+        mine = dev_frame[dev_frame["model"] == run]
+        best = float(mine.groupby("step")["macro_f1"].mean().max())
+        single = float(np.mean([level[lang] for lang in langs]))
+        at_level = best <= single + 0.01  # no epoch did better than predicting one class
+        out[run] = {"collapsed_test_languages": len(collapsed), "best_dev_macro_f1": round(best, 6),
+                    "single_class_dev_macro_f1": round(single, 6), "dev_at_single_class_level": int(at_level),
+                    "degenerate": int(bool(collapsed) or at_level)}
+        for lang in collapsed:
+            out[run][f"collapsed_on_{lang}"] = 1
     return out
-
-
-def unexpected_files(pred_dir: Path, log_dir: Path, expected: set[str]) -> None:
-    """Refuse predictions and logs of runs no stage writes any more (a seed, size or language taken out):
-    evaluate depends on both folders whole, and such leftovers make its inputs differ from a fresh clone's."""
-    found = sorted([p for p in pred_dir.glob("*.parquet") if p.stem not in expected]
-                   + [p for p in (log_dir.iterdir() if log_dir.is_dir() else []) if p.is_dir() and p.name not in expected])
-    if found:
-        raise DataError(f"{', '.join(map(str, found))}: of runs that no stage of dvc.yaml writes with the current "
-                        "params (train.seeds, sample.sizes, data.languages); delete them")
 
 
 def confusion_rows(confusions: dict, runs: list[str], labels: tuple[str, ...]) -> list[dict]:
@@ -303,7 +363,26 @@ def confusion_rows(confusions: dict, runs: list[str], labels: tuple[str, ...]) -
     return rows
 
 
+def remove_leftovers(pred_dir: Path, log_dir: Path, expected: set[str]) -> list[str]:
+    """Remove predictions and logs of runs that no stage writes with the current params (a seed, size or
+    language taken out): they stay in the DVC cache and in git history, and without them the inputs this
+    stage records equal those of a fresh clone."""
+    found = sorted([p for p in pred_dir.glob("*.parquet") if p.stem not in expected]
+                   + [p for p in (log_dir.iterdir() if log_dir.is_dir() else []) if p.is_dir() and p.name not in expected])
+    for path in found:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return [str(p) for p in found]
+
+
+def domains_of(data_counts: dict, cfg: Config) -> dict[str, str]:
+    """Each language's domain: its test sources' domains (data.source_domains), or the source names."""
+    return {lang: " + ".join(dict.fromkeys(cfg.data.source_domains.get(src, src)
+                                           for src in data_counts[lang]["sources"]["test"]))
+            for lang in cfg.data.languages}
+
+
 def evaluate(pred_dir: Path, cfg: Config) -> dict:
+    """Scores, intervals and differences of every model the params name, from its predictions."""
     predictions = {model: {run_name(model, seed): read_parquet(pred_dir / f"{run_name(model, seed)}.parquet",
                                                                f"predictions of {run_name(model, seed)}")
                            for seed in cfg.train.seeds} for model in model_names(cfg)}
@@ -311,60 +390,84 @@ def evaluate(pred_dir: Path, cfg: Config) -> dict:
     gold = gold_labels({run: preds for runs in predictions.values() for run, preds in runs.items()}, langs)
     idx = {lang: stats.resample_indices(len(gold[lang]), ev.bootstrap_samples, [ev.seed, zlib.crc32(lang.encode())])
            for lang in langs}
+    seed_idx = stats.seed_indices(len(cfg.train.seeds), ev.bootstrap_samples, [ev.seed, zlib.crc32(b"seeds")])
     aggregate, detailed, confusions, resampled = {}, {}, {}, {}
     for model, runs in predictions.items():
-        aggregate[model], per_run, conf, resampled[model] = evaluate_model(runs, gold, idx, cfg)
+        aggregate[model], per_run, conf, resampled[model] = evaluate_model(runs, gold, idx, seed_idx, cfg)
         detailed |= per_run
         confusions |= conf
-    joint = {joint_name(size): aggregate[joint_name(size)] for size in cfg.sample.sizes}
+    chance = {lang: stats.chance_macro_f1(gold[lang], idx[lang], len(cfg.data.labels)) for lang in langs}
+    chance = {lang: (round(point, 6), per_resample) for lang, (point, per_resample) in chance.items()}
+    joint = {name: aggregate[name] for name in model_names(cfg) if name.startswith("joint_")}
     transfer = {mono_name(lang): aggregate[mono_name(lang)] for lang in langs}
-    largest = cfg.sample.largest
-    top_runs = [run_name(joint_name(largest), seed) for seed in cfg.train.seeds]
-    return {"joint": joint, "transfer": transfer, "detailed": detailed, "confusion": confusions,
-            "summary": summary(joint, transfer, largest, langs),
-            "transfer_summary": transfer_summary(joint, transfer, largest, langs),
-            "differences": differences(aggregate, resampled, gold, idx, cfg),
+    loo = {lang: aggregate[loo_name(lang)] for lang in cfg.sample.leave_one_out}
+    top_runs = [run_name(joint_name(cfg.sample.largest), seed) for seed in cfg.train.seeds]
+    return {"joint": joint, "transfer": transfer, "leave_one_out": loo, "detailed": detailed, "confusion": confusions,
+            "chance": chance, "differences": differences(aggregate, resampled, chance, cfg),
+            "transfer_summary": transfer_summary(joint, transfer, loo, chance, cfg),
             "confusion_largest_joint": confusion_rows(confusions, top_runs, cfg.data.labels),
-            "learning_curve": learning_curve(joint, cfg.sample.sizes), "transfer_matrix": transfer_matrix(transfer, langs)}
+            "learning_curve": learning_curve(joint, cfg.sample.sizes)}
 
 
 def main(args, cfg: Config) -> None:
     log_params("evaluate", data={"languages": cfg.data.languages, "labels": cfg.data.labels},
-               sample={"sizes": cfg.sample.sizes}, evaluate=asdict(cfg.evaluate),
-               train={k: getattr(cfg.train, k) for k in ("seeds", "epochs", "batch_size", "processes")})
-    runs = {run_name(m, seed): m for m in model_names(cfg) for seed in cfg.train.seeds}
-    unexpected_files(Path(args.predictions), Path(args.logs), set(runs))
+               sample={"sizes": cfg.sample.sizes, "leave_one_out": cfg.sample.leave_one_out},
+               evaluate=asdict(cfg.evaluate), train={"seeds": cfg.train.seeds, "epochs": cfg.train.epochs})
+    runs = {run_name(model, seed): (model, seed) for model in model_names(cfg) for seed in cfg.train.seeds}
+    removed = remove_leftovers(Path(args.predictions), Path(args.logs), set(runs))
+    if removed:
+        log.info("removed the outputs of runs no stage writes with these params (in the DVC cache and git "
+                 "history still): %s", ", ".join(removed))
+    data_counts = read_json(args.data)
+    budgets = {run: run_budget(Path(args.logs), model, seed, cfg) for run, (model, seed) in runs.items()}
     out = evaluate(Path(args.predictions), cfg)
-    losses, dev = training_curves(Path(args.logs), runs, cfg)
+    losses, dev = training_curves(Path(args.logs), runs, budgets, cfg)
+    run_health = health(out["detailed"], dev, runs, data_counts, cfg)
+    degenerate = {model for run, (model, _) in runs.items() if run_health[run]["degenerate"]}
+    diffs = mark_findings(out["differences"], degenerate, cfg)
+    normalized = normalized_transfer(diffs, cfg)
+    domains = domains_of(data_counts, cfg)
+    examples = training_examples(cfg)
+    budget_table = {model: {"examples": examples[model]} | {
+        f"seed{seed}": budgets[run_name(model, seed)] for seed in cfg.train.seeds} for model in model_names(cfg)}
+    top = joint_name(cfg.sample.largest)
+    summary = headline(out["joint"], out["transfer"], out["leave_one_out"], diffs, out["transfer_summary"], cfg)
+    loss = last_epoch_loss(losses, [run_name(top, s) for s in cfg.train.seeds],
+                           {run: b["steps_per_epoch"] for run, b in budgets.items()})
+    summary |= {"joint_largest_last_epoch_train_loss": loss} if loss is not None else {}
+    summary["degenerate_runs"] = sum(h["degenerate"] for h in run_health.values())
     metrics, plots = Path(args.metrics), Path(args.plots)
-    write_json(budgets(cfg, kept_epochs(Path(args.logs), list(runs), cfg.train.epochs)), metrics / "budgets.json")
-    for name in ("joint", "transfer", "transfer_summary", "detailed", "differences"):
-        write_json(out[name], metrics / f"{name}.json")
+    for name, data in (("joint", out["joint"]), ("transfer", out["transfer"]), ("leave_one_out", out["leave_one_out"]),
+                       ("transfer_summary", out["transfer_summary"]), ("detailed", out["detailed"]),
+                       ("differences", diffs), ("transfer_normalized", normalized), ("health", run_health),
+                       ("budgets", budget_table)):
+        write_json(data, metrics / f"{name}.json")
     write_json({"labels": list(cfg.data.labels), "rows": "gold", "columns": "predicted", "runs": out["confusion"]},
                metrics / "confusion_matrices.json")
-    write_json(out["learning_curve"], plots / "learning_curve.json")
-    write_json(out["transfer_matrix"], plots / "transfer_matrix.json")
-    write_json(out["confusion_largest_joint"], plots / "confusion_largest_joint.json")
-    write_json(losses, plots / "training_loss.json")
-    write_json(dev, plots / "dev_curve.json")
-    top = joint_name(cfg.sample.largest)
-    out["summary"] |= last_epoch_loss(losses, top, cfg.train.seeds, training_budget(cfg)[top]["steps_per_epoch"])
-    # which randomness the seed spread covers: 1 = each seed also drew the new weights (train.fixed_init false)
-    out["summary"]["seeds"] = len(cfg.train.seeds)
-    out["summary"]["seeds_redraw_new_weights"] = int(not cfg.train.fixed_init)
+    matrix = transfer_matrix(out["transfer"], cfg.data.languages, domains)
+    norm_rows = normalized_rows(normalized, domains)
+    for name, rows in (("learning_curve", out["learning_curve"]), ("transfer_matrix", matrix),
+                       ("transfer_normalized", norm_rows), ("confusion_largest_joint", out["confusion_largest_joint"]),
+                       ("training_loss", losses), ("dev_curve", dev)):
+        write_json(rows, plots / f"{name}.json")
     figures.learning_curve(pd.DataFrame(out["learning_curve"]), plots / "learning_curve.png")
-    figures.transfer_matrix(pd.DataFrame(out["transfer_matrix"]), plots / "transfer_matrix.png")
+    figures.transfer_matrix(pd.DataFrame(matrix), plots / "transfer_matrix.png")
+    figures.transfer_normalized(pd.DataFrame(norm_rows), plots / "transfer_normalized.png")
     figures.training_curves(pd.DataFrame(losses), pd.DataFrame(dev), plots / "training_curves.png")
-    figures.confusion_matrices(pd.DataFrame(out["confusion_largest_joint"]), joint_name(cfg.sample.largest),
-                               plots / "confusion_largest_joint.png")
-    write_json(out["summary"], metrics / "summary.json")
-    log.info("summary: %s", out["summary"])
+    figures.confusion_matrices(pd.DataFrame(out["confusion_largest_joint"]), top, plots / "confusion_largest_joint.png")
+    write_json(summary, metrics / "headline.json")
+    log.info("headline: %s", summary)
+    bad = [run for run, h in run_health.items() if h["degenerate"]]
+    if bad:
+        log.warning("degenerate runs (collapsed predictions or dev macro-F1 at the single-class level): %s; their "
+                    "differences are not findings (metrics/health.json)", ", ".join(bad))
 
 
 def cli(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__.splitlines()[0])
     parser.add_argument("--predictions", default="data/predictions")
     parser.add_argument("--logs", default="logs", help="dvclive directories, one per training run")
+    parser.add_argument("--data", default="metrics/data.json", help="the combine stage's counts and sources")
     parser.add_argument("--metrics", default="metrics")
     parser.add_argument("--plots", default="plots")
     run_stage("evaluate", main, parser, argv)

@@ -84,16 +84,42 @@ def learning_curve(curve: pd.DataFrame, path: str | Path) -> None:
     _save(fig, path)
 
 
-def transfer_matrix(matrix: pd.DataFrame, path: str | Path, value: str = "macro_f1") -> None:
+def _labelled(names: list[str], domains: dict[str, str]) -> list[str]:
+    return [f"{name}\n({domains[name]})" if domains.get(name) else name for name in names]
+
+
+def _heatmap(matrix: pd.DataFrame, value: str, path: str | Path, title: str, **style) -> None:
     order_rows = list(dict.fromkeys(matrix["train_language"]))
     order_cols = list(dict.fromkeys(matrix["test_language"]))
     grid = matrix.pivot(index="train_language", columns="test_language", values=value).loc[order_rows, order_cols]
-    fig, ax = plt.subplots(figsize=(1.1 * len(order_cols) + 2, 0.8 * len(order_rows) + 1.5))
-    sns.heatmap(grid, annot=True, fmt=".2f", cmap="viridis", vmin=0, vmax=1, ax=ax,
-                cbar_kws={"label": value.replace("_", "-")})
-    ax.set(title="Zero-shot transfer: train on one language, test on each", xlabel="test language",
-           ylabel="train language")
+    domains = dict(zip(matrix["train_language"], matrix["train_domain"])) | dict(zip(matrix["test_language"],
+                                                                                   matrix["test_domain"]))
+    fig, ax = plt.subplots(figsize=(1.5 * len(order_cols) + 2.5, 0.9 * len(order_rows) + 2))
+    sns.heatmap(grid, annot=True, fmt=".2f", ax=ax, xticklabels=_labelled(order_cols, domains),
+                yticklabels=_labelled(order_rows, domains), **style)
+    ax.set(title=title, xlabel="test language (domain)", ylabel="train language (domain)")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.tick_params(axis="y", labelsize=8, rotation=0)
     _save(fig, path)
+
+
+def transfer_matrix(matrix: pd.DataFrame, path: str | Path) -> None:
+    _heatmap(matrix, "macro_f1", path, "Zero-shot transfer: macro-F1, train on one language, test on each",
+             cmap="viridis", vmin=0, vmax=1, cbar_kws={"label": "macro-F1"})
+
+
+def transfer_normalized(matrix: pd.DataFrame, path: str | Path) -> None:
+    """Each zero-shot cell minus the target language's own in-language macro-F1 (0: nothing lost)."""
+    if matrix.empty:  # one language: no zero-shot cell
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "one language: no zero-shot transfer", ha="center")
+        _save(fig, path)
+        return
+    limit = max(0.05, float(matrix["normalized_macro_f1"].abs().max()))
+    _heatmap(matrix, "normalized_macro_f1", path,
+             "Normalized transfer: zero-shot macro-F1 minus the target's in-language macro-F1",
+             cmap="RdBu", center=0, vmin=-limit, vmax=limit, cbar_kws={"label": "difference in macro-F1"})
 
 
 def tokenization(rows: pd.DataFrame, path: str | Path) -> None:

@@ -1,8 +1,10 @@
 """report: reports/results.md, the headline numbers with intervals, figures and data report in one page.
 
-Reads only the tracked metrics JSON (so it always matches `dvc metrics show`) and the params; every score
-comes with its model's training examples and optimizer steps (`metrics/budgets.json`), and paired
-differences whose interval excludes zero are in bold.
+Reads only the tracked metrics JSON (so it always matches `dvc metrics show`) and the params. It opens with
+the runs that are degenerate (collapsed predictions, dev macro-F1 at the single-class level), says which
+sources of variance the intervals cover and which multiple-comparison correction decides the findings
+(bold), names each language's source and domain wherever a transfer cell is shown, and gives every score
+with its model's training examples and optimizer steps.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from crossling.common import (DataError, atomic_file, joint_name, log, log_params, mono_name, read_json, run_stage,
-                              stage_parser)
+from crossling.common import (EQUAL_BUDGET, DataError, atomic_file, joint_name, log, log_params, mono_name,
+                              read_json, run_stage, stage_parser)
 from crossling.config import Config
-from crossling.evaluate import equal_budget_size
+from crossling.evaluate import domains_of
+
+CORRECTIONS = {"holm": "Holm's step-down correction (family-wise error rate)",
+               "bh": "the Benjamini-Hochberg correction (false discovery rate)"}
+METRIC_FILES = ("headline", "joint", "transfer", "leave_one_out", "transfer_summary", "transfer_normalized",
+                "differences", "health", "budgets", "data", "tokenization")
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -27,66 +34,171 @@ def with_ci(m: dict, metric: str = "macro_f1") -> str:
     return text + (f" ±{m['macro_f1_seed_std']:.3f}" if metric == "macro_f1" and m.get("seeds", 1) > 1 else "")
 
 
-def budget(b: dict) -> str:
-    return f"{b['examples']} ex., {b['steps']} steps"
+def diff(d: dict) -> str:
+    """A difference with its interval: bold when it is a finding (significant after the correction, no
+    degenerate model), ⚠ when it compares a degenerate model."""
+    text = f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+    if d["degenerate_model"]:
+        return text + " ⚠"
+    return f"**{text}**" if d["finding"] else text
 
 
-def diff(d: dict, key: str) -> str:
-    """A difference with its interval; bold when the interval excludes zero."""
-    low, high = d[f"{key}_ci_low"], d[f"{key}_ci_high"]
-    text = f"{d[key]:+.3f} [{low:+.3f}, {high:+.3f}]"
-    return f"**{text}**" if low > 0 or high < 0 else text
+def budget(model_budget: dict) -> str:
+    steps = sorted({v["optimizer_steps"] for k, v in model_budget.items() if k.startswith("seed")})
+    return f"{model_budget['examples']} ex., {'/'.join(map(str, steps))} steps"
+
+
+def degenerate_note(health: dict, collapse_share: float) -> str:
+    bad = {run: h for run, h in health.items() if h["degenerate"]}
+    if not bad:
+        return (f"No degenerate run: no run put {collapse_share:.0%} or more of a test language's predictions in one "
+                "class, and every run's dev macro-F1 rose above the level of predicting a single class.")
+    lines = [f"**⚠ {len(bad)} degenerate run(s)**: their scores are in the tables, but no difference involving "
+             "their model is a finding (marked ⚠). A collapsed or at-chance run is a failed run to fix (learning "
+             "rate, steps, precision), not a result."]
+    for run, h in bad.items():
+        why = []
+        collapsed = sorted(k.removeprefix("collapsed_on_") for k in h if k.startswith("collapsed_on_"))
+        if collapsed:
+            why.append(f"predictions collapsed (≥{collapse_share:.0%} one class) on {', '.join(collapsed)}")
+        if h["dev_at_single_class_level"]:
+            why.append(f"best dev macro-F1 {h['best_dev_macro_f1']:.3f}, at the single-class level "
+                       f"{h['single_class_dev_macro_f1']:.3f}")
+        lines.append(f"- `{run}`: {'; '.join(why)}")
+    return "\n".join(lines)
+
+
+def variance_note(cfg: Config, pct: int) -> str:
+    seeds = len(cfg.train.seeds)
+    covered = ["which test texts (bootstrap over each language's test split)"]
+    if seeds > 1:
+        what = "initialization of new weights, data order, dropout" if not cfg.train.fixed_init else "data order, dropout"
+        covered.append(f"which seed ({seeds} seeds resampled with replacement: {what}"
+                       + (", and which training texts were drawn (sample.redraw_per_seed)" if cfg.sample.redraw_per_seed
+                          else "; every seed trains on the same sample draw") + ")")
+        level = "a two-level bootstrap"
+    else:
+        level = "a bootstrap"
+        covered.append("nothing else: with one seed, neither seed-to-seed variation nor the sample draw is measured "
+                       "(set train.seeds to several seeds, and sample.redraw_per_seed: true to cover the draw)")
+    return (f"Intervals are {pct}% percentile intervals of {level} ({cfg.evaluate.bootstrap_samples} resamples) and "
+            f"cover {'; '.join(covered)}. Differences are paired: both models are scored on the same resamples. "
+            f"Their p-values (two-sided, from the bootstrap standard error) are adjusted together for multiple "
+            f"comparisons with {CORRECTIONS[cfg.evaluate.correction]}; **bold** marks the differences whose adjusted "
+            f"p-value is below {1 - cfg.evaluate.confidence:.2f} and that involve no degenerate run. Intervals are "
+            "not adjusted.")
+
+
+def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str]) -> str:
+    sources = {lang: ", ".join(data[lang]["sources"]["test"]) for lang in langs}
+    kinds = sorted(set(domains.values()))
+    listing = "; ".join(f"{lang}: {sources[lang]} ({domains[lang]})" for lang in langs)
+    if len(set(sources.values())) == 1:
+        return f"Every language's test split comes from the same source ({listing})."
+    if len(kinds) == 1:
+        return (f"The languages come from different datasets of one domain ({kinds[0]}): {listing}. A transfer cell "
+                "between two of them also crosses datasets (annotation guidelines, collection period).")
+    return (f"**The languages come from different sources and domains** ({', '.join(kinds)}): {listing}. A "
+            "transfer cell between languages of different domains (marked †) measures a change of language and of "
+            "domain at once; compare cells within a domain to see the language alone.")
 
 
 def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     langs, sizes, largest = cfg.data.languages, sorted(cfg.sample.sizes), cfg.sample.largest
     joint, transfer, tsum, data, tok = m["joint"], m["transfer"], m["transfer_summary"], m["data"], m["tokenization"]
-    d, costs, top = m["differences"], m["budgets"], joint_name(largest)
-    mono_cost = budget(costs[mono_name(langs[0])])  # every monolingual model trains on the largest size
+    d, costs, top, norm, loo = m["differences"], m["budgets"], joint_name(largest), m["transfer_normalized"], m["leave_one_out"]
+    domains = domains_of(data, cfg)
     pct = round(cfg.evaluate.confidence * 100)
-    seeds = ", ".join(map(str, cfg.train.seeds))
+    t = cfg.train
+    length = f"{t.max_steps} optimizer steps for every model" if t.max_steps else f"{t.epochs} epochs"
+    dev = ("the dataset's own validation split (data.dev_split: validation)" if cfg.data.dev_split == "validation"
+           else f"{cfg.sample.dev_size} texts per language carved from train + validation, classes balanced")
+
+    def cross(src: str, tgt: str) -> str:
+        return "†" if domains[src] != domains[tgt] else ""
+
+    head_cols = ["test language", "source (domain)", f"{top} ({budget(costs[top])})",
+                 f"{EQUAL_BUDGET}, equal budget ({budget(costs[EQUAL_BUDGET])})",
+                 f"monolingual, in-language ({budget(costs[mono_name(langs[0])])})"]
+    if len(langs) > 1:
+        head_cols += ["zero-shot mean into it", "normalized transfer into it"]
+    if loo:
+        head_cols.append("leave-one-out")
+    head_cols.append("chance")
+    head_rows = []
+    for lang in langs:
+        row = [lang, f"{', '.join(data[lang]['sources']['test'])} ({domains[lang]})", with_ci(joint[top][lang]),
+               with_ci(joint[EQUAL_BUDGET][lang]), with_ci(transfer[mono_name(lang)][lang])]
+        if len(langs) > 1:
+            row += [f"{tsum[lang]['zero_shot_into_mean_macro_f1']:.3f}", f"{tsum[lang]['normalized_transfer_into_mean']:+.3f}"]
+        if loo:
+            row.append(with_ci(loo[lang][lang]) if lang in loo else "—")
+        row.append(f"{tsum[lang]['chance_macro_f1']:.3f}")
+        head_rows.append(row)
+
     parts = [
         "# crossling results",
-        f"Model `{cfg.model.checkpoint}`, data `{cfg.data.source}`, {cfg.train.epochs} epochs, lr "
-        f"{cfg.train.learning_rate:g}, batch {cfg.train.batch_size} x {cfg.train.processes} process(es), max length "
-        f"{cfg.train.max_length}, seeds {seeds}. The dev split ({cfg.sample.dev_size} texts per language, classes "
-        f"balanced, disjoint from every sample and test split) is scored after every epoch; "
-        + ("each model keeps its epoch with the best mean dev macro-F1 (train.select: best)"
-           if cfg.train.select == "best" else "each model keeps its last epoch (train.select: last)")
-        + f"; choose settings on dev, report test. Every score here is "
-        f"macro-F1 on a language's test split with a {pct}% bootstrap interval "
-        f"({cfg.evaluate.bootstrap_samples} resamples of the test texts)"
-        + (f"; ± is the sample standard deviation (ddof 1) over the {len(cfg.train.seeds)} seeds."
-           if len(cfg.train.seeds) > 1 else "; with one seed, seed-to-seed variation is not measured and no spread is reported (set train.seeds "
-                "to two or more seeds to measure it).")
-        + " Training budgets: `ex.` = training examples, `steps` = optimizer steps = epochs x "
-          "ceil(examples / (batch size x processes))"
-        + ("; with train.select: best a model keeps the weights of an earlier epoch: the steps to those are in "
-           "Training budgets below." if cfg.train.select == "best" else "."),
+        degenerate_note(m["health"], cfg.evaluate.collapse_share),
+        f"Model `{cfg.model.checkpoint}`, data `{cfg.data.source}`, {length}, lr {t.learning_rate:g}, batch "
+        f"{t.batch_size} x {t.processes} process(es), max length {t.max_length}, seeds "
+        f"{', '.join(map(str, t.seeds))}. Dev split: {dev}; it is disjoint from every sample and test split and scored "
+        "after every epoch; "
+        + ("each model keeps its epoch with the best mean dev macro-F1 (train.select: best)" if t.select == "best"
+           else "each model keeps its last epoch (train.select: last)")
+        + "; choose settings on dev, report test. Every score is macro-F1 on a language's test split.",
+        variance_note(cfg, pct),
         "## Headline",
-        table(["test language", f"{top} ({budget(costs[top])})", f"monolingual, in-language ({mono_cost})",
-               f"zero-shot mean, from the others ({mono_cost} each)", "tokens per word/char"],
-              [[lang, with_ci(joint[top][lang]), with_ci(transfer[mono_name(lang)][lang]),
-                _zero_shot_into(transfer, lang, langs), tok[lang]["pool_tokens_per_unit"]] for lang in langs]),
+        table(head_cols, head_rows),
+        f"{EQUAL_BUDGET} trains on as many examples in total as one monolingual model ({costs[EQUAL_BUDGET]['examples']}),"
+        f" spread over the {len(langs)} languages: the joint-vs-monolingual comparison at an equal budget. Normalized "
+        "transfer: a zero-shot cell minus the target language's own in-language score (what a model loses by not "
+        "seeing the target language; 0 = nothing lost), on the target's test texts.",
+        domain_note(langs, data, domains),
         "## Learning curve (joint models)",
         table(["examples per language", "training budget"] + list(langs),
               [[size, budget(costs[joint_name(size)])] + [with_ci(joint[joint_name(size)][lang]) for lang in langs]
                for size in sizes]),
+        "With a fixed number of epochs a larger sample also gets more optimizer steps: the curve then measures data "
+        "and compute together; `train.max_steps` gives every model the same steps." if not t.max_steps else
+        f"Every model trained {t.max_steps} optimizer steps (train.max_steps): the curve measures data alone.",
         f"![learning curve]({figures['learning_curve']})",
         "## Zero-shot transfer (train on the row language, test on the column language)",
-        table(["train \\ test", "training budget"] + list(langs),
-              [[src, budget(costs[mono_name(src)])] + [f"{transfer[mono_name(src)][t]['macro_f1']:.3f}" for t in langs]
-               for src in langs]),
+        table(["train \\ test", "training budget"] + [f"{lang} ({domains[lang]})" for lang in langs],
+              [[src, budget(costs[mono_name(src)])] + [f"{transfer[mono_name(src)][tgt]['macro_f1']:.3f}{cross(src, tgt)}"
+                                                       for tgt in langs] for src in langs]),
+        "† the two languages' test splits come from different domains. Raw cells compare different test sets "
+        "(domain, size, class prior): read the normalized matrix below for transfer.",
         f"![transfer matrix]({figures['transfer_matrix']})",
-        "### Transfer summary",
-        *_transfer_summary(cfg, tsum, joint, d, costs),
-        *_differences(cfg, d, pct),
+    ]
+    if len(langs) > 1:
+        parts += [
+            "### Normalized transfer (paired: zero-shot cell minus the target's own monolingual model)",
+            table(["train \\ test"] + list(langs),
+                  [[src if src != "leave_one_out" else "leave one out (all others)"]
+                   + [diff(row[tgt]) + (cross(src, tgt) if src in domains else "") if tgt in row else "—"
+                      for tgt in langs] for src, row in norm.items()]),
+            f"![normalized transfer]({figures['transfer_normalized']})",
+            "### Transfer summary",
+            table(["language", "in-language", "its model elsewhere (raw mean)", "normalized transfer out (mean)",
+                   "zero-shot into it (mean)", "normalized transfer into it (mean)", f"{top} on it"],
+                  [[lang, f"{s['in_language_macro_f1']:.3f}", f"{s['zero_shot_out_raw_mean_macro_f1']:.3f}",
+                    f"{s['normalized_transfer_out_mean']:+.3f}", f"{s['zero_shot_into_mean_macro_f1']:.3f}",
+                    f"{s['normalized_transfer_into_mean']:+.3f}", f"{s['joint_macro_f1']:.3f}"] for lang, s in tsum.items()]),
+        ]
+    parts += _differences(cfg, d, domains)
+    parts += [
         "## Training",
         "Training loss and dev macro-F1 per run against epochs (optimizer step / steps per epoch), so models "
         "of every size share one axis from the first step to the last.",
         f"![training curves]({figures['training_curves']})",
         "### Training budgets",
-        _budget_table(cfg, costs),
+        table(["model", "training examples", "optimizer steps", "steps per epoch", "kept epoch (per seed)",
+               "steps to the kept weights (per seed)"],
+              [[model, c["examples"]] + [" / ".join(str(c[f"seed{s}"][k]) for s in t.seeds)
+                                         for k in ("optimizer_steps", "steps_per_epoch", "selected_epoch", "selected_step")]
+               for model, c in costs.items()]),
+        "Global batch = train.batch_size x processes (x gradient accumulation); steps are what the Trainer ran, read "
+        "from each run's dvclive summary.",
         f"Confusion matrices of {top} per test language (counts summed over the seeds; colour: share of the gold class):",
         f"![confusion matrices]({figures['confusion_largest_joint']})",
         "## Tokenization (base tokenizer)",
@@ -95,117 +207,84 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
                 f"{tok[lang]['test_truncated_share']:.3f}", tok[lang]["test_mean_tokens"]] for lang in langs]),
         "Units are whitespace words, or characters for japanese and chinese.",
         f"![tokenization]({figures['tokenization']})",
-        "## Data",
-        table(["language", "train", "validation", "test", "empty", "unknown label", "duplicates",
-               "conflicting labels", "in its test split", "in another's test split", "in another's dev split",
-               "dev", "pool kept", "test kept"],
-              [[lang, d_["raw_train"], d_["raw_validation"], d_["raw_test"], d_["pool_empty_text"] + d_["test_empty_text"],
-                d_["pool_unknown_label"] + d_["test_unknown_label"], d_["pool_duplicate_rows"],
-                d_["pool_conflicting_label_rows"], d_["pool_test_overlap_rows"],
-                d_["pool_other_language_test_overlap_rows"], d_["pool_other_language_dev_overlap_rows"], d_["dev"],
-                d_["pool"], d_["test"]]
-               for lang, d_ in data.items()]),
-        "Removed from the pool only, except empty texts and unknown labels (both splits). The dev split is carved "
-        "out of the clean pool before any sample is drawn; the samples come from what is kept. Duplicates inside "
-        "the test split are kept and counted in `metrics/data.json` (`test_duplicate_rows_kept`).",
+        *_data(cfg, data, domains),
         f"![label distribution]({figures['label_distribution']})",
     ]
     return "\n\n".join(parts) + "\n"
 
 
-def _transfer_summary(cfg: Config, tsum: dict, joint: dict, d: dict, costs: dict) -> list[str]:
-    langs, largest = cfg.data.languages, cfg.sample.largest
-    top, equal = joint_name(largest), equal_budget_size(cfg)
-    header = ["train language", "in-language", "mean on other languages", "transfer gap", f"{top} on it"]
-    rows = [[src, f"{s['in_language_macro_f1']:.3f}", _fmt(s.get("cross_language_mean_macro_f1")),
-             _fmt(s.get("transfer_gap")), f"{s['joint_macro_f1']:.3f}"] for src, s in tsum.items()]
-    mono_examples = costs[mono_name(langs[0])]["examples"]
-    if equal is not None and equal != largest:
-        header.append(f"joint_{equal} on it (same examples) minus in-language")
-        for row, src in zip(rows, tsum):
-            row.append(diff(d, f"joint_{equal}_minus_mono_{src}_on_{src}"))
-        note = (f"joint_{equal} trains on {equal} x {len(langs)} = {mono_examples} examples, as many as each "
-                f"monolingual model (and as many optimizer steps): the last column compares them at an equal budget.")
-    elif equal == largest:
-        note = f"With one language, {top} and the monolingual model train on the same {mono_examples} examples."
-    else:
-        note = (f"No size in sample.sizes gives a joint model the {mono_examples} training examples of a "
-                f"monolingual model (that needs {mono_examples} / {len(langs)} = {mono_examples / len(langs):.1f} "
-                f"per language), so joint and monolingual models are not compared at an equal budget here: {top} "
-                f"trains on {costs[top]['examples']} examples ({costs[top]['examples'] / mono_examples:g} times as many).")
-    return [table(header, rows), note]
-
-
-def _differences(cfg: Config, d: dict, pct: int) -> list[str]:
+def _differences(cfg: Config, d: dict, domains: dict[str, str]) -> list[str]:
     langs, sizes, top = cfg.data.languages, sorted(cfg.sample.sizes), joint_name(cfg.sample.largest)
-    n = sum(1 for k in d if k.endswith("_ci_low"))
-
-    def matrix(key) -> str:
-        return table(["train \\ test"] + list(langs),
-                     [[src] + ["—" if src == t else diff(d, key(src, t)) for t in langs] for src in langs])
-
+    findings = sum(v["finding"] for v in d.values())
     out = [
         "## Paired differences",
-        f"Differences of seed-averaged macro-F1 with {pct}% percentile intervals over the bootstrap resamples. "
-        "Paired: both models are scored on the same resampled test texts, so the interval reflects the "
-        "difference itself, not the two scores' separate noise. **Bold**: the interval excludes zero. Each "
-        f"interval stands alone ({n} here, no correction for multiple comparisons: about {100 - pct}% of "
-        "differences that are truly zero still come out bold), and covers the sampling of test texts only, "
-        "not seed-to-seed variation.",
-        "### Learning curve: each size minus the previous one (paired, same test texts)",
+        f"{len(d)} differences, {findings} of them findings after {CORRECTIONS[cfg.evaluate.correction]} "
+        "(bold); ⚠ = involves a degenerate run, never a finding. All p-values are in `metrics/differences.json`.",
+        "### Learning curve: each size minus the previous one",
         table(["step"] + list(langs),
-              [[f"{b} − {a}"] + [diff(d, f"joint_{b}_minus_joint_{a}_on_{lang}") for lang in langs]
+              [[f"{b} − {a}"] + [diff(d[f"joint_{b}_minus_joint_{a}_on_{lang}"]) for lang in langs]
                for a, b in zip(sizes, sizes[1:])]) if len(sizes) > 1 else "One sample size: no steps.",
-        f"### {top} minus the monolingual model of the test language (paired)",
-        table(["test language", f"{top} − monolingual"], [[lang, diff(d, f"{top}_minus_mono_{lang}_on_{lang}")]
-                                                          for lang in langs]),
+        "### Joint minus the monolingual model of the test language",
+        table(["test language", f"{top} − monolingual", f"{EQUAL_BUDGET} − monolingual (equal budget)"],
+              [[lang, diff(d[f"{top}_minus_mono_{lang}_on_{lang}"]), diff(d[f"{EQUAL_BUDGET}_minus_mono_{lang}_on_{lang}"])]
+               for lang in langs]),
     ]
     if len(langs) > 1:
         out += [
-            "### Zero-shot cell minus the target language's own monolingual model (paired: target test texts)",
-            matrix(lambda src, t: f"mono_{src}_minus_mono_{t}_on_{t}"),
-            "### Zero-shot cell minus chance (paired)",
+            "### Zero-shot cell minus chance",
             "Chance: the expected macro-F1 of guessing each label with equal probability (the label prior of the "
-            "balanced training samples), computed on the same resamples: "
-            + ", ".join(f"{lang} {d[f'chance_macro_f1_on_{lang}']:.3f}" for lang in langs) + ".",
-            matrix(lambda src, t: f"mono_{src}_minus_chance_on_{t}"),
-            "### Source model: in-language score minus zero-shot cell (not paired)",
-            "The two scores are on different test texts (source and target language), so no pairing is possible: "
-            "the interval combines independent resamples of the two test splits, so it is usually wider than a "
-            "paired one.",
-            matrix(lambda src, t: f"mono_{src}_on_{src}_minus_on_{t}"),
+            "balanced training samples), on the same resamples.",
+            table(["train \\ test"] + list(langs),
+                  [[src] + ["—" if src == tgt else diff(d[f"mono_{src}_minus_chance_on_{tgt}"]) for tgt in langs]
+                   for src in langs]),
         ]
     return out
 
 
-def _budget_table(cfg: Config, costs: dict) -> str:
-    """Every model: examples, steps trained, and per seed the epoch whose weights it kept and the steps to them."""
-    seeds = cfg.train.seeds
-    return table(["model", "training examples", "optimizer steps trained", "kept epoch (per seed)",
-                  "optimizer steps to the kept weights"],
-                 [[model, c["examples"], c["steps"], " / ".join(str(c[f"kept_epoch_seed{s}"]) for s in seeds),
-                   " / ".join(str(c[f"kept_steps_seed{s}"]) for s in seeds)] for model, c in costs.items()])
+def _data(cfg: Config, data: dict, domains: dict[str, str]) -> list[str]:
+    langs = cfg.data.languages
 
+    def sources(counts: dict) -> str:
+        return ", ".join(f"{src} {n}" for src, n in counts.items()) or "—"
 
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+    def scripts(shares: dict) -> str:
+        shown = [f"{script} {share:.0%}" for script, share in shares.items() if share >= 0.005]
+        return ", ".join(shown) or "no letters"
 
-
-def _zero_shot_into(transfer: dict, target: str, langs: tuple[str, ...]) -> str:
-    scores = [transfer[mono_name(src)][target]["macro_f1"] for src in langs if src != target]
-    return f"{sum(scores) / len(scores):.3f}" if scores else "n/a"
+    return [
+        "## Data",
+        table(["language", "train", "validation", "test", "empty", "unknown label", "duplicates",
+               "conflicting labels", "in its test split", "in another's test split", "in a dev split",
+               "dev", "pool kept", "test kept"],
+              [[lang, c["raw_train"], c["raw_validation"], c["raw_test"],
+                c["pool_empty_text"] + c["test_empty_text"] + c["dev_empty_text"],
+                c["pool_unknown_label"] + c["test_unknown_label"] + c["dev_unknown_label"],
+                c["pool_duplicate_rows"] + c["dev_duplicate_rows"],
+                c["pool_conflicting_label_rows"] + c["dev_conflicting_label_rows"],
+                c["pool_test_overlap_rows"] + c["dev_test_overlap_rows"], c["pool_other_language_test_overlap_rows"],
+                c["pool_dev_overlap_rows"] + c["pool_other_language_dev_overlap_rows"], c["dev"], c["pool"], c["test"]]
+               for lang, c in data.items()]),
+        ("The dev split is the dataset's own validation split (data.dev_split: validation), cleaned like the pool; "
+         "the pool is the train split alone. " if cfg.data.dev_split == "validation" else
+         "The dev split is carved out of the clean pool (train + validation) before any sample is drawn. ")
+        + "Duplicates inside the test split are kept and counted in `metrics/data.json` (`test_duplicate_rows_kept`).",
+        "### Where each split comes from",
+        table(["language", "domain", "split", "sources (texts)", "script of the letters", "mean length (characters)"],
+              [[lang, domains[lang], split, sources(data[lang]["sources"][split]), scripts(data[lang]["scripts"][split]),
+                data[lang]["mean_chars"][split]] for lang in langs for split in ("pool", "dev", "test")]),
+        "Domains come from `data.source_domains` (params.yaml); scripts from the Unicode names of the letters.",
+    ]
 
 
 def main(args, cfg: Config) -> None:
     log_params("report", data={"languages": cfg.data.languages},
                sample={"sizes": cfg.sample.sizes, "dev_size": cfg.sample.dev_size}, train=asdict(cfg.train))
     metrics = Path(args.metrics)
-    m = {name: read_json(metrics / f"{name}.json")
-         for name in ("joint", "transfer", "transfer_summary", "differences", "budgets", "data", "tokenization")}
+    m = {name: read_json(metrics / f"{name}.json") for name in METRIC_FILES}
     out = Path(args.out)
     figures = {name: os.path.relpath(Path(args.plots) / f"{name}.png", out.parent)
-               for name in ("learning_curve", "transfer_matrix", "tokenization", "label_distribution",
-                            "training_curves", "confusion_largest_joint")}
+               for name in ("learning_curve", "transfer_matrix", "transfer_normalized", "tokenization",
+                            "label_distribution", "training_curves", "confusion_largest_joint")}
     try:
         text = render(cfg, m, figures)
     except KeyError as missing:  # evaluate wrote them for another params.yaml

@@ -10,6 +10,7 @@ relaunches itself under torchrun, and the Trainer runs data-parallel (DDP).
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -31,7 +32,12 @@ from crossling.modeling import (INIT_RECORD, check_device, choose_precision, con
 SAVE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def training_frame(sample: pd.DataFrame, language: str | None) -> pd.DataFrame:
+def training_frame(sample: pd.DataFrame, language: str | None, exclude: str | None = None) -> pd.DataFrame:
+    """The sample, or one language's part of it, or every other language's (leave-one-language-out)."""
+    if exclude is not None:
+        if exclude not in set(sample["language"]):
+            raise DataError(f"language {exclude!r} has no rows in the sample; is it in data.languages?")
+        return sample[sample["language"] != exclude]
     if language is None:
         return sample
     part = sample[sample["language"] == language]
@@ -77,7 +83,7 @@ def training_arguments(train: TrainConfig, output_dir: str, steps_per_epoch: int
 
     args = TrainingArguments(
         output_dir=output_dir, use_cpu=device.type == "cpu", report_to="none",  # DDP backend: accelerate's choice
-        num_train_epochs=train.epochs, learning_rate=train.learning_rate,
+        num_train_epochs=train.epochs, max_steps=train.max_steps or -1, learning_rate=train.learning_rate,
         per_device_train_batch_size=train.batch_size, weight_decay=train.weight_decay,
         warmup_steps=train.warmup_ratio, lr_scheduler_type="linear", seed=seed, data_seed=seed,
         train_sampling_strategy="group_by_length" if train.group_by_length else "random",
@@ -111,10 +117,12 @@ def log_last_step():
 class TrainingMonitor:
     """Progress lines in the stage log and dvclive metrics at the real optimizer step (first process only)."""
 
-    def __init__(self, name: str, live_dir: str, dev_scorer=None, every: float = 0.05, min_seconds: float = 5.0):
+    def __init__(self, name: str, live_dir: str, steps_per_epoch: int, dev_scorer=None, every: float = 0.05,
+                 min_seconds: float = 5.0):
         from dvclive import Live
 
         self.name, self.dev_scorer, self.every, self.min_seconds = name, dev_scorer, every, min_seconds
+        self.steps_per_epoch = steps_per_epoch
         self.live = Live(live_dir, dvcyaml=False, save_dvc_exp=False)
         self.loss = float("nan")
         self.last_line = 0.0
@@ -144,12 +152,16 @@ class TrainingMonitor:
 
             def on_epoch_end(self, args, state, control, model=None, **kwargs):
                 if monitor.dev_scorer is not None:
-                    scores = monitor.dev_scorer(model, round(state.epoch))
+                    scores = monitor.dev_scorer(model, math.ceil(state.epoch))
                     monitor.log(state.global_step, **{f"dev/macro_f1_{lang}": f1 for lang, f1 in scores.items()})
 
             def on_train_end(self, args, state, control, model=None, **kwargs):
                 if monitor.dev_scorer is not None:
-                    monitor.live.summary["selected_epoch"] = monitor.dev_scorer.finish(model, round(state.epoch))
+                    kept = monitor.dev_scorer.finish(model, math.ceil(state.epoch))
+                    per_epoch = monitor.steps_per_epoch
+                    monitor.live.summary |= {"selected_epoch": kept,
+                                             "selected_step": min(kept * per_epoch, state.global_step),
+                                             "optimizer_steps": state.global_step, "steps_per_epoch": per_epoch}
                 monitor.live.end()
 
         return Callback()
@@ -229,9 +241,9 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, name: s
         first = args.process_index == 0
         log.info("%s: training on %s (%s), precision %s, %d process(es), global batch %d, %d optimizer steps", name,
                  args.device, device_info(args.device).name, precision, args.world_size,
-                 args.train_batch_size * args.world_size, steps_per_epoch * train.epochs)
+                 args.train_batch_size * args.world_size, train.max_steps or steps_per_epoch * train.epochs)
         # every process: logging gathers the loss across processes
-        callbacks = [log_last_step()] + ([TrainingMonitor(name, live_dir, dev_selector).callback()] if first else [])
+        callbacks = [log_last_step()] + ([TrainingMonitor(name, live_dir, steps_per_epoch, dev_selector).callback()] if first else [])
         trainer = Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                           data_collator=DataCollatorWithPadding(tokenizer), callbacks=callbacks)
         trainer.remove_callback(PrinterCallback)  # it prints every log dict; TrainingMonitor reports progress
@@ -269,10 +281,10 @@ def main(args, cfg: Config) -> None:
         return
     seed = cfg.train.seeds[0] if args.seed is None else args.seed
     log_params(f"train {args.name}", train=asdict(cfg.train) | {"seed": seed}, data={"labels": cfg.data.labels},
-               sample={"file": args.sample, "language": args.language})
+               sample={"file": args.sample, "language": args.language, "exclude_language": args.exclude_language})
     threads = configure_threads()
     quiet_transformers()
-    frame = training_frame(read_parquet(args.sample, "sample"), args.language)
+    frame = training_frame(read_parquet(args.sample, "sample"), args.language, args.exclude_language)
     model, tokenizer = load_classifier(args.base, cfg.data.labels)
     if not cfg.train.fixed_init:
         log.info("%s: drew %s from seed %d", args.name, redraw_created_weights(model, Path(args.base), seed), seed)
@@ -307,6 +319,7 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", required=True, help="run name, e.g. joint_2000_seed42 or mono_english_seed42")
     parser.add_argument("--sample", required=True)
     parser.add_argument("--language", default=None, help="train on this language only (monolingual)")
+    parser.add_argument("--exclude-language", default=None, help="train on every language but this one (leave one out)")
     parser.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: first of train.seeds)")
     parser.add_argument("--base", default="models/base")
     parser.add_argument("--dev", default=None, help="directory of <language>.parquet dev splits, scored after every "
