@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -241,23 +243,55 @@ def test_hub_missing_language_is_named(tmp_path):
         download.download(hub_cfg(repo, ("english", "hindi")))
 
 
-def test_hub_failure_points_to_the_offline_recipe(monkeypatch):
-    import datasets
-
-    def unreachable(*args, **kwargs):
-        raise ConnectionError("Couldn't reach 'tyqiangz/multilingual-sentiments' on the Hub (LocalEntryNotFoundError)")
-
-    # HF_HUB_OFFLINE is set for every test: listing the configs fails first
-    with pytest.raises(DataError) as err:
-        download.download(make_config().data)
-    assert "(list of configs, revision 'refs/convert/parquet') from the Hugging Face Hub" in str(err.value)
-    monkeypatch.setattr(download, "hub_configs", lambda data: ["all"])
-    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+def test_hub_failure_points_to_the_offline_recipe():
+    # HF_HUB_OFFLINE is set for every test, and the cache is empty: nothing to read
     with pytest.raises(DataError) as err:
         download.download(make_config().data)
     msg = str(err.value)
-    assert "(config 'all'" in msg and "LocalEntryNotFoundError" in msg
-    assert "Hugging Face Hub" in msg and "data.source" in msg and "offline" in msg.lower()
+    assert "could not load 'tyqiangz/multilingual-sentiments' (files, revision 'refs/convert/parquet') from the " \
+           "Hugging Face Hub" in msg
+    assert "data.source" in msg and "offline" in msg.lower()
+
+
+def hub_cache(repo_id: str, revision: str, commit: str) -> Path:
+    """What huggingface_hub leaves in its cache after downloading `revision` of a dataset repo: the files under
+    snapshots/<commit>/ and refs/<revision> naming that commit (the layout the library reads offline)."""
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    folder = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="dataset")
+    make_hub_export(folder / "snapshots" / commit)
+    (folder / "refs" / revision).parent.mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / revision).write_text(commit)
+    return folder
+
+
+def test_hub_source_loads_offline_from_the_cache_and_records_the_commit(tmp_path, monkeypatch):
+    from huggingface_hub import HfApi, constants
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Hub was asked while HF_HUB_OFFLINE is set")
+
+    monkeypatch.setattr(HfApi, "list_repo_tree", no_network)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    hub_cache("tyqiangz/multilingual-sentiments", "refs/convert/parquet", commit)
+    data = make_config({"data": {"languages": ["english", "french"]}}).data
+    df, source = download.read_source(data)
+    assert source == {"source": "hub", "hub_id": "tyqiangz/multilingual-sentiments",
+                      "revision": "refs/convert/parquet", "commit": commit}
+    local = make_hub_export(tmp_path / "export")  # the same files read as a local copy of the export
+    assert df.equals(download.download(hub_cfg(local, ("english", "french"))))
+
+
+def test_local_source_is_identified_by_its_content(tmp_path, csv_source):
+    data = data_cfg(csv_source)
+    first = download.read_source(data)[1]
+    assert first["source"] == "local" and first["files"] == 6  # english, french: train, valid, test
+    assert download.read_source(data)[1] == first
+    path = csv_source / "french" / "test.csv"
+    path.write_text(path.read_text() + "one more,positive,t\n")
+    assert download.read_source(data)[1]["content_md5"] != first["content_md5"]
 
 
 def test_bad_params_exit_2_and_write_nothing(tmp_path, csv_source, capsys):

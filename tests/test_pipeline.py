@@ -79,7 +79,8 @@ def remote(project, tmp_path_factory) -> Path:
 
 
 def training_stages(seed: int, step: str = "train") -> set[str]:
-    return {f"{step}_joint@{size}-{seed}" for size in (12, 30)} | {f"{step}_mono@{lang}-{seed}" for lang in LANGS}
+    return ({f"{step}_joint@{size}-{seed}" for size in (12, 30)} | {f"{step}_mono@{lang}-{seed}" for lang in LANGS}
+            | {f"{step}_joint_equal@{seed}"})
 
 
 LANGS = ("english", "french")
@@ -92,26 +93,30 @@ def stages_run(output: str) -> list[str]:
 
 
 def test_repro_runs_every_stage_and_writes_outputs(project):
-    for path in ("data/samples/sample_12.parquet", "data/samples/sample_30.parquet", "models/base/model.safetensors",
+    for path in ("data/samples/seed1/sample_12.parquet", "data/samples/seed1/sample_30.parquet",
+                 "data/samples/seed1/sample_equal.parquet", "models/base/model.safetensors",
                  "models/joint_30_seed1/model.safetensors", "models/mono_french_seed1/tokenizer.json",
-                 "data/predictions/mono_english_seed1.parquet", "metrics/summary.json", "plots/transfer_matrix.json",
+                 "data/predictions/mono_english_seed1.parquet", "metrics/headline.json", "plots/transfer_matrix.json",
                  "metrics/tokenization.json", "plots/tokenization.png", "metrics/transfer_summary.json",
                  "plots/learning_curve.png", "plots/label_distribution.png", "plots/training_loss.json",
                  "data/dev", "metrics/differences.json", "plots/dev_curve.json", "plots/training_curves.png",
                  "plots/confusion_largest_joint.png"):
         assert (project / path).exists(), path
-    summary = json.loads((project / "metrics" / "summary.json").read_text())
-    assert set(summary) >= {"joint_30_mean_macro_f1", "zero_shot_mean_macro_f1", "joint_30_macro_f1_french",
-                            "joint_30_last_epoch_train_loss"}  # from dvclive's loss, shown by `dvc exp show`
+    summary = json.loads((project / "metrics" / "headline.json").read_text())
+    assert set(summary) >= {"joint_largest_mean_macro_f1", "zero_shot_mean_macro_f1", "normalized_transfer_mean",
+                            "joint_largest_macro_f1_french", "joint_largest_last_epoch_train_loss",
+                            "degenerate_runs"}  # from dvclive's loss, shown by `dvc exp show`
     loss = [r for r in json.loads((project / "plots" / "training_loss.json").read_text()) if r["model"] == "joint_30_seed1"]
     last_epoch = [r["loss"] for r in loss if r["epoch"] > loss[-1]["epoch"] - 1]
-    assert min(last_epoch) <= summary["joint_30_last_epoch_train_loss"] <= max(last_epoch)
-    assert summary["seeds"] == 1 and summary["seeds_redraw_new_weights"] == 1  # which randomness seeds cover
+    assert min(last_epoch) <= summary["joint_largest_last_epoch_train_loss"] <= max(last_epoch)
+    health = json.loads((project / "metrics" / "health.json").read_text())
+    assert summary["degenerate_runs"] == sum(h["degenerate"] for h in health.values())
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert set(lock["stages"]) == ({"check_params", "download", "combine", "sample", "base", "tokenization",
                                     "evaluate", "report"} | TRAINING | PREDICTION)
     report = (project / "reports" / "results.md").read_text()
     assert "english" in report and "french" in report and "with one seed" in report
+    assert "| english | synthetic_english |" in report  # no domain given for the source: its name stands
     assert "## Paired differences" in report and "joint_30 (60 ex., 16 steps)" in report  # 2 epochs x ceil(60 / 8)
 
 
@@ -130,12 +135,12 @@ def test_dev_split_is_balanced_and_disjoint_from_samples_and_test(project):
     assert set(dev.groupby(["language", "label"]).size()) == {5}  # tiny dev_size 15: 5 per class and language
     held_out = set(pd.read_parquet(project / "data" / "test.parquet")["text"])
     for size in (12, 30):
-        held_out |= set(pd.read_parquet(project / "data" / "samples" / f"sample_{size}.parquet")["text"])
+        held_out |= set(pd.read_parquet(project / "data" / "samples" / "seed1" / f"sample_{size}.parquet")["text"])
     assert not set(dev["text"]) & held_out
     counts = json.loads((project / "metrics" / "data.json").read_text())
     assert counts["english"]["dev"] == 15 and counts["english"]["dev_negative"] == 5
     diffs = json.loads((project / "metrics" / "differences.json").read_text())
-    assert "joint_30_minus_joint_12_on_french_ci_low" in diffs and "mono_english_minus_chance_on_french" in diffs
+    assert "ci_low" in diffs["joint_30_minus_joint_12_on_french"] and "mono_english_minus_chance_on_french" in diffs
 
 
 def test_second_repro_runs_nothing(project):
@@ -165,16 +170,16 @@ def test_typo_in_params_fails_repro_even_when_every_stage_is_up_to_date(project,
 def test_plots_show_renders_learning_curve_and_heatmap(project, tmp_path):
     dvc(project, "plots", "show", "-o", str(tmp_path / "html"))
     page = (tmp_path / "html" / "index.html").read_text()
-    for plot_id in ("learning_curve_macro_f1", "transfer_matrix", "label_distribution", "training_loss",
-                    "dev_macro_f1", "confusion_largest_joint"):
+    for plot_id in ("learning_curve_macro_f1", "transfer_matrix", "transfer_normalized", "label_distribution",
+                    "training_loss", "dev_macro_f1", "confusion_largest_joint"):
         assert plot_id in page
     assert '"rect"' in page and '"macro_f1"' in page  # the heatmap colours cells by value
 
     # as a person sees it: every plot draws in a browser
     proc = sh(project, str(BIN / "python"), str(CHECK_PLOTS), str(tmp_path / "html"), "--screenshot",
               str(tmp_path / "page.png"))
-    for plot_id in ("learning_curve_macro_f1", "learning_curve_accuracy", "transfer_matrix", "label_distribution",
-                    "tokenization", "training_loss"):
+    for plot_id in ("learning_curve_macro_f1", "learning_curve_accuracy", "transfer_matrix", "transfer_normalized",
+                    "label_distribution", "tokenization", "training_loss"):
         assert f"{plot_id}: drew" in proc.stdout
     assert (tmp_path / "page.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -190,12 +195,16 @@ def test_plots_show_renders_learning_curve_and_heatmap(project, tmp_path):
 
 
 def test_metrics_show_lists_flat_metrics(project):
-    out = dvc(project, "metrics", "show", "--json").stdout
+    out = dvc(project, "metrics", "show", "--json", "metrics/headline.json", "metrics/joint.json", "metrics/data.json",
+              "metrics/differences.json").stdout
     data = json.loads(out)
     files = next(iter(data.values()))["data"]
+    assert files["metrics/headline.json"]["data"]["joint_largest_mean_macro_f1"] >= 0
     assert files["metrics/joint.json"]["data"]["joint_30"]["english"]["macro_f1"] >= 0
     assert files["metrics/data.json"]["data"]["french"]["pool"] == 90 - 15  # the dev split is carved out
     assert "joint_30_minus_mono_english_on_english" in files["metrics/differences.json"]["data"]
+    default = json.loads(dvc(project, "metrics", "show", "--json").stdout)
+    assert set(next(iter(default.values()))["data"]) == {"metrics/headline.json"}  # dvc.yaml's top-level metrics
 
 
 
@@ -307,12 +316,12 @@ def test_ci_check_names_the_outputs_missing_from_the_remote(project, remote, tmp
 
     # metrics that dvc.lock records but the pull request forgot to commit (`cache: false`: git, not the remote)
     (clone / "params.yaml").write_text(params)
-    sh(clone, "git", "rm", "-q", "metrics/summary.json")
+    sh(clone, "git", "rm", "-q", "metrics/headline.json")
     sh(clone, "git", "commit", "-qm", "metrics not committed")
     forgot = sh(clone, str(BIN / "python"), str(CHECK_OUTPUTS), check=False)
     assert forgot.returncode == 1
     assert forgot.stderr.splitlines() == [
-        "check_outputs: not committed to git: metrics/summary.json; these outputs are `cache: false` (metrics, "
+        "check_outputs: not committed to git: metrics/headline.json; these outputs are `cache: false` (metrics, "
         "plots, logs, report): git add and commit them with dvc.lock"]
 
 
@@ -337,13 +346,13 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path)
     assert set(stages_run(out)) == TRAINING | PREDICTION | {"check_params", "evaluate", "report"}
 
     diff = dvc(project, "metrics", "diff", "--md").stdout
-    assert "| Path" in diff and "english" in diff and "joint_30" in diff
+    assert "| Path" in diff and "english" in diff and "joint_largest" in diff
 
     shown = dvc(project, "exp", "show", "--md", "--drop", r".*\.", "--keep",
                 r"Experiment|train\.epochs|model\.checkpoint").stdout
-    assert "joint_30_mean_macro_f1" in shown and "train.epochs" in shown
+    assert "joint_largest_mean_macro_f1" in shown and "train.epochs" in shown
     exp_diff = dvc(project, "exp", "diff", "--md").stdout
-    assert "train.epochs" in exp_diff and "joint_30_mean_macro_f1" in exp_diff
+    assert "train.epochs" in exp_diff and "joint_largest_mean_macro_f1" in exp_diff
     dvc(project, "plots", "diff", "HEAD", "-o", str(tmp_path / "compare"))
     assert "learning_curve_macro_f1" in (tmp_path / "compare" / "index.html").read_text()
 
@@ -416,7 +425,7 @@ def test_queued_experiment_runs_its_own_code_when_the_checkout_is_broken(project
     exps = json.loads(dvc(project, "exp", "show", "--json").stdout)
     runs = [e["data"] for commit in exps for exp in (commit.get("experiments") or []) for e in exp["revs"]]
     done = [r for r in runs if r["params"]["params.yaml"]["data"]["train"]["epochs"] == 3]
-    assert done and done[0]["metrics"]["metrics/summary.json"]["data"]["joint_30_mean_macro_f1"] >= 0
+    assert done and done[0]["metrics"]["metrics/headline.json"]["data"]["joint_largest_mean_macro_f1"] >= 0
 
 
 @pytest.mark.parametrize("device", [d for d, present in (("cuda", torch.cuda.is_available()),
@@ -447,15 +456,16 @@ def test_a_device_that_is_not_there_fails_at_once_in_one_line(project, device):
 
 def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
     out = dvc(project, "exp", "run", "-S", "train.seeds=[1,2]").stdout
+    # the sample stage writes seed 2's samples; seed 1's stay byte for byte, so none of its models re-trains
     assert set(stages_run(out)) == (training_stages(2) | training_stages(2, "predict")
-                                    | {"check_params", "evaluate", "report"})
+                                    | {"check_params", "sample", "evaluate", "report"})
     joint = json.loads((project / "metrics" / "joint.json").read_text())
     for lang in LANGS:
         cell = joint["joint_30"][lang]
         assert cell["seeds"] == 2 and cell["macro_f1_seed_std"] >= 0
         assert cell["macro_f1_ci_low"] <= cell["macro_f1"] <= cell["macro_f1_ci_high"]
     report = (project / "reports" / "results.md").read_text()
-    assert "sample standard deviation (ddof 1) over the 2 seeds" in report
+    assert "2 seeds resampled with replacement" in report
     assert all(report.count(lang) >= 5 for lang in LANGS)
     # keeping it as the README says leaves nothing behind: new outputs' entries in DVC's .gitignore files too
     sh(project, *readme_keep_command())

@@ -1,110 +1,153 @@
+import json
+
 import pytest
 from conftest import tiny_params, write_params
-from test_evaluate import params, pred_dir  # noqa: F401  (two-seed predictions and params)
+from test_evaluate import LABELS, all_logs, collapse, params, pred_dir  # noqa: F401  (two-seed predictions and params)
 
 from crossling import evaluate, report
 from crossling.common import write_json
 from crossling.config import load_config
 
+COUNT_KEYS = ("raw_train", "raw_validation", "raw_test", "pool_empty_text", "test_empty_text", "dev_empty_text",
+              "pool_unknown_label", "test_unknown_label", "dev_unknown_label", "pool_duplicate_rows",
+              "dev_duplicate_rows", "pool_conflicting_label_rows", "dev_conflicting_label_rows",
+              "pool_test_overlap_rows", "dev_test_overlap_rows", "pool_other_language_test_overlap_rows",
+              "pool_dev_overlap_rows", "pool_other_language_dev_overlap_rows", "pool", "dev", "test")
+SOURCES = {"english": ("sem_eval_2017", "Latin"), "french": ("amazon_reviews_multi", "Latin")}
 
-def kept_last(cfg):
-    return evaluate.budgets(cfg, {evaluate.run_name(m, s): cfg.train.epochs for m in evaluate.model_names(cfg)
-                                  for s in cfg.train.seeds})
+
+def data_json(languages) -> dict:
+    """metrics/data.json as combine writes it: counts, and per split the sources, scripts and mean length."""
+    out = {}
+    for lang in languages:
+        source, script = SOURCES[lang]
+        out[lang] = {k: 1 for k in COUNT_KEYS} | {f"dev_{name}": 5 for name in LABELS}
+        out[lang] |= {"sources": {split: {source: 40} for split in ("pool", "dev", "test")},
+                      "scripts": {split: {script: 1.0} for split in ("pool", "dev", "test")},
+                      "mean_chars": {split: 42.5 for split in ("pool", "dev", "test")}}
+    return out
 
 
-def write_metrics(tmp_path, cfg, out):
+def evaluated(tmp_path, pred_dir, params_path, kept=None):  # noqa: F811
+    """evaluate's real outputs for these params, plus the data and tokenization metrics of earlier stages."""
+    cfg = load_config(params_path)
     metrics = tmp_path / "metrics"
-    for name in ("joint", "transfer", "transfer_summary", "differences"):
-        write_json(out[name], metrics / f"{name}.json")
-    write_json(out.get("budgets") or kept_last(cfg), metrics / "budgets.json")
-    counts = {k: 1 for k in ("raw_train", "raw_validation", "raw_test", "pool_empty_text", "test_empty_text",
-                             "pool_unknown_label", "test_unknown_label", "pool_duplicate_rows",
-                             "pool_conflicting_label_rows", "pool_test_overlap_rows",
-                             "pool_other_language_test_overlap_rows", "pool_other_language_dev_overlap_rows",
-                             "pool", "dev", "test")}
-    write_json({lang: counts for lang in cfg.data.languages}, metrics / "data.json")
+    write_json(data_json(cfg.data.languages), metrics / "data.json")
     tok = {"pool_tokens_per_unit": 1.5, "pool_unk_rate": 0.01, "test_truncated_share": 0.0, "test_mean_tokens": 12.0}
     write_json({lang: tok for lang in cfg.data.languages}, metrics / "tokenization.json")
+    all_logs(tmp_path / "logs", cfg, kept=kept)
+    write_json({"source": "local", "content_md5": "x"}, tmp_path / "source.json")
+    evaluate.cli(["--params", str(params_path), "--predictions", str(pred_dir), "--logs", str(tmp_path / "logs"),
+                  "--data", str(metrics / "data.json"), "--source", str(tmp_path / "source.json"),
+                  "--metrics", str(metrics), "--plots", str(tmp_path / "plots")])
     return metrics
 
 
-def test_report_names_every_language_with_intervals(tmp_path, pred_dir):  # noqa: F811
-    cfg = load_config(params(tmp_path))
-    out = evaluate.evaluate(pred_dir, cfg)
-    metrics = write_metrics(tmp_path, cfg, out)
+def run_report(tmp_path, params_path, metrics):
     path = tmp_path / "reports" / "results.md"
-    report.cli(["--params", str(params(tmp_path)), "--metrics", str(metrics), "--plots", str(tmp_path / "plots"),
+    report.cli(["--params", str(params_path), "--metrics", str(metrics), "--plots", str(tmp_path / "plots"),
                 "--out", str(path)])
-    text = path.read_text()
-    for lang in cfg.data.languages:
+    return path.read_text()
+
+
+def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path, pred_dir):  # noqa: F811
+    p = params(tmp_path, data={"source_domains": {"sem_eval_2017": "tweets", "amazon_reviews_multi": "product reviews"}})
+    metrics = evaluated(tmp_path, pred_dir, p)
+    text = run_report(tmp_path, p, metrics)
+    for lang in ("english", "french"):
         assert text.count(lang) >= 5
-    joint = out["joint"]["joint_12"]["english"]
+    joint = json.loads((metrics / "joint.json").read_text())["joint_12"]["english"]
     assert f"{joint['macro_f1']:.3f} [{joint['macro_f1_ci_low']:.3f}, {joint['macro_f1_ci_high']:.3f}] ±" in text
-    assert "sample standard deviation (ddof 1) over the 2 seeds" in text
-    assert "](../plots/learning_curve.png)" in text and "](../plots/training_curves.png)" in text
-    assert "](../plots/confusion_largest_joint.png)" in text
+    assert "two-level bootstrap" in text and "2 seeds resampled with replacement" in text
+    assert "every seed trains on the same sample draw" in text
+    assert "Holm's step-down correction" in text
+    assert "No degenerate run" in text
+    for figure in ("learning_curve", "training_curves", "confusion_largest_joint", "transfer_normalized"):
+        assert f"](../plots/{figure}.png)" in text
     assert "## Data" in text and "## Tokenization" in text and "### Transfer summary" in text
     # budgets next to the scores: tiny params, 2 languages, batch 8, 2 epochs
     assert "joint_12 (24 ex., 6 steps)" in text and "| 6 | 12 ex., 4 steps |" in text
-    assert "monolingual, in-language (12 ex., 4 steps)" in text
-    assert "| joint_12 | 24 | 6 | 2 / 2 | 6 / 6 |" in text  # kept epoch and steps to it, per seed
-    assert "Training budgets below" not in text  # train.select: last
+    assert "joint_equal, equal budget (12 ex., 4 steps)" in text
+    assert "| joint_12 | 24 | 6 / 6 | 3 / 3 | 2 / 2 | 6 / 6 |" in text  # steps, per epoch, kept epoch and step
+    # sources and domains: the transfer cells cross domains, and the report says so
+    assert "| english | sem_eval_2017 (tweets) |" in text
+    assert "**The languages come from different sources and domains** (product reviews, tweets)" in text
+    assert "| french | 12 ex., 4 steps |" in text and "†" in text
+    assert "| french | product reviews | test | amazon_reviews_multi 40 | Latin 100% | 42.5 |" in text
+    assert "leave one out (all others)" in text  # params(): sample.leave_one_out [french]
 
 
-def test_report_gives_the_kept_epochs_with_select_best(tmp_path, pred_dir):  # noqa: F811
+def test_report_flags_degenerate_runs_at_the_top_and_marks_nothing_of_them(tmp_path, pred_dir):  # noqa: F811
+    for seed in (1, 2):
+        collapse(pred_dir, f"mono_french_seed{seed}")
+    p = params(tmp_path)
+    text = run_report(tmp_path, p, evaluated(tmp_path, pred_dir, p))
+    top = text.split("## Headline")[0]
+    assert "**⚠ 2 degenerate run(s)**" in top and "`mono_french_seed1`: predictions collapsed (≥90% one class) on " \
+                                                  "english, french" in top
+    diffs = json.loads((tmp_path / "metrics" / "differences.json").read_text())
+    d = diffs["joint_12_minus_mono_french_on_french"]
+    shown = f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+    assert f"{shown} ⚠" in text and f"**{shown}**" not in text
+
+
+def test_report_bolds_findings_only(tmp_path, pred_dir):  # noqa: F811
+    p = params(tmp_path)
+    metrics = evaluated(tmp_path, pred_dir, p)
+    diffs = json.loads((metrics / "differences.json").read_text())
+    name = "joint_12_minus_joint_6_on_english"
+    for finding in (1, 0):
+        diffs[name] |= {"difference": 0.2, "ci_low": 0.1, "ci_high": 0.3, "finding": finding}
+        write_json(diffs, metrics / "differences.json")
+        text = run_report(tmp_path, p, metrics)
+        assert ("| 12 − 6 | **+0.200 [+0.100, +0.300]** |" in text) is bool(finding)
+        assert ("| 12 − 6 | +0.200 [+0.100, +0.300] |" in text) is not bool(finding)
+
+
+def test_report_of_a_step_budget_and_the_validation_protocol(tmp_path, pred_dir):  # noqa: F811
     p = tiny_params("unused", sizes=(6, 12))
-    p["train"] |= {"seeds": [1, 2], "select": "best"}
-    cfg = load_config(write_params(tmp_path / "best.yaml", p))
-    out = evaluate.evaluate(pred_dir, cfg)
-    out["budgets"] = evaluate.budgets(cfg, {evaluate.run_name(m, s): 2 for m in evaluate.model_names(cfg)
-                                            for s in (1, 2)} | {"mono_french_seed2": 1})
-    metrics = write_metrics(tmp_path, cfg, out)
-    path = tmp_path / "results.md"
-    report.cli(["--params", str(tmp_path / "best.yaml"), "--metrics", str(metrics), "--plots", "plots",
-                "--out", str(path)])
-    text = path.read_text()
-    assert "the steps to those are in Training budgets below" in text
-    assert "| mono_french | 12 | 4 | 2 / 1 | 4 / 2 |" in text
-
-
-def test_report_marks_differences_that_exclude_zero(tmp_path, pred_dir):  # noqa: F811
-    cfg = load_config(params(tmp_path))
-    out = evaluate.evaluate(pred_dir, cfg)
-    d = out["differences"]
-    d["joint_12_minus_joint_6_on_english"], d["joint_12_minus_joint_6_on_english_ci_low"] = 0.2, 0.1
-    d["joint_12_minus_joint_6_on_english_ci_high"] = 0.3
-    d["joint_12_minus_joint_6_on_french"], d["joint_12_minus_joint_6_on_french_ci_low"] = 0.05, -0.01
-    d["joint_12_minus_joint_6_on_french_ci_high"] = 0.1
-    text = report.render(cfg, {**out, "budgets": kept_last(cfg), "data": {}, "tokenization": {lang: {"pool_tokens_per_unit": 1, "pool_unk_rate": 0,
-                               "test_truncated_share": 0, "test_mean_tokens": 1} for lang in cfg.data.languages}},
-                         {k: k for k in ("learning_curve", "transfer_matrix", "tokenization", "label_distribution",
-                                         "training_curves", "confusion_largest_joint")})
-    assert "| 12 − 6 | **+0.200 [+0.100, +0.300]** | +0.050 [-0.010, +0.100] |" in text
-    assert "Zero-shot cell minus chance (paired)" in text and "(not paired)" in text
-    # 12 examples per monolingual model = 6 per language x 2 languages: joint_6 is the equal-budget model
-    assert "joint_6 trains on 6 x 2 = 12 examples, as many as each monolingual model" in text
-    assert "joint_6 on it (same examples) minus in-language" in text
-
-
-def test_report_says_when_no_joint_size_matches_the_monolingual_budget(tmp_path):
-    cfg = load_config(write_params(tmp_path / "p.yaml", tiny_params("unused", sizes=(5, 12))))
-    lines = report._transfer_summary(cfg, {}, {}, {}, evaluate.training_budget(cfg))
-    assert "No size in sample.sizes gives a joint model the 12 training examples" in lines[1]
-    assert "12 / 2 = 6.0 per language" in lines[1] and "24 examples (2 times as many)" in lines[1]
+    p["train"] |= {"seeds": [1, 2], "max_steps": 7}
+    p["data"]["dev_split"] = "validation"
+    path = write_params(tmp_path / "steps.yaml", p)
+    cfg = load_config(path)
+    logs = tmp_path / "logs"
+    for model in evaluate.model_names(cfg):  # every model 7 steps: epochs differ with the examples
+        for seed in (1, 2):
+            run = evaluate.run_name(model, seed)
+            from test_evaluate import fake_logs
+            per_epoch = -(-evaluate.training_examples(cfg)[model] // 8)
+            fake_logs(logs, run, per_epoch, -(-7 // per_epoch), evaluate.training_languages(model, cfg.data.languages))
+            summary = json.loads((logs / run / "metrics.json").read_text()) | {"optimizer_steps": 7}
+            (logs / run / "metrics.json").write_text(json.dumps(summary))
+            loss = logs / run / "plots" / "metrics" / "loss.tsv"
+            loss.write_text("".join(line for line in loss.read_text().splitlines(keepends=True)
+                                    if not line[0].isdigit() or int(line.split("\t")[1]) <= 7))
+    metrics = tmp_path / "metrics"
+    write_json(data_json(cfg.data.languages), metrics / "data.json")
+    write_json({lang: {"pool_tokens_per_unit": 1, "pool_unk_rate": 0, "test_truncated_share": 0, "test_mean_tokens": 1}
+                for lang in cfg.data.languages}, metrics / "tokenization.json")
+    write_json({"source": "local", "content_md5": "x"}, tmp_path / "source.json")
+    evaluate.cli(["--params", str(path), "--predictions", str(pred_dir), "--logs", str(logs), "--data",
+                  str(metrics / "data.json"), "--source", str(tmp_path / "source.json"), "--metrics", str(metrics),
+                  "--plots", str(tmp_path / "plots")])
+    budgets = json.loads((metrics / "budgets.json").read_text())
+    assert {b[f"seed{s}"]["optimizer_steps"] for b in budgets.values() for s in (1, 2)} == {7}
+    text = run_report(tmp_path, path, metrics)
+    assert "7 optimizer steps for every model" in text and "the curve measures data alone" in text
+    assert "the dataset's own validation split (data.dev_split: validation)" in text
 
 
 def test_metrics_of_other_params_are_refused_in_one_line(tmp_path, pred_dir, capsys):  # noqa: F811
-    cfg = load_config(params(tmp_path))  # seeds 1 and 2
-    out = evaluate.evaluate(pred_dir, cfg)
-    out["budgets"] = kept_last(cfg)
-    for costs in out["budgets"].values():
-        del costs["kept_epoch_seed2"]  # as evaluate wrote them for seeds [1]
-    metrics = write_metrics(tmp_path, cfg, out)
+    p = params(tmp_path)  # seeds 1 and 2
+    metrics = evaluated(tmp_path, pred_dir, p)
+    budgets = json.loads((metrics / "budgets.json").read_text())
+    for costs in budgets.values():
+        del costs["seed2"]  # as evaluate wrote them for seeds [1]
+    write_json(budgets, metrics / "budgets.json")
     path = tmp_path / "reports" / "results.md"
     with pytest.raises(SystemExit):
-        report.cli(["--params", str(params(tmp_path)), "--metrics", str(metrics), "--plots", "plots",
-                    "--out", str(path)])
+        report.cli(["--params", str(p), "--metrics", str(metrics), "--plots", "plots", "--out", str(path)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].endswith("lack 'kept_epoch_seed2', which params.yaml asks for: they are not evaluate's output "
+    assert err[-1].endswith("lack 'seed2', which params.yaml asks for: they are not evaluate's output "
                             "for these params; re-run evaluate (dvc repro)")
-    assert not path.exists() and not path.parent.exists() or not any(path.parent.iterdir())
+    assert not path.exists()

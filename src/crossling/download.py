@@ -10,13 +10,15 @@ config `data.hub_config`, or else one hub config per language.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
-from crossling.common import DataError, log, log_params, run_stage, stage_parser, write_parquet
+from crossling.common import DataError, log, log_params, run_stage, stage_parser, write_json, write_parquet
 from crossling.config import Config, DataConfig
 
 SPLITS = ("train", "validation", "test")
@@ -90,13 +92,29 @@ def hub_unreachable(data: DataConfig, what: str, exc: Exception) -> DataError:
                      f"Hub: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}; {OFFLINE_HINT}")
 
 
+def hub_snapshot(data: DataConfig, config: str | None = None) -> Path:
+    """The export's folder at data.revision (or only one config's files) in the local Hugging Face cache, through
+    huggingface_hub: downloaded when online; offline (HF_HUB_OFFLINE=1) what the cache holds. Its folder name
+    is the commit the revision resolved to. A local copy of the export (data.hub_id a directory) is used as it is."""
+    if Path(data.hub_id).is_dir():
+        return Path(data.hub_id)
+    from huggingface_hub import snapshot_download
+
+    patterns = None if config is None else [f"{config}/*", f"{config}/**"]
+    try:
+        return Path(snapshot_download(data.hub_id, repo_type="dataset", revision=data.revision,
+                                      allow_patterns=patterns))
+    except Exception as exc:  # network, auth, missing revision, not in the cache: all end the same way
+        raise hub_unreachable(data, f"config {config!r}" if config else "files", exc) from None
+
+
 def hub_configs(data: DataConfig) -> list[str]:
-    """The configs of the Parquet export: its top-level folders."""
-    if Path(data.hub_id).is_dir():  # a local copy of the export
-        return subfolders(Path(data.hub_id))
-    from huggingface_hub import HfApi
+    """The configs of the Parquet export: its top-level folders (offline: those in the local cache)."""
+    from huggingface_hub import HfApi, constants
     from huggingface_hub.hf_api import RepoFolder
 
+    if Path(data.hub_id).is_dir() or constants.HF_HUB_OFFLINE:
+        return subfolders(hub_snapshot(data))
     try:
         tree = HfApi().list_repo_tree(data.hub_id, repo_type="dataset", revision=data.revision)
         return sorted(entry.path for entry in tree if isinstance(entry, RepoFolder))
@@ -104,13 +122,13 @@ def hub_configs(data: DataConfig) -> list[str]:
         raise hub_unreachable(data, "list of configs", exc) from None
 
 
-def load_hub_config(data: DataConfig, config: str, language: str | None = None) -> pd.DataFrame:
+def load_hub_config(data: DataConfig, root: Path, config: str, language: str | None = None) -> pd.DataFrame:
     """One config folder of the Parquet export; rows without a `language` column get `language`."""
     import datasets  # heavy import, only for the hub source
 
     try:
-        dsd = datasets.load_dataset(data.hub_id, data_dir=config, revision=data.revision)
-    except Exception as exc:  # network, auth, missing revision: all end the same way
+        dsd = datasets.load_dataset(str(root), data_dir=config)
+    except Exception as exc:  # unreadable files: name them
         raise hub_unreachable(data, f"config {config!r}", exc) from None
     frames = []
     for split, ds in dsd.items():
@@ -134,19 +152,25 @@ def load_hub_config(data: DataConfig, config: str, language: str | None = None) 
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RAW_SCHEMA.names)
 
 
-def load_hub(data: DataConfig) -> pd.DataFrame:
+def load_hub(data: DataConfig) -> tuple[pd.DataFrame, Path]:
+    """The configured languages from the hub export, and the folder they were read from."""
     configs = hub_configs(data)
     if data.hub_config in configs:
-        raw = load_hub_config(data, data.hub_config)
+        root = hub_snapshot(data, data.hub_config)
+        raw = load_hub_config(data, root, data.hub_config)
         if raw["language"].notna().any():
             present = set(raw["language"].dropna())
             require_languages(data.languages, present, f"{data.hub_id} config {data.hub_config!r}")
-            return raw[raw["language"].isin(data.languages)]
+            return raw[raw["language"].isin(data.languages)], root
         log.info("config %r has no language column: loading one config per language", data.hub_config)
     else:
         log.info("no config %r: loading one config per language", data.hub_config)
     require_languages(data.languages, configs, f"the configs of {data.hub_id}")
-    return pd.concat([load_hub_config(data, lang, lang) for lang in data.languages], ignore_index=True)
+    frames = []
+    for lang in data.languages:
+        root = hub_snapshot(data, lang)
+        frames.append(load_hub_config(data, root, lang, lang))
+    return pd.concat(frames, ignore_index=True), root
 
 
 def normalize(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
@@ -168,15 +192,49 @@ def normalize(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
     return df[RAW_SCHEMA.names].reset_index(drop=True)
 
 
+def local_files(root: Path, data: DataConfig) -> list[Path]:
+    """The files a local source is read from: the configured languages' CSV files."""
+    return [root / lang / CSV_FILES[split] for lang in data.languages for split in SPLITS
+            if (root / lang / CSV_FILES[split]).exists()]
+
+
+def content_md5(root: Path, files: list[Path]) -> str:
+    """One md5 over the files' paths (relative to root) and contents: what identifies a local source."""
+    digest = hashlib.md5()
+    for path in sorted(files):
+        digest.update(f"{path.relative_to(root).as_posix()}\0{hashlib.md5(path.read_bytes()).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def provenance(data: DataConfig, hub_root: Path | None = None) -> dict:
+    """What the raw dataset was read from: the hub commit behind data.revision (the cache folder's name), or a
+    local source's content hash."""
+    if data.is_hub:
+        commit = hub_root.name if re.fullmatch(r"[0-9a-f]{40}", hub_root.name) else None  # None: a local export
+        return {"source": "hub", "hub_id": data.hub_id, "revision": data.revision, "commit": commit}
+    root = Path(data.source)
+    files = local_files(root, data)
+    return {"source": "local", "path": str(root), "files": len(files), "content_md5": content_md5(root, files)}
+
+
 def download(data: DataConfig) -> pd.DataFrame:
-    raw = load_hub(data) if data.is_hub else load_local(Path(data.source), data)
-    return normalize(raw, data)
+    return read_source(data)[0]
+
+
+def read_source(data: DataConfig) -> tuple[pd.DataFrame, dict]:
+    """The normalized raw dataset and its provenance."""
+    if data.is_hub:
+        raw, root = load_hub(data)
+        return normalize(raw, data), provenance(data, root)
+    return normalize(load_local(Path(data.source), data), data), provenance(data)
 
 
 def main(args, cfg: Config) -> None:
     log_params("download", data=asdict(cfg.data))
-    df = download(cfg.data)
+    df, source = read_source(cfg.data)
     write_parquet(df, RAW_SCHEMA, args.out)
+    write_json(source, args.provenance)
+    log.info("source: %s", source)
     counts = df.groupby(["language", "split"], sort=False).size()
     log.info("wrote %d rows to %s: %s", len(df), args.out, counts.to_dict())
 
@@ -184,6 +242,8 @@ def main(args, cfg: Config) -> None:
 def cli(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__.splitlines()[0])
     parser.add_argument("--out", default="data/raw/dataset.parquet")
+    parser.add_argument("--provenance", default="data/raw/provenance.json",
+                        help="the hub commit or the local source's content hash")
     run_stage("download", main, parser, argv)
 
 

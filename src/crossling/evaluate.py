@@ -21,6 +21,7 @@ language taken out) are removed, so the inputs equal a fresh clone's.
 
 from __future__ import annotations
 
+import json
 import shutil
 import zlib
 from dataclasses import asdict
@@ -374,6 +375,18 @@ def remove_leftovers(pred_dir: Path, log_dir: Path, expected: set[str]) -> list[
     return [str(p) for p in found]
 
 
+def run_provenance(pred_path: Path, log_dir: Path) -> dict:
+    """What produced a run: the training stage's record (dvclive params: device, precision, versions, checkpoint
+    commit) and the predict stage's (its Parquet metadata)."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    params = log_dir / "params.yaml"
+    meta = pq.read_schema(pred_path).metadata or {}
+    predict = json.loads(meta[b"crossling.provenance"]) if b"crossling.provenance" in meta else {}
+    return {"train": yaml.safe_load(params.read_text(encoding="utf-8")) if params.exists() else {}, "predict": predict}
+
+
 def domains_of(data_counts: dict, cfg: Config) -> dict[str, str]:
     """Each language's domain: its test sources' domains (data.source_domains), or the source names."""
     return {lang: " + ".join(dict.fromkeys(cfg.data.source_domains.get(src, src)
@@ -455,6 +468,9 @@ def main(args, cfg: Config) -> None:
     figures.transfer_normalized(pd.DataFrame(norm_rows), plots / "transfer_normalized.png")
     figures.training_curves(pd.DataFrame(losses), pd.DataFrame(dev), plots / "training_curves.png")
     figures.confusion_matrices(pd.DataFrame(out["confusion_largest_joint"]), top, plots / "confusion_largest_joint.png")
+    write_json({"data": read_json(args.source), "runs": {
+        run: run_provenance(Path(args.predictions) / f"{run}.parquet", Path(args.logs) / run) for run in runs}},
+        metrics / "provenance.json")
     write_json(summary, metrics / "headline.json")
     log.info("headline: %s", summary)
     bad = [run for run, h in run_health.items() if h["degenerate"]]
@@ -468,6 +484,7 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--predictions", default="data/predictions")
     parser.add_argument("--logs", default="logs", help="dvclive directories, one per training run")
     parser.add_argument("--data", default="metrics/data.json", help="the combine stage's counts and sources")
+    parser.add_argument("--source", default="data/raw/provenance.json", help="the download stage's provenance")
     parser.add_argument("--metrics", default="metrics")
     parser.add_argument("--plots", default="plots")
     run_stage("evaluate", main, parser, argv)
