@@ -473,6 +473,63 @@ def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
     assert sh(project, "git", "status", "--porcelain").stdout == ""
 
 
+def run_queue(project: Path, timeout: float = 600) -> str:
+    dvc(project, "queue", "start", "-j", "1")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = dvc(project, "queue", "status").stdout
+        if "Queued" not in status and "Running" not in status:
+            return status
+        time.sleep(2)
+    raise AssertionError(f"the queue did not finish in {timeout} s:\n{status}")
+
+
+def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experiments(project, tmp_path):
+    # the committed state holds both seeds' logs and metrics (the previous test kept them)
+    assert (project / "logs" / "joint_30_seed2").exists() and sh(project, "git", "status", "--porcelain").stdout == ""
+    dvc(project, "exp", "run", "--queue", "-n", "one-seed", "-S", "train.seeds=[1]")
+    dvc(project, "exp", "run", "--queue", "-n", "one-language", "-S", "data.languages=[english]")
+    dvc(project, "exp", "run", "--queue", "-n", "lr-low", "-S", "train.learning_rate=0.001")
+    dvc(project, "exp", "run", "--queue", "-n", "lr-high", "-S", "train.learning_rate=0.01")
+    status = run_queue(project)
+    assert status.count("Success") == 4 and "Failed" not in status, status
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    columns = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp["revs"]:
+                columns[rev["name"]] = set(rev["data"]["metrics"]["metrics/headline.json"]["data"])
+    assert columns["one-seed"] == columns["lr-low"]  # the same headline names, whatever the seeds
+    assert len(columns["lr-low"]) <= 10 + 3 * len(LANGS)
+
+    out = sh(project, str(BIN / "python"), "-m", "crossling.compare", "lr-low", "lr-high", "--out",
+             str(tmp_path / "compare.json"), "--bootstrap-samples", "200", PYTHONPATH=str(project / "src")).stdout
+    result = json.loads((tmp_path / "compare.json").read_text())
+    assert result["params_that_differ"] == {"train.learning_rate": {"lr-low": 0.001, "lr-high": 0.01}}
+    rows = {(r["role"], r["test_language"]): r for r in result["differences"]}
+    for lang in LANGS:
+        row = rows["joint_largest", lang]
+        assert row["ci_low"] <= row["difference"] <= row["ci_high"] and 0 <= row["p"] <= row["p_adjusted"] <= 1
+        assert row["difference"] == pytest.approx(row["macro_f1"] - row["baseline_macro_f1"], abs=2e-6)
+        assert ("mono_english", lang) in rows  # in-language and zero-shot cells
+    assert "| lr-high | joint_largest | english |" in out and "Holm" in out
+    assert "train.predict.precision" in out or "train.precision" in out or "data.source" in out  # provenance shown
+
+    # test texts that differ are refused in one line
+    test = pd.read_parquet(project / "data" / "test.parquet")
+    test.loc[test["language"] == "english", "text"] += " changed"
+    original = (project / "data" / "test.parquet").read_bytes()
+    test.to_parquet(project / "data" / "test.parquet", index=False)
+    try:
+        refused = sh(project, str(BIN / "python"), "-m", "crossling.compare", "lr-low", "workspace", check=False,
+                     PYTHONPATH=str(project / "src"))
+    finally:
+        (project / "data" / "test.parquet").write_bytes(original)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "crossling.compare: error: the english test texts differ between lr-low and workspace")
+
+
 def test_adding_a_language_trains_only_its_own_monolingual_model(project):
     # last in this file: it leaves german in the workspace's params
     assert "up to date" in dvc(project, "status").stdout

@@ -1,0 +1,274 @@
+"""compare: paired comparison of experiments on the same test texts, as the central table of a paper.
+
+`python -m crossling.compare A B [C ...]`: each argument is a DVC experiment name, a git revision, or
+`workspace`. Each one's params, test split and predictions are read through DVC (from the cache, or the
+remote when missing there). The first is the baseline: for every other one, per model present in both
+(the largest joint model, the equal-budget joint model, each joint size both have, each monolingual model on
+every test language both have, i.e. in-language and zero-shot cells, each leave-one-out model) and test
+language, the difference of seed-averaged macro-F1 (other minus baseline) with a two-level paired bootstrap
+interval (the same resampled test texts on both sides, each side's seeds resampled), and p-values adjusted
+together for multiple comparisons. Refused in one line when the test texts of a language differ. Prints a
+Markdown report (params that differ, each side's provenance, the differences) and writes it as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from crossling import stats
+from crossling.common import EQUAL_BUDGET, DataError, joint_name, loo_name, mono_name, run_name, write_json
+from crossling.config import Config, ConfigError, config_from_dict
+
+WORKSPACE = "workspace"
+CORRECTIONS = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini-Hochberg (false discovery rate)"}
+
+
+@dataclass
+class Side:
+    """One experiment, revision or the workspace: its params, test texts and predictions."""
+
+    name: str
+    rev: str | None  # None: the workspace
+    cfg: Config
+    raw_params: dict
+    test: pd.DataFrame
+    provenance: dict
+    health: dict  # metrics/health.json: which runs are degenerate
+
+    def degenerate(self, model: str) -> bool:
+        return any(self.health.get(run_name(model, seed), {}).get("degenerate") for seed in self.cfg.train.seeds)
+
+
+def resolve(repo, name: str) -> str | None:
+    """The commit an experiment name or git revision stands for; None for the workspace."""
+    from dvc.scm import RevError, resolve_rev
+
+    if name == WORKSPACE:
+        return None
+    try:
+        return resolve_rev(repo.scm, name)
+    except RevError:
+        raise DataError(f"{name!r} is neither a DVC experiment (dvc exp list) nor a git revision; "
+                        f"give one of those, or {WORKSPACE}") from None
+
+
+def read_bytes(root: str, path: str, rev: str | None, what: str) -> bytes:
+    """A file of the project at `rev` through DVC: git-tracked, or a DVC output from the cache or the remote."""
+    import dvc.api
+
+    try:
+        with dvc.api.open(path, repo=root, rev=rev, mode="rb") as fh:
+            return fh.read()
+    except Exception as exc:  # not in git, not in the cache, no remote: all end the same way
+        where = rev[:10] if rev else WORKSPACE
+        raise DataError(f"{what} ({path}) of {where} cannot be read: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:200] if str(exc) else ''}; run `dvc pull` (or `dvc exp pull`) "
+                        "where it was made, or re-run it") from None
+
+
+def load_side(root: str, repo, name: str) -> Side:
+    rev = resolve(repo, name)
+    raw = yaml.safe_load(read_bytes(root, "params.yaml", rev, "params"))
+    try:
+        cfg = config_from_dict(raw)
+    except ConfigError as exc:
+        raise DataError(f"params.yaml of {name}: {exc}") from None
+    test = pd.read_parquet(io.BytesIO(read_bytes(root, "data/test.parquet", rev, "test split")))
+    optional = {}
+    for what in ("provenance", "health"):
+        try:
+            optional[what] = json.loads(read_bytes(root, f"metrics/{what}.json", rev, what))
+        except DataError:
+            optional[what] = {}  # made by an older version of the pipeline
+    return Side(name, rev, cfg, raw, test, optional["provenance"], optional["health"])
+
+
+def text_hash(test: pd.DataFrame, language: str) -> str:
+    part = test[test["language"] == language]
+    return hashlib.sha256("\n".join(part["text"] + "\t" + part["label"]).encode("utf-8")).hexdigest()
+
+
+def check_same_texts(sides: list[Side]) -> tuple[str, ...]:
+    """The test languages all sides share, refusing any whose test texts (and labels) differ between sides."""
+    base = sides[0]
+    for other in sides[1:]:
+        if base.cfg.data.labels != other.cfg.data.labels:
+            raise DataError(f"{base.name} and {other.name} have different data.labels ({list(base.cfg.data.labels)} "
+                            f"vs {list(other.cfg.data.labels)}): their predictions cannot be compared")
+    shared = tuple(lang for lang in base.cfg.data.languages if all(lang in s.cfg.data.languages for s in sides))
+    if not shared:
+        raise DataError(f"{', '.join(s.name for s in sides)} share no test language; nothing to compare")
+    for lang in shared:
+        hashes = {s.name: text_hash(s.test, lang) for s in sides}
+        if len(set(hashes.values())) > 1:
+            raise DataError(f"the {lang} test texts differ between {' and '.join(hashes)} (hashes "
+                            f"{', '.join(h[:12] for h in hashes.values())}): a paired comparison needs the same test "
+                            "texts; compare experiments made on the same data")
+    return shared
+
+
+def roles(cfg: Config) -> dict[str, str]:
+    """Model role -> model name: the same role in two experiments is compared even when sizes differ."""
+    out = {"joint_largest": joint_name(cfg.sample.largest), "joint_equal_budget": EQUAL_BUDGET}
+    out |= {joint_name(s): joint_name(s) for s in cfg.sample.sizes[:-1]}  # the largest is joint_largest
+    out |= {mono_name(lang): mono_name(lang) for lang in cfg.data.languages}
+    return out | {loo_name(lang): loo_name(lang) for lang in cfg.sample.leave_one_out}
+
+
+def predictions(root: str, side: Side, model: str, languages: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
+    """Per test language, each seed's predicted ids in test-split order."""
+    per_lang = {lang: [] for lang in languages}
+    for seed in side.cfg.train.seeds:
+        run = run_name(model, seed)
+        frame = pd.read_parquet(io.BytesIO(read_bytes(root, f"data/predictions/{run}.parquet", side.rev,
+                                                      f"predictions of {run}")))
+        for lang in languages:
+            per_lang[lang].append(frame[frame["language"] == lang].sort_values("test_row")["pred_id"].to_numpy())
+    return per_lang
+
+
+def compare(root: str, sides: list[Side], resamples: int, confidence: float, correction: str, seed: int) -> dict:
+    languages = check_same_texts(sides)
+    base = sides[0]
+    n_labels = len(base.cfg.data.labels)
+    gold = {lang: base.test[base.test["language"] == lang]["label_id"].to_numpy() for lang in languages}
+    idx = {lang: stats.resample_indices(len(gold[lang]), resamples, [seed, zlib.crc32(lang.encode())])
+           for lang in languages}
+    cache: dict[tuple[str, str], dict] = {}
+
+    def scored(side: Side, side_no: int, model: str) -> dict[str, tuple[float, np.ndarray]]:
+        if (side.name, model) not in cache:
+            preds = predictions(root, side, model, languages)
+            seeds = stats.seed_indices(len(side.cfg.train.seeds), resamples, [seed, side_no, zlib.crc32(b"seeds")])
+            cache[side.name, model] = {
+                lang: (float(np.mean([stats.scores(gold[lang], p, side.cfg.data.labels)["macro_f1"] for p in runs])),
+                       stats.resampled_means(gold[lang], runs, idx[lang], n_labels, seeds)["macro_f1"])
+                for lang, runs in preds.items()}
+        return cache[side.name, model]
+
+    rows = []
+    base_roles = roles(base.cfg)
+    for side_no, other in enumerate(sides[1:], start=1):
+        other_roles = roles(other.cfg)
+        for role, model in base_roles.items():
+            if role not in other_roles:
+                continue
+            a, b = scored(base, 0, model), scored(other, side_no, other_roles[role])
+            for lang in languages:
+                if role.startswith("loo_") and lang != role.removeprefix("loo_"):
+                    continue  # a leave-one-out model is meant for its held-out language
+                d = stats.difference(b[lang][0] - a[lang][0], b[lang][1] - a[lang][1], confidence)
+                rows.append({"experiment": other.name, "role": role, "baseline_model": model,
+                             "model": other_roles[role], "test_language": lang,
+                             "baseline_macro_f1": round(a[lang][0], 6), "macro_f1": round(b[lang][0], 6), **d,
+                             "degenerate_model": int(base.degenerate(model) or other.degenerate(other_roles[role]))})
+    adjusted = stats.adjust({str(i): r["p"] for i, r in enumerate(rows)}, correction)
+    alpha = 1 - confidence
+    for i, row in enumerate(rows):
+        row |= {"p_adjusted": adjusted[str(i)],
+                "significant": int(adjusted[str(i)] < alpha and not row["degenerate_model"])}
+    return {"baseline": base.name, "revisions": {s.name: s.rev or WORKSPACE for s in sides},
+            "test_languages": list(languages), "params_that_differ": params_that_differ(sides),
+            "provenance": {s.name: provenance_summary(s.provenance) for s in sides},
+            "bootstrap_samples": resamples, "confidence": confidence, "correction": correction, "differences": rows}
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        out |= flatten(value, f"{name}.") if isinstance(value, dict) and value else {name: value}
+    return out
+
+
+def params_that_differ(sides: list[Side]) -> dict[str, dict[str, object]]:
+    flat = {s.name: flatten(s.raw_params) for s in sides}
+    keys = sorted(set().union(*flat.values()))
+    return {k: {name: values.get(k) for name, values in flat.items()} for k in keys
+            if len({json.dumps(values.get(k), sort_keys=True) for values in flat.values()}) > 1}
+
+
+def provenance_summary(provenance: dict) -> dict[str, object]:
+    """What produced a side's runs: each distinct device/precision/versions/checkpoint, and the data's identity."""
+    if not provenance:
+        return {"recorded": "no (metrics/provenance.json absent: made before provenance was recorded)"}
+    seen: dict[str, set] = {}
+    for run in provenance.get("runs", {}).values():
+        for stage, record in run.items():
+            for key, value in flatten(record or {}).items():
+                seen.setdefault(f"{stage}.{key}", set()).add(json.dumps(value, sort_keys=True))
+    out = {f"data.{k}": v for k, v in flatten(provenance.get("data", {})).items()}
+    return out | {key: ", ".join(sorted(str(json.loads(v)) for v in values)) for key, values in sorted(seen.items())}
+
+
+def markdown(result: dict) -> str:
+    names = list(result["revisions"])
+    pct = round(result["confidence"] * 100)
+    lines = [f"# Paired comparison against {result['baseline']}", "",
+             "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
+             "| revision | " + " | ".join(str(r)[:12] for r in result["revisions"].values()) + " |", "",
+             "## Params that differ", ""]
+    differ = result["params_that_differ"]
+    lines += (["| param | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+              + [f"| {k} | " + " | ".join(json.dumps(v.get(n)) for n in names) + " |" for k, v in differ.items()]
+              if differ else ["None."])
+    lines += ["", "## Provenance", ""]
+    keys = sorted(set().union(*(p.keys() for p in result["provenance"].values())))
+    lines += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines += [f"| {k} | " + " | ".join(str(result["provenance"][n].get(k, "—")) for n in names) + " |" for k in keys]
+    lines += ["", "## Differences in macro-F1 (other minus baseline, paired on the same test texts)", "",
+              f"{pct}% percentile intervals of a two-level bootstrap ({result['bootstrap_samples']} resamples: the same "
+              "test texts on both sides, each side's seeds resampled); p-values from the bootstrap standard error, "
+              f"adjusted together with {CORRECTIONS[result['correction']]}; **bold**: adjusted p below "
+              f"{1 - result['confidence']:.2f}; ⚠: a degenerate run on either side (metrics/health.json), never "
+              "marked.", "",
+              "| experiment | model | test language | baseline | other | difference | adjusted p |",
+              "|---|---|---|---:|---:|---:|---:|"]
+    for r in result["differences"]:
+        text = f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+        model = r["role"] if r["baseline_model"] == r["model"] else f"{r['role']} ({r['baseline_model']} vs {r['model']})"
+        lines.append(f"| {r['experiment']} | {model} | {r['test_language']} | {r['baseline_macro_f1']:.3f} | "
+                     f"{r['macro_f1']:.3f} | {f'**{text}**' if r['significant'] else text}"
+                     f"{' ⚠' if r['degenerate_model'] else ''} | {r['p_adjusted']:.3g} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
+                        help=f"DVC experiment names, git revisions or {WORKSPACE}; the first is the baseline")
+    parser.add_argument("--out", default="compare.json", help="JSON file of the comparison (default: compare.json)")
+    parser.add_argument("--repo", default=".", help="the project (default: the current directory)")
+    parser.add_argument("--bootstrap-samples", type=int, default=1000)
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--correction", choices=sorted(CORRECTIONS), default="holm")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    if len(args.experiments) < 2:
+        parser.error("give at least two experiments, revisions or workspace")
+    try:
+        from dvc.repo import Repo
+
+        with Repo(args.repo) as repo:
+            sides = [load_side(args.repo, repo, name) for name in args.experiments]
+            result = compare(args.repo, sides, args.bootstrap_samples, args.confidence, args.correction, args.seed)
+    except DataError as exc:
+        print(f"crossling.compare: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    write_json(result, Path(args.out))
+    print(markdown(result), end="")
+
+
+if __name__ == "__main__":
+    main()
