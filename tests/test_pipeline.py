@@ -42,6 +42,7 @@ def make_project(path: Path, source: Path, **param_overrides) -> Path:
     """A git+dvc project with this repository's pipeline, code and plot templates, and tiny params."""
     path.mkdir(parents=True)
     shutil.copy(ROOT / "dvc.yaml", path / "dvc.yaml")
+    shutil.copy(ROOT / ".gitignore", path / ".gitignore")
     shutil.copytree(ROOT / "src", path / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     sh(path, "git", "init", "-q", "-b", "main")
     dvc(path, "init", "-q")
