@@ -10,8 +10,15 @@ MIRROR ?= external/multilingual-sentiment-datasets/data
 # absolute, so that queued experiments (run in temporary workspaces) find the data too
 OFFLINE_PARAMS := -S data.source=$(abspath $(MIRROR)) -S model.checkpoint=scratch \
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
+# Extra overrides for the pipeline targets, e.g. make offline SET="train.epochs=3 train.seeds=[1,2,3]"
+SET ?=
+EXTRA = $(foreach kv,$(SET),-S '$(kv)')
+# The UMSAB languages of the dataset (Barbieri et al., LREC 2022): all tweets, balanced, 870 test texts each
+UMSAB_PARAMS := -S 'data.languages=[english,french,arabic,hindi,german,italian,portuguese,spanish]' \
+	-S data.dev_split=validation -S 'sample.sizes=[100,500,1000,1800]'
+SMOKE_PARAMS := -S 'data.languages=[english,french]' -S 'sample.sizes=[200]' -S train.epochs=1
 
-.PHONY: setup repro offline test bench bench-grouping bench-storage pretrained exp-show clean-venv check-python check-mirror
+.PHONY: setup repro offline umsab smoke undo test bench bench-grouping bench-storage pretrained exp-show clean-venv check-python check-mirror
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -40,7 +47,25 @@ repro: setup
 	dvc repro
 
 offline: setup check-mirror
-	dvc exp run $(OFFLINE_PARAMS)
+	dvc exp run $(OFFLINE_PARAMS) $(EXTRA)
+	@echo "make offline: report in reports/results.md, headline in metrics/headline.json"
+
+# The published UMSAB protocol on its eight languages: the dataset's own validation split as dev split,
+# samples from train only (up to 1800 of its 1839 texts per language).
+umsab: setup check-mirror
+	dvc exp run $(OFFLINE_PARAMS) $(UMSAB_PARAMS) $(EXTRA)
+	@echo "make umsab: report in reports/results.md, headline in metrics/headline.json"
+
+# The whole pipeline on two languages, one size, one epoch: a check that everything runs, not a result.
+smoke: setup check-mirror
+	dvc exp run $(OFFLINE_PARAMS) $(SMOKE_PARAMS) $(EXTRA)
+	@echo "make smoke: report in reports/results.md (1 epoch of a small model: plumbing, not results)"
+
+# Back to the last commit's params and results (an experiment's outputs stay in the DVC cache).
+undo:
+	git restore --source=HEAD --staged --worktree -- $$(git ls-files -- params.yaml dvc.lock metrics plots logs reports)
+	git clean -fdq -- dvc.lock metrics plots logs reports
+	@if [ -f dvc.lock ]; then dvc checkout --quiet; fi
 
 test: setup $(VEGA)
 	$(BIN)/python -m pytest
