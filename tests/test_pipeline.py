@@ -378,8 +378,8 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path)
     report = (report_dir / "report.md").read_text()
     assert "### Learning curve" in report and "english" in report and "| train.epochs" in report
     assert (report_dir / "plots" / "index.html").exists()
-    changed = {"learning_curve_macro_f1", "learning_curve_accuracy", "transfer_matrix", "training_loss",
-               "dev_macro_f1", "confusion_largest_joint"}
+    changed = {"learning_curve_macro_f1", "learning_curve_accuracy", "transfer_matrix", "transfer_normalized",
+               "training_loss", "dev_macro_f1", "confusion_largest_joint"}
     assert {p.stem for p in (report_dir / "plots" / "png").iterdir()} == changed  # data and tokenization as before
     for plot_id in changed:
         assert f"![{plot_id}](https://img.example/pr-1/{plot_id}.png)" in report
