@@ -12,7 +12,9 @@ OFFLINE_PARAMS := -S data.source=$(abspath $(MIRROR)) -S model.checkpoint=scratc
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
 # Extra overrides for the pipeline targets, e.g. make offline SET="train.epochs=3 train.seeds=[1,2,3]"
 SET ?=
-EXTRA = $(foreach kv,$(SET),-S '$(kv)')
+# NAME=<name> names the experiment (for `python -m crossling.compare <name> <other>`)
+NAME ?=
+EXTRA = $(foreach kv,$(SET),-S '$(kv)') $(if $(NAME),-n $(NAME))
 # The UMSAB languages of the dataset (Barbieri et al., LREC 2022): all tweets, balanced, 870 test texts each
 UMSAB_PARAMS := -S 'data.languages=[english,french,arabic,hindi,german,italian,portuguese,spanish]' \
 	-S data.dev_split=validation -S 'sample.sizes=[100,500,1000,1800]'
@@ -82,8 +84,10 @@ bench-storage: setup
 pretrained: setup check-mirror
 	$(BIN)/python benchmarks/pretrained_run.py --data $(MIRROR)
 
+# One row per experiment: the params that differ between them and the headline means (per-language columns
+# and dependency hashes dropped; `dvc exp show` without options shows everything).
 exp-show: setup
-	dvc exp show --drop '.*\.' --keep 'Experiment|Created|train\.epochs|train\.learning_rate|sample\.sizes|sample\.seed|model\.checkpoint|data\.source'
+	dvc exp show --only-changed --drop '^(?!Experiment|Created|State).*(:|_macro_f1_|_into_)|^data/|^models/' --no-pager
 
 clean-venv:
 	rm -rf $(VENV)
