@@ -84,10 +84,10 @@ bench-storage: setup
 pretrained: setup check-mirror
 	$(BIN)/python benchmarks/pretrained_run.py --data $(MIRROR)
 
-# One row per experiment: the params that differ between them and the headline means (per-language columns
-# and dependency hashes dropped; `dvc exp show` without options shows everything).
+# One row per experiment: headline means and the params that differ between the experiments shown
+# (`dvc exp show` shows everything; ARGS="-A" for the experiments of every commit).
 exp-show: setup
-	dvc exp show --only-changed --drop '^(?!Experiment|Created|State).*(:|_macro_f1_|_into_)|^data/|^models/' --no-pager
+	$(BIN)/python scripts/exp_table.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -111,12 +111,13 @@ def test_readme_commands_run_in_a_fresh_clone_and_undo_leaves_it_clean(tmp_path)
         ran[command] = proc.stdout + proc.stderr
     assert {"make smoke NAME=base", "make exp-show", "make undo"} <= set(ran), sorted(ran)
     # a fresh clone's first run is quiet: stage names, progress and results, no warnings
-    first = ran["make smoke NAME=base"]
+    first = ran[next(command for command in ran if command.startswith("make smoke"))]
     assert "WARNING" not in first, [line for line in first.splitlines() if "WARNING" in line]
     assert "reports/results.md" in first
     shown = ran["make exp-show"]
-    assert "base" in shown and "lr-high" in shown and "learning_rate" in shown
-    assert "english" not in shown and max(len(line) for line in shown.splitlines()) <= 200, shown
+    header, *experiments = shown.splitlines()
+    assert header.split()[0] == "experiment" and header.split()[-1] == "train.learning_rate", shown
+    assert {"base", "lr-high"} <= {line.split()[0] for line in experiments}, shown
     compared = next(out for command, out in ran.items() if "crossling.compare" in command)
     assert "| lr-high | joint_largest | english |" in compared
     assert "Quel désastre" in next(out for command, out in ran.items() if "crossling.classify" in command)
