@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -64,7 +65,8 @@ def project(tmp_path_factory) -> Path:
     checkpoint = headless_bert(base / "bert")
     repo = make_project(base / "project", source, sizes=(12, 30), train__seeds=[1], train__device="cpu",
                         model__checkpoint=str(checkpoint))
-    dvc(repo, "repro")
+    first = dvc(repo, "repro")
+    assert "WARNING" not in first.stdout + first.stderr  # a fresh project's first run is quiet
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
     return repo
@@ -552,3 +554,31 @@ def test_adding_a_language_trains_only_its_own_monolingual_model(project):
                for lang in LANGS for seed in seeds)
     transfer = json.loads((project / "metrics" / "transfer.json").read_text())
     assert set(transfer["mono_english"]) == {"english", "french", "german"}
+
+
+def test_study_protocol_validation_dev_split_equal_steps_and_leave_one_out(tmp_path):
+    """The UMSAB-style protocol in one tiny `dvc repro`: the dataset's validation split as dev, every model
+    trained the same number of optimizer steps, and a leave-one-language-out model per held-out language."""
+    source = make_csv_source(tmp_path / "source", pool_per_class=30, test_per_class=10)
+    repo = make_project(tmp_path / "project", source, sizes=(12,), train__seeds=[1], train__max_steps=5,
+                        data__dev_split="validation", sample__leave_one_out=list(LANGS))
+    out = dvc(repo, "repro").stdout
+    assert {f"train_loo@{lang}-1" for lang in LANGS} <= set(stages_run(out))
+    budgets = json.loads((repo / "metrics" / "budgets.json").read_text())
+    steps = {run: b["optimizer_steps"] for run, b in budgets.items()}
+    assert set(steps) >= {"joint_12_seed1", "joint_equal_seed1", "mono_english_seed1", "loo_french_seed1"}
+    assert set(steps.values()) == {5}, steps  # equal compute whatever the examples
+    data = json.loads((repo / "metrics" / "data.json").read_text())
+    dev = pd.concat([pd.read_parquet(p) for p in (repo / "data" / "dev").glob("*.parquet")])
+    valid_texts = {r["text"] for lang in LANGS for r in csv.DictReader(open(source / lang / "valid.csv"))}
+    assert set(dev["text"]) == valid_texts  # the dev split is the validation split, cleaned (nothing to clean here)
+    sample = pd.read_parquet(repo / "data" / "samples" / "seed1" / "sample_12.parquet")
+    assert not set(sample["text"]) & valid_texts  # samples come from train only
+    for lang in LANGS:  # 10 validation texts per class, none removed
+        assert data[lang]["raw_validation"] == 30 and data[lang]["dev_duplicate_rows"] == 0
+        assert [data[lang][f"dev_{label}"] for label in ("positive", "neutral", "negative")] == [10, 10, 10]
+    loo = json.loads((repo / "metrics" / "leave_one_out.json").read_text())
+    assert set(loo) == set(LANGS) and all(set(loo[lang]) >= {lang} for lang in LANGS)
+    normalized = json.loads((repo / "metrics" / "transfer_normalized.json").read_text())
+    assert normalized and (repo / "plots" / "transfer_normalized.png").exists()
+    assert "up to date" in dvc(repo, "status").stdout
