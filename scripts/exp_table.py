@@ -36,7 +36,8 @@ def rows(shown: list[dict]) -> list[tuple[str, dict, dict]]:
             metrics = ((data.get("metrics") or {}).get("metrics/headline.json") or {}).get("data")
             if metrics:
                 params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-                out.append((rev.get("name") or rev["rev"][:7], metrics, flat(params)))
+                name = rev.get("name") or (rev["rev"] if rev["rev"] == "workspace" else rev["rev"][:7])
+                out.append((name, metrics, flat(params)))
     return out
 
 
