@@ -135,10 +135,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
-def write_parquet(df: pd.DataFrame, schema: pa.Schema, path: str | Path) -> None:
-    """Write with an explicit schema (no pandas index/metadata) so equal frames give equal bytes."""
+def write_parquet(df: pd.DataFrame, schema: pa.Schema, path: str | Path, metadata: dict | None = None) -> None:
+    """Write with an explicit schema (no pandas index/metadata; only `metadata`) so equal frames give equal bytes."""
     table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
-    table = table.replace_schema_metadata(None)
+    table = table.replace_schema_metadata(metadata)
     with atomic_file(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 
