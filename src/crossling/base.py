@@ -125,6 +125,8 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
                         f"{' '.join(str(exc).split())[:300]}; {OFFLINE_HINT}") from None
     kept_head = False
     if any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+        if config.num_labels != len(labels):
+            check_labels(config, labels, f"model.checkpoint {checkpoint}")  # refused: another task's head
         if generic_labels(config) and not head_label_map:
             log.info("model.checkpoint %s: its head has generic labels %s: re-initialized (set model.head_label_map "
                      "to keep it)", checkpoint, list(config.id2label.values()))
@@ -156,7 +158,12 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
         log.info("the tokenizer has no pad token: padding with its end-of-sequence token %r", tokenizer.eos_token)
     if model.config.pad_token_id is None:  # the classifier of a decoder reads the last token before padding
         model.config.pad_token_id = tokenizer.pad_token_id
-    identity = content_hash(Path(checkpoint).expanduser()) if local else getattr(config, "_commit_hash", None)
+    if local:
+        identity = content_hash(Path(checkpoint).expanduser())
+    else:  # the commit the revision resolved to: the snapshot the library read config.json from
+        from transformers.utils.hub import cached_file, extract_commit_hash
+
+        identity = extract_commit_hash(cached_file(checkpoint, "config.json", revision=revision), None)
     return model, tokenizer, sorted(created), identity
 
 
