@@ -549,3 +549,45 @@ def test_adding_a_language_trains_only_its_own_monolingual_model(project):
                for lang in LANGS for seed in seeds)
     transfer = json.loads((project / "metrics" / "transfer.json").read_text())
     assert set(transfer["mono_english"]) == {"english", "french", "german"}
+
+
+def test_llama_without_pad_with_lora_killed_after_an_epoch_resumes_to_the_same_model(tmp_path):
+    """The hardest case through the real dvc: a decoder whose tokenizer has no pad token, LoRA, and a training stage
+    killed (SIGKILL, sent by the stage itself once its first epoch's checkpoint is saved) that `dvc repro` resumes;
+    the resumed model and its logs equal an uninterrupted run's."""
+    import tiny_checkpoints
+
+    from crossling.train import KILL_AFTER_EPOCH
+
+    source = make_csv_source(tmp_path / "source", pool_per_class=20, test_per_class=6)
+    checkpoint = tiny_checkpoints.llama_without_pad(tmp_path / "llama")
+    repo = make_project(tmp_path / "project", source, sizes=(12,), train__seeds=[1], train__device="cpu",
+                        train__epochs=3, train__method="lora", train__learning_rate=1e-3,
+                        model__checkpoint=str(checkpoint))
+    killed = dvc(repo, "repro", check=False, **{KILL_AFTER_EPOCH: "1"})
+    assert killed.returncode != 0
+    run = stages_run(killed.stdout)[-1]  # the training stage that was running
+    assert run.startswith("train_"), killed.stdout
+    kind, item = run.removeprefix("train_").split("@")  # joint@12-1, joint_equal@1, mono@english-1
+    name = f"{kind}_{item.split('-')[0]}_seed1" if "-" in item else f"{kind}_seed{item}"
+    saved = sorted(p.name for p in (repo / "checkpoints" / name).glob("checkpoint-*"))
+    assert saved == ["checkpoint-3"], saved  # 24 examples, batch 8: the first epoch's 3 steps
+    resumed = dvc(repo, "repro")
+    assert "resuming from" in resumed.stdout + resumed.stderr
+    assert not (repo / "checkpoints" / name).exists()  # removed when the stage completed
+    weights = (repo / "models" / name / "model.safetensors").read_bytes()
+    summary = json.loads((repo / "logs" / name / "metrics.json").read_text())
+    loss = (repo / "logs" / name / "plots" / "metrics" / "loss.tsv").read_text()
+    dev = (repo / "logs" / name / "plots" / "metrics" / "dev" / "macro_f1_english.tsv").read_text()
+    assert summary["optimizer_steps"] == 9 and summary["trainable_parameters"] < summary["total_parameters"]
+    dvc(repo, "repro", "-f", "-s", run)  # the same stage uninterrupted
+    assert (repo / "models" / name / "model.safetensors").read_bytes() == weights
+    assert json.loads((repo / "logs" / name / "metrics.json").read_text()) == summary
+    drop_time = lambda text: [line.split("\t")[1:] for line in text.splitlines()]  # noqa: E731 (timestamp first)
+    assert drop_time((repo / "logs" / name / "plots" / "metrics" / "loss.tsv").read_text()) == drop_time(loss)
+    assert drop_time((repo / "logs" / name / "plots" / "metrics" / "dev" / "macro_f1_english.tsv").read_text()) \
+        == drop_time(dev)
+    out = sh(repo, str(BIN / "python"), "-m", "crossling.classify", "--model", f"models/{name}", "--json",
+             "good day", PYTHONPATH=str(repo / "src"))
+    assert json.loads(out.stdout.splitlines()[0])["label"] in ("positive", "neutral", "negative")
+    assert "up to date" in dvc(repo, "status").stdout

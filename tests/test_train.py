@@ -316,3 +316,19 @@ def test_checkpoint_architectures_run_base_train_predict_classify(data_for_check
     assert abs(batched - alone).max() < 2e-6
     out = classify.predict(tmp_path / "model", texts[:2], max_length=32, device="cpu")
     assert [r["label"] for r in out] == [("positive", "neutral", "negative")[i] for i in batched[:2].argmax(axis=1)]
+
+
+def test_gradient_accumulation_and_checkpointing_steps_come_from_the_trainer(prepared, tmp_path, caplog):
+    d, _ = prepared
+    params = write_params(tmp_path / "acc.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=2,
+                                                              train__gradient_accumulation_steps=3,
+                                                              train__gradient_checkpointing=True))
+    run_train(d, params, "joint_acc")  # 60 examples, batch 8: 8 batches, 3 accumulated: 3 optimizer steps per epoch
+    summary = json.loads((d / "logs" / "joint_acc" / "metrics.json").read_text())
+    assert (summary["steps_per_epoch"], summary["optimizer_steps"], summary["selected_step"]) == (3, 6, 6)
+    assert summary["train_examples"] == 60
+    logged = yaml.safe_load((d / "logs" / "joint_acc" / "params.yaml").read_text())
+    assert (logged["global_batch"], logged["gradient_accumulation_steps"], logged["processes"]) == (24, 3, 1)
+    assert "global batch 24, 6 optimizer steps" in caplog.text
+    loss = pd.read_csv(d / "logs" / "joint_acc" / "plots" / "metrics" / "loss.tsv", sep="\t")
+    assert loss["step"].iloc[-1] == 6
