@@ -2,6 +2,8 @@
 # `make offline` runs the whole pipeline without network access (local data, scratch model).
 # `make test` also installs the Vega libraries for the plot check (npm); it needs Chromium (apt-get install chromium).
 PYTHON ?= python3
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -10,9 +12,14 @@ MIRROR ?= external/multilingual-sentiment-datasets/data
 # absolute, so that queued experiments (run in temporary workspaces) find the data too
 OFFLINE_PARAMS := -S data.source=$(abspath $(MIRROR)) -S model.checkpoint=scratch \
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
+# In a clone without dvc.lock, `dvc exp run` first checks out every output it does not have yet and warns about
+# each one ("No file hash info found ... It won't be created"): nothing is missing, so those lines are dropped.
+QUIET_FIRST_RUN = 2>&1 | grep -v --line-buffered "^WARNING: No file hash info found for .*It won't be created.$$"
 # Extra overrides for the pipeline targets, e.g. make offline SET="train.epochs=3 train.seeds=[1,2,3]"
 SET ?=
-EXTRA = $(foreach kv,$(SET),-S '$(kv)')
+# NAME=<name> names the experiment (for `python -m crossling.compare <name> <other>`)
+NAME ?=
+EXTRA = $(foreach kv,$(SET),-S '$(kv)') $(if $(NAME),-n $(NAME))
 # The UMSAB languages of the dataset (Barbieri et al., LREC 2022): all tweets, balanced, 870 test texts each
 UMSAB_PARAMS := -S 'data.languages=[english,french,arabic,hindi,german,italian,portuguese,spanish]' \
 	-S data.dev_split=validation -S 'sample.sizes=[100,500,1000,1800]'
@@ -47,18 +54,18 @@ repro: setup
 	dvc repro
 
 offline: setup check-mirror
-	dvc exp run $(OFFLINE_PARAMS) $(EXTRA)
+	dvc exp run $(OFFLINE_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
 	@echo "make offline: report in reports/results.md, headline in metrics/headline.json"
 
 # The published UMSAB protocol on its eight languages: the dataset's own validation split as dev split,
 # samples from train only (up to 1800 of its 1839 texts per language).
 umsab: setup check-mirror
-	dvc exp run $(OFFLINE_PARAMS) $(UMSAB_PARAMS) $(EXTRA)
+	dvc exp run $(OFFLINE_PARAMS) $(UMSAB_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
 	@echo "make umsab: report in reports/results.md, headline in metrics/headline.json"
 
 # The whole pipeline on two languages, one size, one epoch: a check that everything runs, not a result.
 smoke: setup check-mirror
-	dvc exp run $(OFFLINE_PARAMS) $(SMOKE_PARAMS) $(EXTRA)
+	dvc exp run $(OFFLINE_PARAMS) $(SMOKE_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
 	@echo "make smoke: report in reports/results.md (1 epoch of a small model: plumbing, not results)"
 
 # Back to the last commit's params and results (an experiment's outputs stay in the DVC cache).
@@ -82,8 +89,10 @@ bench-storage: setup
 pretrained: setup check-mirror
 	$(BIN)/python benchmarks/pretrained_run.py --data $(MIRROR)
 
+# One row per experiment: headline means and the params that differ between the experiments shown
+# (`dvc exp show` shows everything; ARGS="-A" for the experiments of every commit).
 exp-show: setup
-	dvc exp show --drop '.*\.' --keep 'Experiment|Created|train\.epochs|train\.learning_rate|sample\.sizes|sample\.seed|model\.checkpoint|data\.source'
+	$(BIN)/python scripts/exp_table.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

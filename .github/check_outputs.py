@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     remote = args.remote or dvc("remote", "default", check=False).strip()
     if not remote or " " in remote:  # "No default remote set"
-        sys.exit("check_outputs: no default DVC remote in .dvc/config; add one (README, Remote storage)")
+        sys.exit("check_outputs: no default DVC remote in .dvc/config; add one (docs/workflow.md, Remote storage)")
     try:
         with open("dvc.lock", encoding="utf-8") as fh:
             lock = yaml.safe_load(fh) or {}

@@ -12,6 +12,6 @@ elif git cat-file -e "origin/$BASE_REF:dvc.lock" 2> /dev/null; then
   echo "::error::dvc.lock is on $BASE_REF but not in this pull request: run the pipeline (dvc exp run) and commit dvc.lock with the results"
   exit 1
 else
-  echo "::notice::no dvc.lock here or on $BASE_REF: the committed params.yaml has not been run and committed yet, so there are no results to check or compare (README, From idea to merged result)"
+  echo "::notice::no dvc.lock here or on $BASE_REF: the committed params.yaml has not been run and committed yet, so there are no results to check or compare (docs/workflow.md, From idea to merged result)"
   echo "run=false" >> "$GITHUB_OUTPUT"
 fi

@@ -104,8 +104,9 @@ def headless_bert(path: Path, tok=None) -> Path:
 
 
 def readme_keep_command() -> list[str]:
-    """The README's `git add` of a kept experiment (From idea to merged result, step 3), split as a shell would."""
-    line = next(line for line in (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
+    """docs/workflow.md's `git add` of a kept experiment (From idea to merged result, step 3), split as a shell
+    would."""
+    line = next(line for line in (Path(__file__).resolve().parents[1] / "docs" / "workflow.md").read_text().splitlines()
                 if line.strip().startswith("git add dvc"))
     return shlex.split(line, comments=True)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,7 +65,8 @@ def project(tmp_path_factory) -> Path:
     checkpoint = headless_bert(base / "bert")
     repo = make_project(base / "project", source, sizes=(12, 30), train__seeds=[1], train__device="cpu",
                         model__checkpoint=str(checkpoint))
-    dvc(repo, "repro")
+    first = dvc(repo, "repro")
+    assert "WARNING" not in first.stdout + first.stderr  # a fresh project's first run is quiet
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
     return repo
@@ -342,7 +345,7 @@ def test_models_in_the_registry_by_name(project, remote, tmp_path):
 
 
 def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path):
-    """The README's procedure, from `dvc exp run` to what CI checks and comments on the pull request."""
+    """docs/workflow.md's procedure, from `dvc exp run` to what CI checks and comments on the pull request."""
     out = dvc(project, "exp", "run", "-n", "epochs20", "-S", "train.epochs=20").stdout
     assert set(stages_run(out)) == TRAINING | PREDICTION | {"check_params", "evaluate", "report"}
 
@@ -357,7 +360,7 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path)
     dvc(project, "plots", "diff", "HEAD", "-o", str(tmp_path / "compare"))
     assert "learning_curve_macro_f1" in (tmp_path / "compare" / "index.html").read_text()
 
-    # keep the winner on a branch (dvc.lock, metrics, plots, report) and push its outputs: README, step 3
+    # keep the winner on a branch (dvc.lock, metrics, plots, report) and push its outputs: docs/workflow.md, step 3
     dvc(project, "exp", "apply", "epochs20")
     sh(project, "git", "checkout", "-q", "-b", "more-epochs")
     sh(project, *readme_keep_command())
@@ -468,7 +471,7 @@ def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
     report = (project / "reports" / "results.md").read_text()
     assert "2 seeds resampled with replacement" in report
     assert all(report.count(lang) >= 5 for lang in LANGS)
-    # keeping it as the README says leaves nothing behind: new outputs' entries in DVC's .gitignore files too
+    # keeping it as docs/workflow.md says leaves nothing behind: new outputs' entries in DVC's .gitignore files too
     sh(project, *readme_keep_command())
     sh(project, "git", "commit", "-qm", "two seeds")
     assert sh(project, "git", "status", "--porcelain").stdout == ""
@@ -490,10 +493,12 @@ def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experi
     assert (project / "logs" / "joint_30_seed2").exists() and sh(project, "git", "status", "--porcelain").stdout == ""
     dvc(project, "exp", "run", "--queue", "-n", "one-seed", "-S", "train.seeds=[1]")
     dvc(project, "exp", "run", "--queue", "-n", "one-language", "-S", "data.languages=[english]")
-    dvc(project, "exp", "run", "--queue", "-n", "lr-low", "-S", "train.learning_rate=0.001")
-    dvc(project, "exp", "run", "--queue", "-n", "lr-high", "-S", "train.learning_rate=0.01")
+    # one seed each, so that they cost half: they differ from each other in the learning rate only
+    dvc(project, "exp", "run", "--queue", "-n", "lr-low", "-S", "train.seeds=[1]", "-S", "train.learning_rate=0.001")
+    dvc(project, "exp", "run", "--queue", "-n", "lr-high", "-S", "train.seeds=[1]", "-S", "train.learning_rate=0.01")
     status = run_queue(project)
-    assert status.count("Success") == 4 and "Failed" not in status, status
+    names = ("one-seed", "one-language", "lr-low", "lr-high")
+    assert all(re.search(rf"\b{name}\s.*\bSuccess\b", status) for name in names), status
     shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
     columns = {}
     for commit in shown:
@@ -549,6 +554,34 @@ def test_adding_a_language_trains_only_its_own_monolingual_model(project):
                for lang in LANGS for seed in seeds)
     transfer = json.loads((project / "metrics" / "transfer.json").read_text())
     assert set(transfer["mono_english"]) == {"english", "french", "german"}
+
+
+def test_study_protocol_validation_dev_split_equal_steps_and_leave_one_out(tmp_path):
+    """The UMSAB-style protocol in one tiny `dvc repro`: the dataset's validation split as dev, every model
+    trained the same number of optimizer steps, and a leave-one-language-out model per held-out language."""
+    source = make_csv_source(tmp_path / "source", pool_per_class=30, test_per_class=10)
+    repo = make_project(tmp_path / "project", source, sizes=(12,), train__seeds=[1], train__max_steps=5,
+                        data__dev_split="validation", sample__leave_one_out=list(LANGS))
+    out = dvc(repo, "repro").stdout
+    assert {f"train_loo@{lang}-1" for lang in LANGS} <= set(stages_run(out))
+    budgets = json.loads((repo / "metrics" / "budgets.json").read_text())
+    steps = {run: b["optimizer_steps"] for run, b in budgets.items()}
+    assert set(steps) >= {"joint_12_seed1", "joint_equal_seed1", "mono_english_seed1", "loo_french_seed1"}
+    assert set(steps.values()) == {5}, steps  # equal compute whatever the examples
+    data = json.loads((repo / "metrics" / "data.json").read_text())
+    dev = pd.concat([pd.read_parquet(p) for p in (repo / "data" / "dev").glob("*.parquet")])
+    valid_texts = {r["text"] for lang in LANGS for r in csv.DictReader(open(source / lang / "valid.csv"))}
+    assert set(dev["text"]) == valid_texts  # the dev split is the validation split, cleaned (nothing to clean here)
+    sample = pd.read_parquet(repo / "data" / "samples" / "seed1" / "sample_12.parquet")
+    assert not set(sample["text"]) & valid_texts  # samples come from train only
+    for lang in LANGS:  # 10 validation texts per class, none removed
+        assert data[lang]["raw_validation"] == 30 and data[lang]["dev_duplicate_rows"] == 0
+        assert [data[lang][f"dev_{label}"] for label in ("positive", "neutral", "negative")] == [10, 10, 10]
+    loo = json.loads((repo / "metrics" / "leave_one_out.json").read_text())
+    assert set(loo) == set(LANGS) and all(set(loo[lang]) >= {lang} for lang in LANGS)
+    normalized = json.loads((repo / "metrics" / "transfer_normalized.json").read_text())
+    assert normalized and (repo / "plots" / "transfer_normalized.png").exists()
+    assert "up to date" in dvc(repo, "status").stdout
 
 
 def test_llama_without_pad_with_lora_killed_after_an_epoch_resumes_to_the_same_model(tmp_path):

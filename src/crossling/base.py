@@ -21,7 +21,7 @@ from crossling.modeling import (INIT_RECORD, SPECIAL_TOKENS, check_labels, draw_
                                 quiet_transformers)
 
 OFFLINE_HINT = ("offline? use a local checkpoint directory, a checkpoint already in the Hugging Face cache with "
-                "HF_HUB_OFFLINE=1, or -S model.checkpoint=scratch (see README, Without network access)")
+                "HF_HUB_OFFLINE=1, or -S model.checkpoint=scratch (see README, Set up and run)")
 
 
 def label_maps(labels: tuple[str, ...]) -> dict:

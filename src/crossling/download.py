@@ -24,7 +24,7 @@ from crossling.config import Config, DataConfig
 SPLITS = ("train", "validation", "test")
 CSV_FILES = {"train": "train.csv", "validation": "valid.csv", "test": "test.csv"}
 OFFLINE_HINT = ("offline? set data.source to a local copy in the upstream CSV layout "
-                "(<language>/{train,valid,test}.csv), e.g. make offline (see README, Without network access)")
+                "(<language>/{train,valid,test}.csv), e.g. make offline (see README, Set up and run)")
 
 RAW_SCHEMA = pa.schema([
     ("language", pa.string()),

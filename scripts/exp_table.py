@@ -1,0 +1,64 @@
+"""One readable row per experiment (`make exp-show`): the headline means and only the params that differ
+between the rows shown. `dvc exp show --only-changed` compares with the baseline commit as well, whose
+defaults (hub data, pretrained checkpoint) differ from every offline experiment, so its table stays wide.
+
+Usage: python scripts/exp_table.py [dvc exp show options, e.g. -A or --rev main]
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEADLINE = {"joint_largest_mean_macro_f1": "joint", "mono_in_language_mean_macro_f1": "mono",
+            "zero_shot_mean_macro_f1": "zero-shot", "normalized_transfer_mean": "norm.transfer",
+            "degenerate_runs": "degenerate"}
+
+
+def flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out |= flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def rows(shown: list[dict]) -> list[tuple[str, dict, dict]]:
+    """(name, headline metrics, flat params) of every row that has headline metrics."""
+    out = []
+    for commit in shown:
+        revs = [commit] + [rev for exp in commit.get("experiments") or [] for rev in exp["revs"]]
+        for rev in revs:
+            data = rev.get("data") or {}
+            metrics = ((data.get("metrics") or {}).get("metrics/headline.json") or {}).get("data")
+            if metrics:
+                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+                name = rev.get("name") or (rev["rev"] if rev["rev"] == "workspace" else rev["rev"][:7])
+                out.append((name, metrics, flat(params)))
+    return out
+
+
+def table(found: list[tuple[str, dict, dict]]) -> str:
+    keys = sorted({k for _, _, params in found for k in params})
+    differ = [k for k in keys if len({json.dumps(params.get(k)) for _, _, params in found}) > 1]
+    header = ["experiment", *HEADLINE.values(), *differ]
+    body = [[name, *(f"{metrics[m]:.3f}" if isinstance(metrics.get(m), float) else str(metrics.get(m, "-"))
+                     for m in HEADLINE), *(json.dumps(params.get(k)).replace('"', "") for k in differ)]
+            for name, metrics, params in found]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *body])
+
+
+def main() -> None:
+    proc = subprocess.run(["dvc", "exp", "show", "--json", *sys.argv[1:]], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"exp_table: dvc exp show failed: {proc.stderr.strip()}")
+    found = rows(json.loads(proc.stdout))
+    print(table(found) if found else "exp_table: no experiment with metrics/headline.json yet (dvc exp run first)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""scripts/exp_table.py: one row per experiment, only the params that differ between them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from exp_table import rows, table  # noqa: E402
+
+
+def rev(name, lr, langs, metrics=True):
+    data = {"params": {"params.yaml": {"data": {"train": {"learning_rate": lr, "epochs": 5},
+                                                "data": {"languages": langs, "source": "/mirror"}}}}}
+    if metrics:
+        data["metrics"] = {"metrics/headline.json": {"data": {
+            "joint_largest_mean_macro_f1": 0.51234, "mono_in_language_mean_macro_f1": 0.4,
+            "zero_shot_mean_macro_f1": 0.3, "normalized_transfer_mean": -0.1, "degenerate_runs": 0,
+            "joint_largest_macro_f1_english": 0.6}}}
+    return {"rev": f"{name}0000000", "name": name, "data": data}
+
+
+def test_rows_skip_revisions_without_metrics_and_columns_are_the_params_that_differ():
+    baseline = rev("main", 2e-5, ["english", "french", "arabic"], metrics=False)
+    baseline["experiments"] = [{"revs": [rev("lr-low", 1e-4, ["english", "french"])]},
+                               {"revs": [rev("lr-high", 1e-3, ["english", "french"])]}]
+    found = rows([baseline])
+    assert [name for name, _, _ in found] == ["lr-low", "lr-high"]
+    lines = table(found).splitlines()
+    assert lines[0].split() == ["experiment", "joint", "mono", "zero-shot", "norm.transfer", "degenerate",
+                                "train.learning_rate"]
+    assert lines[1].split() == ["lr-low", "0.512", "0.400", "0.300", "-0.100", "0", "0.0001"]
+    assert "english" not in table(found) and len(lines) == 3
