@@ -51,9 +51,8 @@ def main(args, cfg: Config) -> None:
                         f"use train.max_length <= {limit}")
     preds = predictions(model, tokenizer, test, cfg.data.labels, cfg.train, device, precision)
     made = getattr(model.config, "crossling", {})  # the training run's provenance, saved in the model's config
-    origin = provenance(device, precision, {"checkpoint": made.get("checkpoint"),
-                                            "commit": made.get("checkpoint_commit")}) | {"model": args.model, "batch_size": cfg.train.eval_batch_size,
-                                                    "trained_with": made}
+    origin = provenance(device, precision, {"checkpoint": made.get("checkpoint"), "commit": made.get("checkpoint_commit")})
+    origin |= {"model": args.model, "batch_size": cfg.train.eval_batch_size, "trained_with": made}
     write_parquet(preds, prediction_schema(cfg.data.labels), args.out,
                   {PROVENANCE_KEY: json.dumps(origin, sort_keys=True).encode()})
     acc = (preds["pred_id"] == preds["label_id"]).groupby(preds["language"], sort=False).mean().round(4).to_dict()

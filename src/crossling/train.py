@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,7 @@ import torch
 
 from crossling.common import DataError, log, log_params, read_json, read_parquet, run_stage, stage_parser
 from crossling.config import Config, ConfigError, TrainConfig
-from crossling.modeling import (INIT_RECORD, check_device, choose_precision, configure_threads, device_info, draw_weights,
-                                head_modules,
+from crossling.modeling import (INIT_RECORD, configure_threads, draw_weights, head_modules, inference_device,
                                 load_classifier, one_device_per_process, provenance, quiet_transformers, tokenize,
                                 usable_length)
 
@@ -68,14 +68,6 @@ def draw_created_weights(model, base_dir: Path, seed: int) -> str:
     return ", ".join(modules) or "nothing (the checkpoint had a head for these labels)"
 
 
-def device_and_precision(train: TrainConfig):
-    """The device the Trainer (through accelerate) picks, checked against train.device, and the precision for it."""
-    from accelerate import PartialState
-
-    device = check_device(train.device, PartialState(cpu=train.device == "cpu").device)
-    return device, choose_precision(train.precision, device_info(device))
-
-
 def training_arguments(train: TrainConfig, output_dir: str, seed: int, device, precision: str, dev: bool):
     from transformers import TrainingArguments
 
@@ -106,10 +98,7 @@ def training_arguments(train: TrainConfig, output_dir: str, seed: int, device, p
 
 
 def _clock(seconds: float) -> str:
-    if seconds != seconds:  # nan
-        return "?"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+    return "?" if seconds != seconds else str(timedelta(seconds=round(seconds)))  # h:mm:ss; nan: unknown
 
 
 def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, first: bool):
@@ -222,10 +211,10 @@ def run_fingerprint(cfg: Config, args, seed: int) -> str:
     """What a Trainer checkpoint was made from: a checkpoint of other params or data is never resumed from."""
     digest = hashlib.sha256(json.dumps([asdict(cfg.train), list(cfg.data.labels), seed, args.language,
                                         args.exclude_language], sort_keys=True).encode())
-    files = [Path(args.sample), *sorted(Path(args.base).rglob("*")), *sorted(Path(args.dev or ".").glob("*.parquet"))]
-    for path in files:
-        if path.is_file():
-            digest.update(path.name.encode() + path.read_bytes())
+    dev = sorted(Path(args.dev).glob("*.parquet")) if args.dev else []
+    for path in (p for p in [Path(args.sample), *sorted(Path(args.base).rglob("*")), *dev] if p.is_file()):
+        size = path.stat().st_size  # big weights by size: reading gigabytes at every start is not worth it
+        digest.update(path.name.encode() + (path.read_bytes() if size < 2**24 else b"%d" % size))
     return digest.hexdigest()
 
 
@@ -264,10 +253,11 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
         "processes": targs.world_size, "gradient_accumulation_steps": train.gradient_accumulation_steps,
         "global_batch": targs.train_batch_size * train.gradient_accumulation_steps * targs.world_size,
         "method": train.method, "seed": seed}
-    dev_set = None
+    dev_set, metrics = None, None
     if dev is not None:  # sorted by length: the batches (and so the scores) predict_proba would make
         dev_set = dataset(tokenizer, dev, train.max_length)
-        dev_set = dev_set.select(np.argsort(dev_set["length"], kind="stable"))
+        order = np.argsort(dev_set["length"], kind="stable")
+        dev_set, metrics = dev_set.select(order), dev_metrics(dev["language"].to_numpy()[order], len(cfg.data.labels))
     class DevInOrder(Trainer):
         """train_sampling_strategy=group_by_length shuffles the evaluation batches too; the dev scores per language
         need the dev split in its (length-sorted) order."""
@@ -276,8 +266,7 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
             return torch.utils.data.SequentialSampler(eval_dataset)
 
     trainer = DevInOrder(model=model, args=targs, train_dataset=dataset(tokenizer, frame, train.max_length),
-                      eval_dataset=dev_set, compute_metrics=dev_metrics(dev["language"].to_numpy()[
-                          np.argsort(dev_set["length"], kind="stable")], len(cfg.data.labels)) if dev is not None else None,
+                      eval_dataset=dev_set, compute_metrics=metrics,
                       processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
                       callbacks=callbacks(args.name, args.live, languages, run_params, first))
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress line reports
@@ -334,7 +323,8 @@ def relaunch_distributed(processes: int, argv: list[str]) -> None:
 
 def main(args, cfg: Config) -> None:
     one_device_per_process(os.environ, cfg.train.processes)
-    device, precision = device_and_precision(cfg.train)  # before any work: a missing device fails at once
+    # before any work: a missing device fails at once
+    device, precision = inference_device(cfg.train.device, cfg.train.precision)
     if cfg.train.processes > 1 and "LOCAL_RANK" not in os.environ:
         check_processes(cfg.train.processes, device)
         relaunch_distributed(cfg.train.processes, args.argv)
