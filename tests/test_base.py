@@ -1,13 +1,17 @@
 import dataclasses
 import json
+import os
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from conftest import headless_bert, stage_error, with_defaults, write_params
 
 from crossling import base
 from crossling.common import DataError
-from crossling.config import ScratchConfig
+from crossling.config import ConfigError, ScratchConfig
 
 LABELS = ("positive", "neutral", "negative")
 TINY = ScratchConfig(vocab_size=200, dim=16, layers=1, heads=2, hidden_dim=32, max_position_embeddings=32, dropout=0.1)
@@ -79,13 +83,13 @@ def test_checkpoint_with_other_label_count_is_refused(tmp_path):
     DistilBertForSequenceClassification(cfg).save_pretrained(two)
     tok.save_pretrained(two)
     with pytest.raises(DataError, match="has 2 labels .* data.labels has 3"):
-        base.pretrained(str(two), "main", LABELS)
+        base.pretrained(str(two), "main", LABELS, {})
 
 
 def test_unreachable_hub_points_offline():
     # HF_HUB_OFFLINE=1 (conftest) makes every hub lookup fail as it does without network.
     with pytest.raises(DataError) as err:
-        base.pretrained("distilbert-base-multilingual-cased", "main", LABELS)
+        base.pretrained("distilbert-base-multilingual-cased", "main", LABELS, {})
     assert "Hugging Face Hub" in str(err.value) and "model.checkpoint=scratch" in str(err.value)
 
 
@@ -122,7 +126,7 @@ def test_checkpoint_with_other_label_names_is_refused(tmp_path):
     DistilBertForSequenceClassification(cfg).save_pretrained(other)
     tok.save_pretrained(other)
     with pytest.raises(DataError, match="would be read with the wrong names"):
-        base.pretrained(str(other), "main", LABELS)
+        base.pretrained(str(other), "main", LABELS, {})
 
 
 def test_headless_checkpoint_gets_a_head_and_records_it(tmp_path, caplog, capfd):
@@ -130,10 +134,95 @@ def test_headless_checkpoint_gets_a_head_and_records_it(tmp_path, caplog, capfd)
     ckpt = headless_bert(tmp_path / "bert", tok)
     out = run_base(tmp_path, ckpt)
     record = json.loads((out / "crossling_init.json").read_text())
-    assert record == {"scratch": False, "created_weights": ["classifier.bias", "classifier.weight"]}
+    assert record == {"scratch": False, "created_weights": ["classifier.bias", "classifier.weight"],
+                      "checkpoint": str(ckpt), "revision": "main", "commit": base.content_hash(ckpt)}
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["BertForSequenceClassification"]
     assert config["id2label"] == {"0": "positive", "1": "neutral", "2": "negative"}
     assert "created for the 3 labels: classifier.bias, classifier.weight" in caplog.text
     err = capfd.readouterr().err
     assert "LOAD REPORT" not in err and "Loading weights" not in err  # transformers' tables and bars are quiet
+
+
+def fine_tuned(path, names=None):
+    """A DistilBERT with a 3-way classification head, with generic label names unless `names` are given."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    tok = base.train_tokenizer(["good day bad day a day"] * 10, vocab_size=200)
+    extra = {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}} if names else {}
+    cfg = DistilBertConfig(vocab_size=len(tok), dim=16, n_layers=1, n_heads=2, hidden_dim=32,
+                           max_position_embeddings=32, num_labels=3, **extra)
+    torch.manual_seed(0)
+    model = DistilBertForSequenceClassification(cfg)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path, model.state_dict()
+
+
+def test_head_with_generic_labels_is_reinitialized_never_reused(tmp_path, caplog):
+    ckpt, saved = fine_tuned(tmp_path / "generic")
+    model, _, created, _ = base.pretrained(str(ckpt), "main", LABELS, {})
+    assert set(created) == {"pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"}
+    assert not torch.equal(model.state_dict()["classifier.weight"], saved["classifier.weight"])
+    assert torch.equal(model.state_dict()["distilbert.embeddings.word_embeddings.weight"],
+                       saved["distilbert.embeddings.word_embeddings.weight"])
+    assert "its head has generic labels ['LABEL_0', 'LABEL_1', 'LABEL_2']: re-initialized" in caplog.text
+
+
+def test_head_with_generic_labels_is_kept_when_its_mapping_is_stated(tmp_path):
+    ckpt, saved = fine_tuned(tmp_path / "generic")
+    mapping = {"LABEL_0": "positive", "LABEL_1": "neutral", "LABEL_2": "negative"}
+    model, _, created, _ = base.pretrained(str(ckpt), "main", LABELS, mapping)
+    assert created == [] and torch.equal(model.state_dict()["classifier.weight"], saved["classifier.weight"])
+    assert model.config.id2label == {0: "positive", 1: "neutral", 2: "negative"}
+    swapped = {"LABEL_0": "negative", "LABEL_1": "neutral", "LABEL_2": "positive"}
+    with pytest.raises(DataError, match=r"set data.labels to \['negative', 'neutral', 'positive'\]"):
+        base.pretrained(str(ckpt), "main", LABELS, swapped)
+    with pytest.raises(ConfigError, match="model.head_label_map: \\['LABEL_7'\\] are not labels"):
+        base.pretrained(str(ckpt), "main", LABELS, {"LABEL_7": "positive"})
+
+
+def test_head_with_our_names_is_kept(tmp_path):
+    ckpt, saved = fine_tuned(tmp_path / "named", LABELS)
+    model, _, created, _ = base.pretrained(str(ckpt), "main", LABELS, {})
+    assert created == [] and torch.equal(model.state_dict()["classifier.weight"], saved["classifier.weight"])
+
+
+def fake_hub_cache(hf_home: Path, repo: str, revisions: dict[str, Path], refs: dict[str, str]) -> None:
+    """The Hugging Face cache layout (hub/models--org--name/{refs,snapshots}) holding `revisions` (sha -> files)."""
+    root = hf_home / "hub" / f"models--{repo.replace('/', '--')}"
+    for sha, files in revisions.items():
+        shutil.copytree(files, root / "snapshots" / sha)
+    for ref, sha in refs.items():
+        (root / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
+        (root / "refs" / ref).write_text(sha)
+
+
+def test_pinned_revision_loads_its_own_weights_from_the_hub_cache(tmp_path, monkeypatch):
+    """A stand-in for the hub: the HF cache with HF_HUB_OFFLINE=1. The pinned revision's weights are loaded, never
+    main's or a conversion bot's refs/pr/1; a revision without safetensors is refused, not replaced."""
+    import huggingface_hub.constants
+    import transformers.utils.hub
+
+    old, new, pr = "a" * 40, "b" * 40, "c" * 40
+    old_dir, old_state = fine_tuned(tmp_path / "old", LABELS)
+    torch.manual_seed(1)
+    new_dir, new_state = fine_tuned(tmp_path / "new", LABELS)
+    bin_only = tmp_path / "bin_only"
+    shutil.copytree(old_dir, bin_only)
+    (bin_only / "model.safetensors").unlink()
+    torch.save(old_state, bin_only / "pytorch_model.bin")
+    hf_home = tmp_path / "hf"
+    fake_hub_cache(hf_home, "org/tiny", {old: old_dir, new: new_dir, "d" * 40: bin_only, pr: new_dir},
+                   {"main": new, "v1": old, "binonly": "d" * 40, "pr/1": pr})
+    cache = str(hf_home / "hub")
+    monkeypatch.setenv("HF_HOME", str(hf_home))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", cache)
+    monkeypatch.setattr(transformers.utils.hub, "HF_HUB_CACHE", cache, raising=False)
+    monkeypatch.setattr(transformers.utils.hub, "TRANSFORMERS_CACHE", cache, raising=False)
+    for revision, state, sha in ((old, old_state, old), ("v1", old_state, old), ("main", new_state, new)):
+        model, _, _, commit = base.pretrained("org/tiny", revision, LABELS, {})
+        assert torch.equal(model.state_dict()["classifier.weight"], state["classifier.weight"]) and commit == sha
+    with pytest.raises(DataError, match="model.checkpoint: could not load 'org/tiny'.*safetensors"):
+        base.pretrained("org/tiny", "binonly", LABELS, {})
+    assert os.environ["DISABLE_SAFETENSORS_CONVERSION"] == "1"  # what makes transformers skip refs/pr/N for main

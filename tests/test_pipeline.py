@@ -585,3 +585,40 @@ def test_study_protocol_validation_dev_split_equal_steps_and_leave_one_out(tmp_p
     normalized = json.loads((repo / "metrics" / "transfer_normalized.json").read_text())
     assert normalized and (repo / "plots" / "transfer_normalized.png").exists()
     assert "up to date" in dvc(repo, "status").stdout
+
+
+def test_llama_without_pad_with_lora_killed_after_an_epoch_resumes_to_the_same_model(tmp_path):
+    """The hardest case through the real dvc: a decoder whose tokenizer has no pad token, LoRA, and a training stage
+    killed (SIGKILL, sent by the stage itself once its first epoch's checkpoint is saved) that `dvc repro` resumes;
+    the resumed model and its logs equal an uninterrupted run's."""
+    import tiny_checkpoints
+
+    from crossling.train import KILL_AFTER_EPOCH
+
+    source = make_csv_source(tmp_path / "source", pool_per_class=20, test_per_class=6)
+    checkpoint = tiny_checkpoints.llama_without_pad(tmp_path / "llama")
+    repo = make_project(tmp_path / "project", source, sizes=(12,), train__seeds=[1], train__device="cpu",
+                        train__epochs=3, train__method="lora", train__learning_rate=1e-3,
+                        model__checkpoint=str(checkpoint))
+    run, name = "train_joint@12-1", "joint_12_seed1"
+    killed = dvc(repo, "repro", run, check=False, **{KILL_AFTER_EPOCH: "1"})  # the stage and what it depends on
+    assert killed.returncode != 0 and stages_run(killed.stdout)[-1] == run, killed.stdout
+    saved = sorted(p.name for p in (repo / "checkpoints" / name).glob("checkpoint-*"))
+    assert saved == ["checkpoint-3"], saved  # 24 examples, batch 8: the first epoch's 3 steps
+    resumed = dvc(repo, "repro", "predict_joint@12-1")
+    assert stages_run(resumed.stdout) == [run, "predict_joint@12-1"]
+    assert "resuming from" in resumed.stderr
+    assert not (repo / "checkpoints" / name).exists()  # removed when the stage completed
+    weights = (repo / "models" / name / "model.safetensors").read_bytes()
+    summary = json.loads((repo / "logs" / name / "metrics.json").read_text())
+    metrics = repo / "logs" / name / "plots" / "metrics"
+    curves = {f: (metrics / f).read_text() for f in ("loss.tsv", "dev/macro_f1_english.tsv")}
+    assert summary["optimizer_steps"] == 9 and summary["trainable_parameters"] < summary["total_parameters"]
+    dvc(repo, "repro", "-f", "-s", run)  # the same stage uninterrupted
+    assert (repo / "models" / name / "model.safetensors").read_bytes() == weights
+    assert json.loads((repo / "logs" / name / "metrics.json").read_text()) == summary
+    drop_time = lambda text: [line.split("\t")[1:] for line in text.splitlines()]  # noqa: E731 (timestamp first)
+    assert all(drop_time((metrics / f).read_text()) == drop_time(text) for f, text in curves.items())
+    out = sh(repo, str(BIN / "python"), "-m", "crossling.classify", "--model", f"models/{name}", "--json",
+             "good day", PYTHONPATH=str(repo / "src"))
+    assert json.loads(out.stdout.splitlines()[0])["label"] in ("positive", "neutral", "negative")

@@ -5,6 +5,7 @@ import shutil
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 import torch
 from conftest import make_csv_source, tiny_params, write_params
 
@@ -97,7 +98,7 @@ def test_max_length_beyond_the_model_is_refused(prepared, tmp_path, capsys):
     params = write_params(tmp_path / "long.yaml", p)
     with pytest.raises(SystemExit):
         run_train(d, params, "too_long")
-    assert "exceeds the base model's max_position_embeddings=32" in capsys.readouterr().err
+    assert "train.max_length=64 exceeds the 32 positions the base model can take" in capsys.readouterr().err
 
 
 def test_data_parallel_training_on_two_cpu_processes(prepared, tmp_path):
@@ -154,7 +155,7 @@ def test_seeds_redraw_the_created_weights_unless_fixed(prepared):
     drawn = {}
     for seed in (42, 7, 8):
         model, _ = load_classifier(d / "base")
-        assert train.redraw_created_weights(model, d / "base", seed) == "all weights"  # scratch
+        assert train.draw_created_weights(model, d / "base", seed) == "all weights"  # scratch
         drawn[seed] = model.state_dict()
     same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)  # noqa: E731
     assert same(drawn[42], base_model.state_dict())  # the base stage drew with model.init_seed=42
@@ -172,7 +173,7 @@ def test_pretrained_base_redraws_only_its_new_head(tmp_path):
     states = []
     for seed in (1, 2):
         model, _ = load_classifier(out)
-        assert train.redraw_created_weights(model, out, seed) == "classifier"
+        assert train.draw_created_weights(model, out, seed) == "classifier"
         states.append(model.state_dict())
     changed = {k for k in states[0] if not torch.equal(states[0][k], states[1][k])}
     assert changed == {"classifier.weight"}  # the bias starts at zero for every seed
@@ -240,7 +241,7 @@ def test_base_without_init_record_is_refused(prepared, tmp_path):
     (old / "crossling_init.json").unlink()
     model, _ = load_classifier(old)
     with pytest.raises(DataError, match="has no crossling_init.json; re-run the base stage"):
-        train.redraw_created_weights(model, old, 1)
+        train.draw_created_weights(model, old, 1)
 
 
 def test_save_dtype_halves_the_weights_and_predictions_come_from_them(prepared, tmp_path):
@@ -260,3 +261,74 @@ def test_save_dtype_halves_the_weights_and_predictions_come_from_them(prepared, 
     assert size["joint_bf16"] < 0.6 * size["joint_fp32"]
     # same training; the predictions differ at most by the weights' rounding
     assert (half["pred_id"] == full["pred_id"]).mean() > 0.9
+
+
+@pytest.fixture(scope="module")
+def data_for_checkpoints(tmp_path_factory):
+    """The data stages on synthetic data, for the tiny checkpoints of tests/tiny_checkpoints.py."""
+    d = tmp_path_factory.mktemp("arch")
+    src = make_csv_source(d / "source", pool_per_class=20, test_per_class=6)
+    params = write_params(d / "params.yaml", tiny_params(src, sizes=(12,)))
+    download.cli(["--params", str(params), "--out", str(d / "raw.parquet")])
+    combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
+                 "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
+                 "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
+    sample.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(d / "samples")])
+    return d, src
+
+
+@pytest.mark.parametrize("arch,method", [("xlm_roberta", "full"), ("deberta_v2", "full"), ("modernbert_bare", "full"),
+                                         ("llama_without_pad", "lora"), ("sentencepiece_only", "full")])
+def test_checkpoint_architectures_run_base_train_predict_classify(data_for_checkpoints, tmp_path, arch, method):
+    import tiny_checkpoints
+
+    from crossling import classify
+    from crossling.modeling import load_classifier, predict_proba
+
+    d, src = data_for_checkpoints
+    checkpoint = tiny_checkpoints.BUILDERS[arch](tmp_path / arch)
+    params = write_params(tmp_path / "params.yaml", tiny_params(src, sizes=(12,), model__checkpoint=str(checkpoint),
+                                                               train__epochs=2, train__method=method,
+                                                               train__learning_rate=1e-3))
+    base.cli(["--params", str(params), "--pool", str(d / "pool.parquet"), "--out", str(tmp_path / "base")])
+    init = json.loads((tmp_path / "base" / "crossling_init.json").read_text())
+    assert init["created_weights"] and len(init["commit"]) == 64  # a local checkpoint: its content hash
+    args = ["--params", str(params), "--name", "joint", "--sample", str(d / "samples" / "seed42" / "sample_12.parquet"),
+            "--base", str(tmp_path / "base"), "--out", str(tmp_path / "model"), "--live", str(tmp_path / "logs"),
+            "--dev", str(d / "dev"), "--checkpoints", str(tmp_path / "ckpt")]
+    train.cli(args)
+    assert not (tmp_path / "ckpt").exists()  # removed when the stage completes
+    summary = json.loads((tmp_path / "logs" / "metrics.json").read_text())
+    assert summary["optimizer_steps"] == 2 * summary["steps_per_epoch"] == 6  # 24 examples, batch 8
+    assert (summary["trainable_parameters"] < summary["total_parameters"]) == (method == "lora")
+    logged = yaml.safe_load((tmp_path / "logs" / "params.yaml").read_text())
+    assert logged["method"] == method and logged["checkpoint"] == str(checkpoint) and logged["device"] == "cpu"
+    assert logged["versions"]["peft"] and logged["global_batch"] == 8
+    predict.cli(["--params", str(params), "--model", str(tmp_path / "model"), "--test", str(d / "test.parquet"),
+                 "--out", str(tmp_path / "preds.parquet")])
+    meta = json.loads(pq.read_schema(tmp_path / "preds.parquet").metadata[b"crossling.provenance"])
+    assert meta["checkpoint_commit"] == init["commit"] and meta["trained_with"]["method"] == method
+    # padding and masks are right: batched predictions equal one-at-a-time ones
+    model, tok = load_classifier(tmp_path / "model")
+    texts = pd.read_parquet(d / "test.parquet")["text"].tolist()[:12]
+    batched = predict_proba(model, tok, texts, 32, 12)
+    alone = [predict_proba(model, tok, [t], 32, 1)[0] for t in texts]
+    assert abs(batched - alone).max() < 2e-6
+    out = classify.predict(tmp_path / "model", texts[:2], max_length=32, device="cpu")
+    assert [r["label"] for r in out] == [("positive", "neutral", "negative")[i] for i in batched[:2].argmax(axis=1)]
+
+
+def test_gradient_accumulation_and_checkpointing_steps_come_from_the_trainer(prepared, tmp_path, caplog):
+    d, _ = prepared
+    params = write_params(tmp_path / "acc.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=2,
+                                                              train__gradient_accumulation_steps=3,
+                                                              train__gradient_checkpointing=True))
+    run_train(d, params, "joint_acc")  # 60 examples, batch 8: 8 batches, 3 accumulated: 3 optimizer steps per epoch
+    summary = json.loads((d / "logs" / "joint_acc" / "metrics.json").read_text())
+    assert (summary["steps_per_epoch"], summary["optimizer_steps"], summary["selected_step"]) == (3, 6, 6)
+    assert summary["train_examples"] == 60
+    logged = yaml.safe_load((d / "logs" / "joint_acc" / "params.yaml").read_text())
+    assert (logged["global_batch"], logged["gradient_accumulation_steps"], logged["processes"]) == (24, 3, 1)
+    assert "global batch 24, 6 optimizer steps" in caplog.text
+    loss = pd.read_csv(d / "logs" / "joint_acc" / "plots" / "metrics" / "loss.tsv", sep="\t")
+    assert loss["step"].iloc[-1] == 6

@@ -7,15 +7,18 @@ split). Later stages load only this directory, so nothing after this stage touch
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from crossling.common import DataError, atomic_dir, log, log_params, read_parquet, run_stage, stage_parser, write_json
-from crossling.config import Config, ScratchConfig
-from crossling.modeling import INIT_RECORD, SPECIAL_TOKENS, check_labels, quiet_transformers
+from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_json
+from crossling.config import Config, ConfigError, ScratchConfig
+from crossling.modeling import (INIT_RECORD, SPECIAL_TOKENS, check_labels, draw_weights, generic_labels, head_modules,
+                                quiet_transformers)
 
 OFFLINE_HINT = ("offline? use a local checkpoint directory, a checkpoint already in the Hugging Face cache with "
                 "HF_HUB_OFFLINE=1, or -S model.checkpoint=scratch (see README, Set up and run)")
@@ -83,36 +86,85 @@ def checkpoint_location(checkpoint: str) -> str:
     return "hub"
 
 
-def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...]):
-    """The checkpoint with a classification head for `labels`, and the names of the weights created here."""
+def content_hash(directory: Path) -> str:
+    """A local checkpoint's identity: the sha256 of its files' names and contents."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def head_names(config, head_label_map: dict[str, str]) -> tuple[str, ...]:
+    """The names a checkpoint's classification head gives its outputs; generic ones through model.head_label_map."""
+    names = tuple(config.id2label[i] for i in range(config.num_labels))
+    unknown = sorted(set(head_label_map) - set(names))
+    if unknown:
+        raise ConfigError("model.head_label_map", f"{unknown} are not labels of the checkpoint's head ({list(names)})")
+    mapped = tuple(head_label_map.get(name, name) for name in names)
+    return mapped
+
+
+def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_label_map: dict[str, str]):
+    """The checkpoint with a classification head for `labels`, the names of the weights created here, and the
+    checkpoint's resolved commit (hub) or content hash (local directory)."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+    # transformers would otherwise, for revision main and a checkpoint without safetensors, load a conversion bot's
+    # weights from refs/pr/N: another revision than the one asked for
+    os.environ["DISABLE_SAFETENSORS_CONVERSION"] = "1"
     local = checkpoint_location(checkpoint) == "local"
     if local and not (Path(checkpoint).expanduser() / "config.json").exists():
         raise DataError(f"model.checkpoint: no checkpoint at {checkpoint} (expected a directory with config.json "
                         "and .safetensors weights)")
+    where = "the local directory" if local else f"the Hugging Face Hub (revision {revision})"
     try:
         config = AutoConfig.from_pretrained(checkpoint, revision=revision, trust_remote_code=False)
-    except OSError as exc:
-        where = "the local directory" if local else "the Hugging Face Hub"
-        raise DataError(f"model.checkpoint: could not load {checkpoint!r} from {where}: "
-                        f"{str(exc).splitlines()[0][:300]}; {OFFLINE_HINT}") from None
-    if any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
-        check_labels(config, labels, f"model.checkpoint {checkpoint}")  # a fine-tuned head must fit our labels
-    try:
         tokenizer = AutoTokenizer.from_pretrained(checkpoint, revision=revision, trust_remote_code=False)
+    except (OSError, ValueError, ImportError, KeyError) as exc:
+        raise DataError(f"model.checkpoint: could not load {checkpoint!r} from {where}: "
+                        f"{' '.join(str(exc).split())[:300]}; {OFFLINE_HINT}") from None
+    kept_head = False
+    if any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
+        if config.num_labels != len(labels):
+            check_labels(config, labels, f"model.checkpoint {checkpoint}")  # refused: another task's head
+        if generic_labels(config) and not head_label_map:
+            log.info("model.checkpoint %s: its head has generic labels %s: re-initialized (set model.head_label_map "
+                     "to keep it)", checkpoint, list(config.id2label.values()))
+        else:
+            config.id2label = dict(enumerate(head_names(config, head_label_map)))
+            check_labels(config, labels, f"model.checkpoint {checkpoint}")  # by name, in data.labels' order
+            kept_head = True
+    try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
             checkpoint, revision=revision, use_safetensors=True, trust_remote_code=False, output_loading_info=True,
             **label_maps(labels))
     except OSError as exc:
-        raise DataError(f"model.checkpoint: could not load {checkpoint!r}: {str(exc).splitlines()[0][:300]}; "
-                        f"{OFFLINE_HINT}") from None
+        raise DataError(f"model.checkpoint: could not load {checkpoint!r} from {where}: "
+                        f"{' '.join(str(exc).split())[:300]}; {OFFLINE_HINT}") from None
     if info["mismatched_keys"]:
         raise DataError(f"model.checkpoint: {checkpoint} has weights of the wrong shape: {info['mismatched_keys']}")
     unused = sorted(info["unexpected_keys"])
     if unused:
         log.info("not used from the checkpoint (no classification task needs them): %s", ", ".join(unused))
-    return model, tokenizer, sorted(info["missing_keys"])
+    created = set(info["missing_keys"])
+    if not kept_head:  # a head under assumed names is never reused
+        created |= {f"{m}.{p}" for m in head_modules(model) for p, _ in model.get_submodule(m).named_parameters()}
+        draw_weights(model, sorted(created))
+    if tokenizer.pad_token is None:  # decoders (Llama, Gemma): pad with the end-of-sequence token
+        if tokenizer.eos_token is None:
+            raise DataError(f"model.checkpoint: {checkpoint}'s tokenizer has neither a pad nor an end-of-sequence "
+                            "token; add a pad token to the checkpoint's tokenizer")
+        tokenizer.pad_token = tokenizer.eos_token
+        log.info("the tokenizer has no pad token: padding with its end-of-sequence token %r", tokenizer.eos_token)
+    if model.config.pad_token_id is None:  # the classifier of a decoder reads the last token before padding
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if local:
+        identity = content_hash(Path(checkpoint).expanduser())
+    else:  # the commit the revision resolved to: the snapshot the library read config.json from
+        from transformers.utils.hub import cached_file, extract_commit_hash
+
+        identity = extract_commit_hash(cached_file(checkpoint, "config.json", revision=revision), None)
+    return model, tokenizer, sorted(created), identity
 
 
 def main(args, cfg: Config) -> None:
@@ -126,16 +178,18 @@ def main(args, cfg: Config) -> None:
         log.info("scratch DistilBERT: %d parameters, vocabulary %d (trained on %d pool texts)",
                  model.num_parameters(), len(tokenizer), len(pool))
     else:
-        model, tokenizer, created = pretrained(cfg.model.checkpoint, cfg.model.revision, cfg.data.labels)
+        model, tokenizer, created, commit = pretrained(cfg.model.checkpoint, cfg.model.revision, cfg.data.labels,
+                                                       cfg.model.head_label_map)
         log.info("loaded %s (revision %s): %d parameters; created for the %d labels: %s", cfg.model.checkpoint,
                  cfg.model.revision, model.num_parameters(), len(cfg.data.labels), ", ".join(created) or "nothing")
     # how it was loaded (HF_HUB_OFFLINE), not what it is: the same base online and offline
     tokenizer.init_kwargs.pop("local_files_only", None)
-    with atomic_dir(args.out) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json({"scratch": cfg.model.is_scratch, "created_weights": [] if cfg.model.is_scratch else created},
-                   Path(tmp) / INIT_RECORD)
+    model.save_pretrained(args.out)
+    tokenizer.save_pretrained(args.out)
+    # the resolved commit (hub) or content hash (local) of the checkpoint: training runs record it as provenance
+    write_json({"scratch": cfg.model.is_scratch, "created_weights": [] if cfg.model.is_scratch else created,
+                "checkpoint": cfg.model.checkpoint, "revision": None if cfg.model.is_scratch else cfg.model.revision,
+                "commit": None if cfg.model.is_scratch else commit}, Path(args.out) / INIT_RECORD)
     log.info("wrote base checkpoint to %s", args.out)
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from crossling.common import DataError, setup_logging
 from crossling.config import DEVICES, PRECISIONS, ConfigError
-from crossling.modeling import configure_threads, inference_device, load_classifier, predict_proba, quiet_transformers
+from crossling.modeling import (configure_threads, inference_device, load_classifier, predict_proba, quiet_transformers,
+                                usable_length)
 
 
 def read_texts(args: argparse.Namespace) -> list[str]:
@@ -35,7 +36,7 @@ def predict(model_dir: Path, texts: list[str], max_length: int = 128, batch_size
     model, tokenizer = load_classifier(model_dir)
     dev, precision = inference_device(device, precision)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    max_length = min(max_length, model.config.max_position_embeddings)
+    max_length = min(max_length, usable_length(model))
     probs = predict_proba(model, tokenizer, texts, max_length, batch_size, dev, precision)
     return [{"text": text, "label": labels[int(p.argmax())],
              "probabilities": {name: round(float(p[i]), 4) for i, name in enumerate(labels)}}

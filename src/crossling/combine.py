@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from crossling import figures
-from crossling.common import (DataError, atomic_dir, log, log_params, read_parquet, run_stage, stage_parser, write_json,
+from crossling.common import (DataError, log, log_params, read_parquet, run_stage, stage_parser, write_json,
                               write_parquet)
 from crossling.config import Config, DataConfig
 
@@ -229,9 +229,8 @@ def main(args, cfg: Config) -> None:
         log.info("ignoring languages not in data.languages: %s", unexpected)
     pool, dev, test, report = combine(raw, cfg.data, cfg.sample.dev_size)
     write_parquet(pool, EXAMPLE_SCHEMA, args.pool)
-    with atomic_dir(args.dev) as tmp:  # a file per language: a model depends only on its languages' dev texts
-        for lang in cfg.data.languages:
-            write_parquet(dev[dev["language"] == lang], EXAMPLE_SCHEMA, Path(tmp) / f"{lang}.parquet")
+    for lang in cfg.data.languages:  # a file per language: a model depends only on its languages' dev texts
+        write_parquet(dev[dev["language"] == lang], EXAMPLE_SCHEMA, Path(args.dev) / f"{lang}.parquet")
     write_parquet(test, EXAMPLE_SCHEMA, args.test)
     write_json(report, args.metrics)
     dist = label_distribution(report, cfg.data.labels)

@@ -1,16 +1,13 @@
-"""What every stage shares: errors, logging, argument parsing, atomic writes and run names."""
+"""What every stage shares: errors, logging, argument parsing, writing and run names."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,53 +91,19 @@ def log_params(stage: str, **sections: Any) -> None:
     log.info("%s params: %s", stage, json.dumps(sections, sort_keys=True, default=str))
 
 
-def _tmp_beside(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run that was killed
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are ordinary files
-    return Path(tmp)
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
-    path = Path(path)
-    tmp = _tmp_beside(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory beside `path`; it replaces `path` only if the block succeeds."""
+def _parent(path: str | Path) -> Path:
+    """`path`, its folder created. No temporary files: DVC removes a stage's outputs before it runs and never records
+    a failed stage, so a half-written output is never taken for a result."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run that was killed
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    tmp.chmod(0o755)
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    return path
 
 
-def write_parquet(df: pd.DataFrame, schema: pa.Schema, path: str | Path) -> None:
-    """Write with an explicit schema (no pandas index/metadata) so equal frames give equal bytes."""
+def write_parquet(df: pd.DataFrame, schema: pa.Schema, path: str | Path, metadata: dict | None = None) -> None:
+    """Write with an explicit schema (no pandas index/metadata; only `metadata`) so equal frames give equal bytes."""
     table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
-    table = table.replace_schema_metadata(None)
-    with atomic_file(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+    table = table.replace_schema_metadata(metadata)
+    pq.write_table(table, _parent(path), compression="zstd")
 
 
 def read_parquet(path: str | Path, what: str) -> pd.DataFrame:
@@ -151,8 +114,7 @@ def read_parquet(path: str | Path, what: str) -> pd.DataFrame:
 
 
 def write_json(data: Any, path: str | Path) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
+    _parent(path).write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def read_json(path: str | Path) -> Any:

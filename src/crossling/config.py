@@ -165,10 +165,29 @@ class ModelConfig:
     # Seeds the weights the base stage creates (the new head; scratch: everything); train.fixed_init keeps them.
     init_seed: Seed
     scratch: ScratchConfig
+    # A checkpoint's classification head with generic names (LABEL_0, ...): which of data.labels each means.
+    # Empty: such a head is re-initialized (never read under assumed names).
+    head_label_map: dict[Name, Name]
+
+    @model_validator(mode="after")
+    def _head_map_distinct(self) -> ModelConfig:
+        values = list(self.head_label_map.values())
+        if len(set(values)) != len(values):
+            raise ConfigError("head_label_map", f"maps two head labels to one name ({values}); map each once")
+        return self
 
     @property
     def is_scratch(self) -> bool:
         return self.checkpoint == "scratch"
+
+
+@dataclass(frozen=True, config=SECTION)
+class LoraConfig:
+    rank: Positive
+    alpha: Annotated[Number, Field(gt=0)]
+    dropout: Fraction
+    # "all-linear" (peft: every linear layer but the output) or a list of module names, e.g. [query, value]
+    target_modules: StrictStr | Annotated[tuple[Name, ...], _distinct("module")]
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -199,6 +218,13 @@ class TrainConfig:
     fixed_init: StrictBool
     # dtype of the saved weights: bfloat16/float16 halve the DVC cache; predictions come from the saved weights.
     save_dtype: Literal["float32", "bfloat16", "float16"]
+    # Optimizer steps accumulate this many batches: global batch = batch_size x accumulation x processes.
+    gradient_accumulation_steps: Positive
+    # Recompute activations in the backward pass: less memory, about a third more compute (BENCHMARKS.md).
+    gradient_checkpointing: StrictBool
+    # full: every weight is fine-tuned; lora: low-rank adapters (peft) plus the classification head.
+    method: Literal["full", "lora"]
+    lora: LoraConfig
 
 
 @dataclass(frozen=True, config=SECTION)

@@ -12,13 +12,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from crossling.common import atomic_file  # noqa: E402
+from crossling.common import _parent  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> None:
-    with atomic_file(path) as tmp:
-        # metadata=None keeps matplotlib's version/date out, so equal data give equal bytes.
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    # metadata=None keeps matplotlib's version/date out, so equal data give equal bytes.
+    fig.savefig(_parent(path), format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
 
 

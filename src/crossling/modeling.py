@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,21 +122,43 @@ def load_classifier(path: str | Path, labels: tuple[str, ...] | None = None):
     model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True, trust_remote_code=False,
                                                                dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    if tokenizer.pad_token_id is None and model.config.pad_token_id is not None:  # a decoder's, set by the base stage
+        tokenizer.pad_token_id = model.config.pad_token_id
     if labels is not None:
         check_labels(model.config, labels, str(path))
     return model, tokenizer
 
 
+def draw_weights(model, names: list[str]) -> None:
+    """Draw the parameters `names` anew (from torch's current seed) through the model's own initialization
+    (`initialize_weights` visits only what is not flagged initialized, with each architecture's `_init_weights`)."""
+    names = set(names)
+    for module in model.modules():
+        module._is_hf_initialized = False
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        tensor._is_hf_initialized = name not in names
+    model.initialize_weights()
+
+
+def head_modules(model) -> list[str]:
+    """The classification head: the model's modules with weights beside its base model."""
+    return [name for name, module in model.named_children()
+            if name != model.base_model_prefix and any(True for _ in module.parameters())]
+
+
+def generic_labels(config) -> bool:
+    return all(config.id2label[i] == f"LABEL_{i}" for i in range(config.num_labels))
+
+
 def check_labels(config, labels: tuple[str, ...], where: str) -> None:
-    """A classification head must have exactly data.labels, in that order (generic LABEL_i names excepted)."""
+    """A classification head must have exactly data.labels, by name and in that order."""
     names = tuple(config.id2label[i] for i in range(config.num_labels))
     if config.num_labels != len(labels):
         raise DataError(f"{where} has {config.num_labels} labels {list(names)} but data.labels has {len(labels)} "
                         f"{list(labels)}; use a checkpoint without a classification head or with the same labels")
-    generic = names == tuple(f"LABEL_{i}" for i in range(len(names)))
-    if names != labels and not generic:
+    if names != labels:
         raise DataError(f"{where} has labels {list(names)} but data.labels is {list(labels)}; its head would be "
-                        "read with the wrong names: make data.labels match the checkpoint exactly")
+                        f"read with the wrong names: set data.labels to {list(names)}")
 
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, list[list[int]]]:
@@ -149,40 +170,49 @@ def tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, list[lis
 
 def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_size: int,
                   device: torch.device | None = None, precision: str = "fp32") -> np.ndarray:
-    """Class probabilities for `texts`, in their order; batches hold texts of similar length.
-
-    On CPU the batches run in parallel, one per core with one intra-op thread each: for a model this
-    small that beats one stream using every core (measured in benchmarks/). Each text's result
-    depends only on its batch, so the output is the same whatever order the batches finish in.
-    """
+    """Class probabilities for `texts`, in their order: a plain loop over batches of texts of similar length, each
+    padded by the tokenizer to its longest text (a text's result depends only on its batch)."""
     dev = device or torch.device("cpu")
     model.to(dev).eval()
     ids = tokenize(tokenizer, texts, max_length)["input_ids"]
     order = np.argsort([len(x) for x in ids], kind="stable")
     out = np.empty((len(texts), model.config.num_labels), dtype=np.float32)
-
-    def run(idx: np.ndarray) -> None:
-        longest = max(len(ids[i]) for i in idx)
-        batch = torch.full((len(idx), longest), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), longest), dtype=torch.long)
-        for row, i in enumerate(idx):
-            batch[row, :len(ids[i])] = torch.tensor(ids[i])
-            mask[row, :len(ids[i])] = 1
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(dev)
         with torch.inference_mode(), torch.autocast(dev.type, dtype=AUTOCAST_DTYPES.get(precision),
                                                      enabled=precision in AUTOCAST_DTYPES):
-            logits = model(input_ids=batch.to(dev), attention_mask=mask.to(dev)).logits
-            out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-
-    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    threads = torch.get_num_threads()
-    if dev.type != "cpu" or threads == 1:
-        for idx in batches:
-            run(idx)
-        return out
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(run, batches))
-    finally:
-        torch.set_num_threads(threads)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return out
+
+
+def usable_length(model) -> int:
+    """The longest input the model takes: max_position_embeddings, less the positions that RoBERTa-style
+    embeddings reserve (ids start after padding_idx)."""
+    limit = model.config.max_position_embeddings
+    for name, module in model.named_modules():
+        if name.endswith("position_embeddings") and isinstance(module, torch.nn.Embedding):
+            if module.padding_idx is not None:
+                return min(limit, module.num_embeddings) - module.padding_idx - 1
+            return min(limit, module.num_embeddings)
+    return limit
+
+
+VERSIONED = ("torch", "transformers", "datasets", "accelerate", "dvc", "dvclive", "pandas", "peft", "crossling")
+
+
+def provenance(device: torch.device, precision: str, init: dict) -> dict:
+    """What produced a run: the device used and its name, the precision, the base checkpoint and its resolved commit
+    (or content hash), and the versions of the libraries that compute it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return {"device": device.type, "device_name": device_info(device).name, "precision": precision,
+            "checkpoint": init.get("checkpoint", "unknown (base stage of an older crossling)"),
+            "checkpoint_commit": init.get("commit"), "versions": {name: installed(name) for name in VERSIONED}}

@@ -8,12 +8,17 @@ saved (`train.save_dtype`): the predictions are those of the versioned model.
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pyarrow as pa
 
 from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
 from crossling.config import Config, TrainConfig
-from crossling.modeling import configure_threads, inference_device, load_classifier, predict_proba, quiet_transformers
+from crossling.modeling import (configure_threads, inference_device, load_classifier, predict_proba, provenance,
+                                quiet_transformers, usable_length)
+
+PROVENANCE_KEY = b"crossling.provenance"  # schema metadata of the predictions: JSON of what produced them
 
 
 def prediction_schema(labels: tuple[str, ...]) -> pa.Schema:
@@ -40,11 +45,16 @@ def main(args, cfg: Config) -> None:
     quiet_transformers()
     test = read_parquet(args.test, "test split")
     model, tokenizer = load_classifier(args.model, cfg.data.labels)
-    if cfg.train.max_length > model.config.max_position_embeddings:
-        raise DataError(f"train.max_length={cfg.train.max_length} exceeds the model's "
-                        f"max_position_embeddings={model.config.max_position_embeddings}")
+    limit = usable_length(model)
+    if cfg.train.max_length > limit:
+        raise DataError(f"train.max_length={cfg.train.max_length} exceeds the {limit} positions the model can take; "
+                        f"use train.max_length <= {limit}")
     preds = predictions(model, tokenizer, test, cfg.data.labels, cfg.train, device, precision)
-    write_parquet(preds, prediction_schema(cfg.data.labels), args.out)
+    made = getattr(model.config, "crossling", {})  # the training run's provenance, saved in the model's config
+    origin = provenance(device, precision, {"checkpoint": made.get("checkpoint"), "commit": made.get("checkpoint_commit")})
+    origin |= {"model": args.model, "batch_size": cfg.train.eval_batch_size, "trained_with": made}
+    write_parquet(preds, prediction_schema(cfg.data.labels), args.out,
+                  {PROVENANCE_KEY: json.dumps(origin, sort_keys=True).encode()})
     acc = (preds["pred_id"] == preds["label_id"]).groupby(preds["language"], sort=False).mean().round(4).to_dict()
     log.info("%s on %s (%s): wrote %s; test accuracy %s", args.model, device, precision, args.out, acc)
 

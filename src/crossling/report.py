@@ -13,7 +13,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from crossling.common import (EQUAL_BUDGET, DataError, atomic_file, joint_name, log, log_params, mono_name,
+from crossling.common import (EQUAL_BUDGET, DataError, _parent, joint_name, log, log_params, mono_name,
                               read_json, run_stage, stage_parser)
 from crossling.config import Config
 from crossling.evaluate import domains_of
@@ -290,8 +290,7 @@ def main(args, cfg: Config) -> None:
     except KeyError as missing:  # evaluate wrote them for another params.yaml
         raise DataError(f"{metrics}/*.json lack {missing}, which params.yaml asks for: they are not evaluate's output "
                         "for these params; re-run evaluate (dvc repro)") from None
-    with atomic_file(out) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    _parent(out).write_text(text, encoding="utf-8")
     log.info("wrote %s", out)
 
 

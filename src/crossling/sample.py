@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from crossling.combine import EXAMPLE_SCHEMA, class_quota
-from crossling.common import DataError, atomic_dir, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
+from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
 from crossling.config import Config
 
 
@@ -93,7 +93,7 @@ def sample_path(folder: str | Path, seed: int, size: int | str, language: str | 
 def write_samples(folder: Path, ranked_pool: pd.DataFrame, cfg: Config, seed: int) -> None:
     """Every sample one training seed reads, in folder/seed<seed>/."""
     languages, n_classes, largest = cfg.data.languages, len(cfg.data.labels), cfg.sample.largest
-    sample_path(folder, seed, largest).parent.mkdir(parents=True)
+    sample_path(folder, seed, largest).parent.mkdir(parents=True, exist_ok=True)
     for size in sorted(cfg.sample.sizes):
         sample = draw(ranked_pool, size, languages, n_classes)
         write_parquet(sample, EXAMPLE_SCHEMA, sample_path(folder, seed, size))
@@ -112,12 +112,11 @@ def main(args, cfg: Config) -> None:
                data={"languages": cfg.data.languages, "labels": cfg.data.labels}, train={"seeds": cfg.train.seeds})
     pool = read_parquet(args.pool, "training pool")
     languages, labels = cfg.data.languages, cfg.data.labels
-    with atomic_dir(args.out) as tmp:
-        for seed in cfg.train.seeds:
-            ranked_pool = ranked(pool, languages, len(labels), draw_seed(cfg.sample.seed, seed, cfg.sample.redraw_per_seed))
-            check_capacity(ranked_pool, cfg.sample.largest, languages, labels,
-                           cfg.sample.dev_size if cfg.data.dev_split == "carve" else None)
-            write_samples(Path(tmp), ranked_pool, cfg, seed)
+    for seed in cfg.train.seeds:
+        ranked_pool = ranked(pool, languages, len(labels), draw_seed(cfg.sample.seed, seed, cfg.sample.redraw_per_seed))
+        check_capacity(ranked_pool, cfg.sample.largest, languages, labels,
+                       cfg.sample.dev_size if cfg.data.dev_split == "carve" else None)
+        write_samples(Path(args.out), ranked_pool, cfg, seed)
 
 
 def cli(argv: list[str] | None = None) -> None:

@@ -2,34 +2,41 @@
 
 `train_joint@<N>-<seed>` trains on the joint sample of size N (all languages); `train_mono@<L>-<seed>`
 (`--language L`) on language L's part of the largest sample; `--seed` sets the fine-tuning seed.
-Training uses the transformers Trainer (dynamic padding, length-grouped batches) on the device and in the
-precision of `train.device` / `train.precision`, prints its progress, and logs to dvclive at the optimizer
-step; with `--dev` it scores the dev split after every epoch. With train.processes > 1 the same command
-relaunches itself under torchrun, and the Trainer runs data-parallel (DDP).
+The transformers Trainer does the work: dynamic padding, length-grouped batches, gradient accumulation and
+checkpointing, the dev split scored after every epoch (`compute_metrics`) and the best epoch kept
+(`load_best_model_at_end`), a Trainer checkpoint per epoch under checkpoints/<run> from which an interrupted
+run resumes (removed when the stage completes). With train.processes > 1 the same command relaunches
+itself under torchrun, and the Trainer runs data-parallel (DDP).
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict
-
+from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
-from crossling.common import DataError, atomic_dir, log, log_params, read_json, read_parquet, run_stage, stage_parser
+from crossling.common import DataError, log, log_params, read_json, read_parquet, run_stage, stage_parser
 from crossling.config import Config, ConfigError, TrainConfig
-from crossling.modeling import (INIT_RECORD, check_device, choose_precision, configure_threads, device_info,
-                                load_classifier, one_device_per_process, predict_proba, quiet_transformers, tokenize)
-
+from crossling.modeling import (INIT_RECORD, configure_threads, draw_weights, head_modules, inference_device,
+                                load_classifier, one_device_per_process, provenance, quiet_transformers, tokenize,
+                                usable_length)
 
 SAVE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Test hook: a training process kills itself (SIGKILL) once its checkpoint of this epoch is saved.
+KILL_AFTER_EPOCH = "CROSSLING_TEST_KILL_AFTER_EPOCH"
+RUN_RECORD = "crossling_run.json"
 
 
 def training_frame(sample: pd.DataFrame, language: str | None, exclude: str | None = None) -> pd.DataFrame:
@@ -46,9 +53,9 @@ def training_frame(sample: pd.DataFrame, language: str | None, exclude: str | No
     return part
 
 
-def redraw_created_weights(model, base_dir: Path, seed: int) -> str:
-    """Draw the weights the base stage created (not loaded) anew from the fine-tuning seed, so seeds cover
-    the initialization too: the whole model for scratch, else the new head's linear layers (BERT's init)."""
+def draw_created_weights(model, base_dir: Path, seed: int) -> str:
+    """Draw the weights the base stage created (not loaded) anew from the fine-tuning seed, through the model's own
+    initialization (`_init_weights`, whatever the module types), so seeds cover the initialization too."""
     if not (base_dir / INIT_RECORD).exists():
         raise DataError(f"{base_dir} has no {INIT_RECORD}; re-run the base stage (dvc repro base)")
     record = read_json(base_dir / INIT_RECORD)
@@ -56,43 +63,31 @@ def redraw_created_weights(model, base_dir: Path, seed: int) -> str:
     if record["scratch"]:
         model.load_state_dict(type(model)(model.config).state_dict())
         return "all weights"
+    draw_weights(model, record["created_weights"])
     modules = sorted({name.rsplit(".", 1)[0] for name in record["created_weights"]})
-    for name in modules:
-        module = model.get_submodule(name)
-        if not isinstance(module, torch.nn.Linear):
-            raise DataError(f"{base_dir}: created weight {name} is a {type(module).__name__}, which crossling cannot "
-                            "re-draw; set train.fixed_init: true to keep the base stage's weights")
-        torch.nn.init.normal_(module.weight, std=model.config.initializer_range)
-        if module.bias is not None:
-            torch.nn.init.zeros_(module.bias)
     return ", ".join(modules) or "nothing (the checkpoint had a head for these labels)"
 
 
-def device_and_precision(train: TrainConfig):
-    """The device the Trainer (through accelerate) picks, checked against train.device, and the precision for it."""
-    from transformers import TrainingArguments
-
-    with tempfile.TemporaryDirectory(prefix="crossling-probe-") as probe_dir:
-        found = TrainingArguments(output_dir=probe_dir, use_cpu=train.device == "cpu", report_to="none").device
-    device = check_device(train.device, found)
-    return device, choose_precision(train.precision, device_info(device))
-
-
-def training_arguments(train: TrainConfig, output_dir: str, steps_per_epoch: int, seed: int, device, precision: str):
+def training_arguments(train: TrainConfig, output_dir: str, seed: int, device, precision: str, dev: bool):
     from transformers import TrainingArguments
 
     args = TrainingArguments(
         output_dir=output_dir, use_cpu=device.type == "cpu", report_to="none",  # DDP backend: accelerate's choice
         num_train_epochs=train.epochs, max_steps=train.max_steps or -1, learning_rate=train.learning_rate,
         per_device_train_batch_size=train.batch_size, weight_decay=train.weight_decay,
+        # the training batch size: train.eval_batch_size belongs to the predict stage, and changing it must not retrain
+        per_device_eval_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        activation_checkpointing=train.gradient_checkpointing,
         warmup_steps=train.warmup_ratio, lr_scheduler_type="linear", seed=seed, data_seed=seed,
         train_sampling_strategy="group_by_length" if train.group_by_length else "random",
         length_column_name="length",
         # the classification loss is a mean per example: averaging "tokens" across processes would multiply it
         # (and the gradients) by the number of processes
         average_tokens_across_devices=False,
-        logging_strategy="steps", logging_steps=max(1, steps_per_epoch // 4), logging_first_step=True,
-        save_strategy="no", eval_strategy="no", disable_tqdm=True,
+        logging_strategy="steps", logging_first_step=True, disable_tqdm=True,
+        eval_strategy="epoch" if dev else "no", save_strategy="epoch", save_total_limit=1,
+        load_best_model_at_end=train.select == "best", metric_for_best_model="macro_f1_mean",
         bf16=precision == "bf16", fp16=precision == "fp16", dataloader_pin_memory=device.type == "cuda",
     )
     if args.device.type != device.type:
@@ -102,155 +97,209 @@ def training_arguments(train: TrainConfig, output_dir: str, steps_per_epoch: int
     return args
 
 
-def log_last_step():
-    """A callback that logs the loss at the last optimizer step too: logging_steps need not divide the total."""
+def _clock(seconds: float) -> str:
+    return "?" if seconds != seconds else str(timedelta(seconds=round(seconds)))  # h:mm:ss; nan: unknown
+
+
+def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, first: bool):
+    """Trainer callbacks: the loss at every optimizer step's log and dev macro-F1 per epoch into dvclive (replayed
+    from the Trainer's log history after a resume), a progress line about every 5%, and the test hook."""
     from transformers import TrainerCallback
 
+    class Metrics(TrainerCallback):
+        """dvclive at the Trainer's optimizer step, under the names evaluate reads (loss, epoch, dev/macro_f1_*).
+        Not DVCLiveCallback: it renames every metric (train/loss, eval/...) and cannot replay a resumed history."""
+
+        def __init__(self):
+            self.live, self.start, self.next_report, self.loss = None, 0.0, 0.0, float("nan")
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            from dvclive import Live
+
+            self.live = Live(live_dir, dvcyaml=False, save_dvc_exp=False)
+            self.live.log_params(run_params)
+            for entry in state.log_history:  # resumed: DVC removed the logs with the stage's outputs
+                self.on_log(args, state, control, logs=entry, replay=True)
+            self.start, self.done_before = time.monotonic(), state.global_step
+
+        def on_log(self, args, state, control, logs=None, replay=False, **kwargs):
+            self.live.step = logs["step"] if replay else state.global_step
+            if "loss" in logs:
+                self.loss = logs["loss"]
+                for key in ("loss", "learning_rate", "epoch"):
+                    if logs.get(key) is not None:
+                        self.live.log_metric(key, logs[key])
+            for key, value in logs.items():
+                if key.startswith("eval_macro_f1_"):
+                    self.live.log_metric(f"dev/{key.removeprefix('eval_')}", value)
+            self.live.make_summary()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            done, total = state.global_step, state.max_steps
+            if done / total >= self.next_report or done == total:
+                self.next_report = done / total + 0.05
+                elapsed = time.monotonic() - self.start
+                rate = (done - self.done_before) / elapsed if elapsed else 0.0
+                left = (total - done) / rate if rate else float("nan")
+                batch = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
+                log.info("%s: step %d/%d (%.0f%%), %.2f steps/s (%.0f examples/s), %s elapsed, %s left, loss %s",
+                         name, done, total, 100 * done / total, rate, rate * batch, _clock(elapsed), _clock(left),
+                         "-" if self.loss != self.loss else f"{self.loss:.4f}")
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            log.info("epoch %d: mean dev macro-F1 %.4f (%s)", round(state.epoch), metrics["eval_macro_f1_mean"],
+                     ", ".join(f"{lang} {metrics[f'eval_macro_f1_{lang}']:.4f}" for lang in languages))
+
     class LogLastStep(TrainerCallback):
+        """The loss at the last optimizer step too: the Trainer logs only every logging_steps (every process: the
+        log gathers the loss across processes)."""
+
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step == state.max_steps:
                 control.should_log = True
 
-    return LogLastStep()
+    class KillAfterEpoch(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if round(state.epoch) >= int(os.environ[KILL_AFTER_EPOCH]):
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    return ([LogLastStep()] + ([Metrics()] if first else [])
+            + ([KillAfterEpoch()] if os.environ.get(KILL_AFTER_EPOCH) else []))
 
 
-class TrainingMonitor:
-    """Progress lines in the stage log and dvclive metrics at the real optimizer step (first process only)."""
+def dev_metrics(languages: np.ndarray, n_labels: int):
+    """compute_metrics: macro-F1 per dev language and their mean (the Trainer prefixes eval_)."""
+    from sklearn.metrics import f1_score
 
-    def __init__(self, name: str, live_dir: str, steps_per_epoch: int, dev_scorer=None, every: float = 0.05,
-                 min_seconds: float = 5.0):
-        from dvclive import Live
+    def compute(pred) -> dict[str, float]:
+        # argmax of the probabilities, as the predict stage takes it (softmax can round near-ties to ties)
+        guess = torch.softmax(torch.from_numpy(pred.predictions).float(), dim=-1).numpy().argmax(axis=1)
+        gold = pred.label_ids
+        scores = {f"macro_f1_{lang}": float(f1_score(gold[languages == lang], guess[languages == lang],
+                                                     labels=list(range(n_labels)), average="macro", zero_division=0))
+                  for lang in dict.fromkeys(languages)}
+        return scores | {"macro_f1_mean": sum(scores.values()) / len(scores)}
 
-        self.name, self.dev_scorer, self.every, self.min_seconds = name, dev_scorer, every, min_seconds
-        self.steps_per_epoch = steps_per_epoch
-        self.live = Live(live_dir, dvcyaml=False, save_dvc_exp=False)
-        self.loss = float("nan")
-        self.last_line = 0.0
-
-    def callback(self):
-        from transformers import TrainerCallback
-
-        monitor = self
-
-        class Callback(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):
-                monitor.start, monitor.next_report = time.monotonic(), 0.0
-
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if logs and "loss" in logs:
-                    monitor.loss = logs["loss"]
-                    monitor.log(state.global_step, loss=logs["loss"], learning_rate=logs.get("learning_rate"),
-                                epoch=logs.get("epoch"))
-
-            def on_step_end(self, args, state, control, **kwargs):
-                done = state.global_step / state.max_steps
-                now = time.monotonic()
-                if (done >= monitor.next_report and now - monitor.last_line >= monitor.min_seconds
-                        or state.global_step == state.max_steps):
-                    monitor.next_report, monitor.last_line = done + monitor.every, now
-                    monitor.progress(state.global_step, state.max_steps, args.train_batch_size * args.world_size)
-
-            def on_epoch_end(self, args, state, control, model=None, **kwargs):
-                if monitor.dev_scorer is not None:
-                    scores = monitor.dev_scorer(model, math.ceil(state.epoch))
-                    monitor.log(state.global_step, **{f"dev/macro_f1_{lang}": f1 for lang, f1 in scores.items()})
-
-            def on_train_end(self, args, state, control, model=None, **kwargs):
-                if monitor.dev_scorer is not None:
-                    kept = monitor.dev_scorer.finish(model, math.ceil(state.epoch))
-                    per_epoch = monitor.steps_per_epoch
-                    monitor.live.summary |= {"selected_epoch": kept,
-                                             "selected_step": min(kept * per_epoch, state.global_step),
-                                             "optimizer_steps": state.global_step, "steps_per_epoch": per_epoch}
-                monitor.live.end()
-
-        return Callback()
-
-    def log(self, step: int, **metrics) -> None:
-        self.live.step = step
-        for key, value in metrics.items():
-            if value is not None:
-                self.live.log_metric(key, value)
-        self.live.make_summary()
-
-    def progress(self, step: int, total: int, global_batch: int) -> None:
-        elapsed = time.monotonic() - self.start
-        rate = step / elapsed if elapsed else 0.0
-        left = (total - step) / rate if rate else float("nan")
-        log.info("%s: step %d/%d (%.0f%%), %.2f steps/s (%.0f examples/s), %s elapsed, %s left, loss %s",
-                 self.name, step, total, 100 * step / total, rate, rate * global_batch,
-                 _clock(elapsed), _clock(left), "-" if self.loss != self.loss else f"{self.loss:.4f}")
+    return compute
 
 
-class DevSelector:
-    """Scores the dev split of the training languages after each epoch; keeps the best epoch's weights in memory."""
-
-    def __init__(self, tokenizer, dev: pd.DataFrame, train: TrainConfig, n_labels: int, device, precision: str):
-        self.tokenizer, self.dev, self.train, self.n_labels = tokenizer, dev, train, n_labels
-        self.device, self.precision = device, precision
-        self.best_f1, self.best_epoch, self.best_state = -1.0, None, None
-
-    def __call__(self, model, epoch: int) -> dict[str, float]:
-        from sklearn.metrics import f1_score
-
-        # the training batch size: train.eval_batch_size belongs to the predict stage, and changing it must not retrain
-        probs = predict_proba(model, self.tokenizer, self.dev["text"].tolist(), self.train.max_length,
-                              self.train.batch_size, self.device, self.precision)
-        model.train()
-        pred, gold = probs.argmax(axis=1), self.dev["label_id"].to_numpy()
-        scores = {lang: float(f1_score(gold[idx], pred[idx], labels=list(range(self.n_labels)), average="macro",
-                                       zero_division=0))
-                  for lang, idx in self.dev.groupby("language", sort=False).indices.items()}
-        mean = sum(scores.values()) / len(scores)
-        log.info("epoch %d: mean dev macro-F1 %.4f (%s)", epoch, mean,
-                 ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
-        if self.train.select == "best" and mean > self.best_f1:
-            self.best_f1, self.best_epoch = mean, epoch
-            self.best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        return scores | {"mean": mean}
-
-    def finish(self, model, last_epoch: int) -> int:
-        """The epoch whose weights the model keeps: the best by mean dev macro-F1 (restored here), or the last."""
-        if self.train.select == "last":
-            return last_epoch
-        model.load_state_dict(self.best_state)
-        log.info("kept epoch %d of %d (best mean dev macro-F1 %.4f)", self.best_epoch, last_epoch, self.best_f1)
-        return self.best_epoch
-
-
-def _clock(seconds: float) -> str:
-    if seconds != seconds:  # nan
-        return "?"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
-
-
-def fine_tune(model, tokenizer, frame: pd.DataFrame, train: TrainConfig, name: str, live_dir: str, seed: int,
-              device, precision: str, dev_selector: DevSelector | None = None) -> bool:
-    """Train `model` in place; returns whether this is the first process (the one that writes outputs)."""
+def dataset(tokenizer, frame: pd.DataFrame, max_length: int):
     from datasets import Dataset
+
+    ids = tokenize(tokenizer, frame["text"].tolist(), max_length)["input_ids"]
+    return Dataset.from_dict({"input_ids": ids, "labels": frame["label_id"].astype(int).tolist(),
+                              "length": [len(x) for x in ids]})
+
+
+def with_lora(model, lora) -> torch.nn.Module:
+    """Low-rank adapters on `lora.target_modules`; the classification head (every module beside the base model)
+    trained fully."""
+    from peft import LoraConfig, get_peft_model
+
+    head = head_modules(model)
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
+    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+                        modules_to_save=head, task_type="SEQ_CLS")
+    try:
+        return get_peft_model(model, config)
+    except ValueError as exc:
+        raise ConfigError("train.lora.target_modules", f"{str(exc).splitlines()[0][:300]}; name modules of "
+                          f"{type(model).__name__} or use all-linear") from None
+
+
+def run_fingerprint(cfg: Config, args, seed: int) -> str:
+    """What a Trainer checkpoint was made from: a checkpoint of other params or data is never resumed from."""
+    digest = hashlib.sha256(json.dumps([asdict(cfg.train), list(cfg.data.labels), seed, args.language,
+                                        args.exclude_language], sort_keys=True).encode())
+    dev = sorted(Path(args.dev).glob("*.parquet")) if args.dev else []
+    for path in (p for p in [Path(args.sample), *sorted(Path(args.base).rglob("*")), *dev] if p.is_file()):
+        size = path.stat().st_size  # big weights by size: reading gigabytes at every start is not worth it
+        digest.update(path.name.encode() + (path.read_bytes() if size < 2**24 else b"%d" % size))
+    return digest.hexdigest()
+
+
+def resume_point(checkpoints: Path, fingerprint: str, first: bool) -> str | None:
+    """The last Trainer checkpoint of an interrupted run of the same params and data, else None (and a clean dir)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    record = checkpoints / RUN_RECORD
+    if checkpoints.is_dir() and record.exists() and read_json(record).get("fingerprint") == fingerprint:
+        last = get_last_checkpoint(str(checkpoints))
+        if last:
+            return last
+    if first:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        checkpoints.mkdir(parents=True)
+        record.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+    return None
+
+
+def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, cfg: Config, args, seed: int,
+              device, precision: str, init: dict):
+    """Train `model`; returns the trained model (LoRA merged) on the first process, None on the others."""
     from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
 
-    ids = tokenize(tokenizer, frame["text"].tolist(), train.max_length)["input_ids"]
-    dataset = Dataset.from_dict({"input_ids": ids, "labels": frame["label_id"].astype(int).tolist(),
-                                 "length": [len(x) for x in ids]})
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    steps_per_epoch = -(-len(dataset) // (train.batch_size * world))
-    with tempfile.TemporaryDirectory(prefix="crossling-trainer-") as scratch_dir:
-        args = training_arguments(train, scratch_dir, steps_per_epoch, seed, device, precision)
-        first = args.process_index == 0
-        log.info("%s: training on %s (%s), precision %s, %d process(es), global batch %d, %d optimizer steps", name,
-                 args.device, device_info(args.device).name, precision, args.world_size,
-                 args.train_batch_size * args.world_size, train.max_steps or steps_per_epoch * train.epochs)
-        # every process: logging gathers the loss across processes
-        callbacks = [log_last_step()] + ([TrainingMonitor(name, live_dir, steps_per_epoch, dev_selector).callback()] if first else [])
-        trainer = Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                          data_collator=DataCollatorWithPadding(tokenizer), callbacks=callbacks)
-        trainer.remove_callback(PrinterCallback)  # it prints every log dict; TrainingMonitor reports progress
-        result = trainer.train()
-    log.info("%s: trained on %d examples: %s", name, len(dataset),
+    train = cfg.train
+    if train.method == "lora":
+        model = with_lora(model, train.lora)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    checkpoints = Path(args.checkpoints or f"checkpoints/{args.name}")
+    targs = training_arguments(train, str(checkpoints), seed, device, precision, dev is not None)
+    first = targs.process_index == 0
+    resume = resume_point(checkpoints, run_fingerprint(cfg, args, seed), first)
+    languages = list(dict.fromkeys(dev["language"])) if dev is not None else []
+    run_params = provenance(targs.device, precision, init) | {
+        "processes": targs.world_size, "gradient_accumulation_steps": train.gradient_accumulation_steps,
+        "global_batch": targs.train_batch_size * train.gradient_accumulation_steps * targs.world_size,
+        "method": train.method, "seed": seed}
+    dev_set, metrics = None, None
+    if dev is not None:  # sorted by length: the batches (and so the scores) predict_proba would make
+        dev_set = dataset(tokenizer, dev, train.max_length)
+        order = np.argsort(dev_set["length"], kind="stable")
+        dev_set, metrics = dev_set.select(order), dev_metrics(dev["language"].to_numpy()[order], len(cfg.data.labels))
+    class DevInOrder(Trainer):
+        """train_sampling_strategy=group_by_length shuffles the evaluation batches too; the dev scores per language
+        need the dev split in its (length-sorted) order."""
+
+        def _get_eval_sampler(self, eval_dataset):
+            return torch.utils.data.SequentialSampler(eval_dataset)
+
+    trainer = DevInOrder(model=model, args=targs, train_dataset=dataset(tokenizer, frame, train.max_length),
+                      eval_dataset=dev_set, compute_metrics=metrics,
+                      processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+                      callbacks=callbacks(args.name, args.live, languages, run_params, first))
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress line reports
+    # the Trainer's own count of optimizer steps per epoch (batches, accumulation, processes)
+    planned = trainer.set_initial_training_values(targs, trainer.get_train_dataloader())
+    per_epoch = planned[1]
+    targs.logging_steps = max(1, per_epoch // 4)
+    log.info("%s: training on %s (%s), precision %s, %d process(es), global batch %d, %d optimizer steps, %s "
+             "fine-tuning, %d of %d parameters trained%s", args.name, targs.device, run_params["device_name"],
+             precision, targs.world_size, run_params["global_batch"], planned[-1], train.method, trainable, total,
+             f", resuming from {resume}" if resume else "")
+    result = trainer.train(resume_from_checkpoint=resume)
+    state = trainer.state
+    if not first:
+        return None
+    if train.select == "best":
+        kept_step = int(Path(state.best_model_checkpoint).name.split("-")[1])
+        kept = -(-kept_step // per_epoch)
+        log.info("kept epoch %d of %d (best mean dev macro-F1 %.4f)", kept, round(state.epoch), state.best_metric)
+    else:
+        kept_step, kept = state.global_step, -(-state.global_step // per_epoch)
+    metrics_cb = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "Metrics")
+    metrics_cb.live.summary |= {"selected_epoch": kept, "selected_step": kept_step,
+                                "optimizer_steps": state.global_step, "steps_per_epoch": per_epoch,
+                                "train_examples": len(frame), "trainable_parameters": trainable,
+                                "total_parameters": total}
+    metrics_cb.live.end()
+    log.info("%s: trained on %d examples: %s", args.name, len(frame),
              {k: round(v, 4) for k, v in result.metrics.items()})
-    return first
+    model = trainer.model
+    if train.method == "lora":
+        model = model.merge_and_unload()
+    return model, checkpoints, run_params
 
 
 def check_processes(processes: int, device) -> None:
@@ -274,7 +323,8 @@ def relaunch_distributed(processes: int, argv: list[str]) -> None:
 
 def main(args, cfg: Config) -> None:
     one_device_per_process(os.environ, cfg.train.processes)
-    device, precision = device_and_precision(cfg.train)  # before any work: a missing device fails at once
+    # before any work: a missing device fails at once
+    device, precision = inference_device(cfg.train.device, cfg.train.precision)
     if cfg.train.processes > 1 and "LOCAL_RANK" not in os.environ:
         check_processes(cfg.train.processes, device)
         relaunch_distributed(cfg.train.processes, args.argv)
@@ -287,31 +337,29 @@ def main(args, cfg: Config) -> None:
     frame = training_frame(read_parquet(args.sample, "sample"), args.language, args.exclude_language)
     model, tokenizer = load_classifier(args.base, cfg.data.labels)
     if not cfg.train.fixed_init:
-        log.info("%s: drew %s from seed %d", args.name, redraw_created_weights(model, Path(args.base), seed), seed)
-    if cfg.train.max_length > model.config.max_position_embeddings:
-        raise DataError(f"train.max_length={cfg.train.max_length} exceeds the base model's "
-                        f"max_position_embeddings={model.config.max_position_embeddings}")
+        log.info("%s: drew %s from seed %d", args.name, draw_created_weights(model, Path(args.base), seed), seed)
+    limit = usable_length(model)
+    if cfg.train.max_length > limit:
+        raise DataError(f"train.max_length={cfg.train.max_length} exceeds the {limit} positions the base model "
+                        f"can take; use train.max_length <= {limit}")
     log.info("%s: %d training examples (%s), %d threads", args.name, len(frame),
              frame.groupby("language").size().to_dict(), threads)
-    selector = None
+    dev = None
     if args.dev:
-        languages = list(dict.fromkeys(frame["language"]))
-        dev = pd.concat([read_parquet(Path(args.dev) / f"{lang}.parquet", f"dev split of {lang}") for lang in languages],
-                        ignore_index=True)
-        selector = DevSelector(tokenizer, dev, cfg.train, len(cfg.data.labels), device, precision)
+        dev = pd.concat([read_parquet(Path(args.dev) / f"{lang}.parquet", f"dev split of {lang}")
+                         for lang in dict.fromkeys(frame["language"])], ignore_index=True)
     elif cfg.train.select == "best":
         raise DataError("train.select=best needs the dev split (--dev data/dev); use train.select=last")
-    if not fine_tune(model, tokenizer, frame, cfg.train, args.name, args.live, seed, device, precision, selector):
+    init = read_json(Path(args.base) / INIT_RECORD)
+    trained = fine_tune(model, tokenizer, frame, dev, cfg, args, seed, device, precision, init)
+    if trained is None:
         return  # only the first process writes outputs
-    save_model(model, tokenizer, args.out, cfg.train.save_dtype)
+    model, checkpoints, run_params = trained
+    model.config.crossling = run_params  # provenance: predict copies it into the predictions' metadata
+    model.to(SAVE_DTYPES[cfg.train.save_dtype]).save_pretrained(args.out)
+    tokenizer.save_pretrained(args.out)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the stage completed: nothing to resume
     log.info("%s: wrote %s (weights as %s)", args.name, args.out, cfg.train.save_dtype)
-
-
-def save_model(model, tokenizer, out: str | Path, save_dtype: str) -> None:
-    """The model directory a training stage writes: weights cast to train.save_dtype (in place), and the tokenizer."""
-    with atomic_dir(out) as tmp:
-        model.to(SAVE_DTYPES[save_dtype]).save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
 
 
 def cli(argv: list[str] | None = None) -> None:
@@ -326,6 +374,8 @@ def cli(argv: list[str] | None = None) -> None:
                                                     "epoch (train.select=best uses them)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--live", required=True, help="dvclive directory")
+    parser.add_argument("--checkpoints", default=None, help="Trainer checkpoints to resume from (default: "
+                                                            "checkpoints/<name>; removed when training completes)")
     run_stage("train", main, parser, argv)
 
 
