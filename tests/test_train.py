@@ -90,6 +90,21 @@ def test_unknown_mono_language_fails_cleanly(prepared, capsys):
     assert not (d / "models" / "mono_hindi").exists()
 
 
+@pytest.mark.parametrize("loss", [float("nan"), float("inf")])
+def test_non_finite_training_loss_stops_training_in_one_line(loss):
+    from types import SimpleNamespace
+
+    from crossling.common import DataError
+
+    guard = next(cb for cb in train.callbacks("joint_30_seed1", "logs", ["english"], {}, first=False)
+                 if type(cb).__name__ == "FiniteLoss")
+    state, args = SimpleNamespace(global_step=7), SimpleNamespace(learning_rate=3e-4)
+    guard.on_log(args, state, None, logs={"loss": 1.09})  # a finite loss passes
+    with pytest.raises(DataError, match=rf"joint_30_seed1: the training loss is {loss} at optimizer step 7; "
+                                        r"lower train.learning_rate \(now 0.0003\)"):
+        guard.on_log(args, state, None, logs={"loss": loss})
+
+
 def test_max_length_beyond_the_model_is_refused(prepared, tmp_path, capsys):
     d, _ = prepared
     p = tiny_params(d / "source", sizes=(12, 30))

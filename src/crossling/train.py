@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -158,12 +159,22 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
             if state.global_step == state.max_steps:
                 control.should_log = True
 
+    class FiniteLoss(TrainerCallback):
+        """Stops at the first logged loss that is NaN or infinite: what follows would be a collapsed model."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(loss):
+                raise DataError(f"{name}: the training loss is {loss} at optimizer step {state.global_step}; lower "
+                                f"train.learning_rate (now {args.learning_rate:g}), or train on fp32/bf16 if "
+                                f"train.precision gave fp16")
+
     class KillAfterEpoch(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
             if round(state.epoch) >= int(os.environ[KILL_AFTER_EPOCH]):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    return ([LogLastStep()] + ([Metrics()] if first else [])
+    return ([LogLastStep(), FiniteLoss()] + ([Metrics()] if first else [])
             + ([KillAfterEpoch()] if os.environ.get(KILL_AFTER_EPOCH) else []))
 
 
