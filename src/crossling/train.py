@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from crossling import devices
 from crossling.common import DataError, atomic_dir, log, log_params, read_json, read_parquet, run_stage, stage_parser
 from crossling.config import Config, ConfigError, TrainConfig
 from crossling.modeling import (INIT_RECORD, check_device, choose_precision, configure_threads, device_info,
@@ -273,12 +274,13 @@ def relaunch_distributed(processes: int, argv: list[str]) -> None:
 
 
 def main(args, cfg: Config) -> None:
-    one_device_per_process(os.environ, cfg.train.processes)
-    device, precision = device_and_precision(cfg.train)  # before any work: a missing device fails at once
     if cfg.train.processes > 1 and "LOCAL_RANK" not in os.environ:
-        check_processes(cfg.train.processes, device)
+        devices.check_launch(cfg.train)  # found without initializing CUDA here: the launcher holds no GPU
         relaunch_distributed(cfg.train.processes, args.argv)
         return
+    devices.claim_for_training(cfg.train, args.live, log)  # one free GPU, pinned before CUDA starts
+    one_device_per_process(os.environ, cfg.train.processes)
+    device, precision = device_and_precision(cfg.train)  # before any work: a missing device fails at once
     seed = cfg.train.seeds[0] if args.seed is None else args.seed
     log_params(f"train {args.name}", train=asdict(cfg.train) | {"seed": seed}, data={"labels": cfg.data.labels},
                sample={"file": args.sample, "language": args.language, "exclude_language": args.exclude_language})
