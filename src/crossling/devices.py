@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from crossling.common import DataError
 from crossling.config import ConfigError, TrainConfig
 
 LOCK_DIR_ENV = "CROSSLING_GPU_LOCKS"  # where the lock files live: shared by every process of the machine
@@ -97,7 +98,8 @@ def claim_gpu(train: TrainConfig, environ: dict | None = None, lock_dir: str | P
                            "(choose them with CUDA_VISIBLE_DEVICES)")
     setting = environ.get(CLAIM_ENV, "on")
     if setting not in ("on", "off"):
-        raise ConfigError(CLAIM_ENV, f"must be on or off, got {setting!r}; unset it or use off to pin GPUs yourself")
+        raise DataError(f"environment variable {CLAIM_ENV}={setting!r}: must be on or off; unset it, or set it to off "
+                        "to pin GPUs yourself")
     if setting == "off":
         return Claim(None, f"{CLAIM_ENV}=off")
     if environ.get("SLURM_JOB_ID"):
