@@ -152,6 +152,8 @@ def claim_for_training(train: TrainConfig, live_dir: str | Path, logger) -> Clai
     """The training stage's one call: claim (or not), say so in the stage log, record it beside dvclive's logs."""
     claim = claim_gpu(train, log=logger.info)
     logger.info(claim.line())
+    if claim.gpu is None:  # nothing claimed: the log line says why; nothing is written before the device check
+        return claim
     live = Path(live_dir)
     live.mkdir(parents=True, exist_ok=True)
     # what a rerun on the same machine and device writes again byte for byte: no waiting time, no lock path
