@@ -25,7 +25,7 @@ UMSAB_PARAMS := -S 'data.languages=[english,french,arabic,hindi,german,italian,p
 	-S data.dev_split=validation -S 'sample.sizes=[100,500,1000,1800]'
 SMOKE_PARAMS := -S 'data.languages=[english,french]' -S 'sample.sizes=[200]' -S train.epochs=1
 
-.PHONY: setup repro offline umsab smoke undo test bench bench-grouping bench-storage pretrained exp-show clean-venv check-python check-mirror
+.PHONY: setup repro offline umsab smoke slurm undo test bench bench-grouping bench-storage pretrained exp-show clean-venv check-python check-mirror
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
@@ -68,10 +68,17 @@ smoke: setup check-mirror
 	dvc exp run $(OFFLINE_PARAMS) $(SMOKE_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
 	@echo "make smoke: report in reports/results.md (1 epoch of a small model: plumbing, not results)"
 
-# Back to the last commit's params and results (an experiment's outputs stay in the DVC cache).
+# The grid as a Slurm job array (docs/scaling.md): preparation job, one task per training stage, final job.
+# Resources: params.yaml's slurm section, or e.g. make slurm SLURM_ARGS="--gpus 2 --partition gpu -- --qos=high"
+SLURM_ARGS ?=
+slurm: setup
+	$(BIN)/python -m crossling.slurm $(SLURM_ARGS)
+
+# Back to the last commit's params and results (an experiment's outputs, training logs included, stay in the DVC
+# cache; dvc checkout restores them).
 undo:
-	git restore --source=HEAD --staged --worktree -- $$(git ls-files -- params.yaml dvc.lock metrics plots logs reports)
-	git clean -fdq -- dvc.lock metrics plots logs reports
+	git restore --source=HEAD --staged --worktree -- $$(git ls-files -- params.yaml dvc.lock metrics plots reports)
+	git clean -fdq -- dvc.lock metrics plots reports
 	@if [ -f dvc.lock ]; then dvc checkout --quiet; fi
 
 test: setup $(VEGA)

@@ -6,7 +6,7 @@ Run in a checkout that has none of the DVC-tracked data (CI). Fails, one line pe
 - a stage's recorded code, params or command differ from the checkout, or a stage was never run
   (the metrics in the pull request would not be what its code produces), or
 - an output recorded in dvc.lock (a file, or any file of a directory) is not on the DVC remote, or
-- a `cache: false` output recorded in dvc.lock (metrics, plots, logs, report) is not committed to git.
+- a `cache: false` output recorded in dvc.lock (metrics, plots, report) is not committed to git.
 Nothing is downloaded except directory listings (.dir files), and no stage runs.
 Run by .github/workflows/pr-metrics.yml; tests/test_pipeline.py runs it against a real repository.
 """

@@ -75,7 +75,7 @@ def test_pull_requests_never_train_and_retraining_is_a_manual_gpu_job():
     assert set(retrain["on"]) == {"workflow_dispatch"}
     assert all("self-hosted" in job["runs-on"] and "gpu" in job["runs-on"] for job in retrain["jobs"].values())
     assert "dvc repro" in commands(retrain) and "dvc push" in commands(retrain)
-    # check_outputs wants the cache:false outputs (logs, metrics) in git: the index is enough
+    # check_outputs wants the cache:false outputs (metrics, plots) in git: the index is enough
     retrain_add = next(line for line in commands(retrain).splitlines() if line.strip().startswith("git add"))
     assert shlex.split(retrain_add, comments=True) == readme_keep_command()  # docs/workflow.md, step 3
     assert commands(retrain).index("git add") < commands(retrain).index("check_outputs.py")

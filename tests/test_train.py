@@ -226,17 +226,6 @@ def test_dev_split_scored_every_epoch_and_best_epoch_kept(prepared, tmp_path, ca
     assert sum(again) / 2 == pytest.approx(mean.max(), abs=1e-6)
 
 
-def test_processes_beyond_the_devices_are_refused():
-    from crossling.config import ConfigError
-
-    train.check_processes(2, torch.device("cpu"))  # gloo: CPU processes share the cores
-    with pytest.raises(ConfigError, match="train.processes: 2 processes, but Apple MPS is one device"):
-        train.check_processes(2, torch.device("mps"))
-    if torch.cuda.device_count() < 4:
-        with pytest.raises(ConfigError, match=r"train.processes: 4 processes, but \d GPU\(s\) are visible"):
-            train.check_processes(4, torch.device("cuda"))
-
-
 def test_best_epoch_needs_a_dev_split(prepared, tmp_path, capsys):
     d, _ = prepared
     params = write_params(tmp_path / "best.yaml", tiny_params(d / "source", sizes=(12, 30), train__select="best"))

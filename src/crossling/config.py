@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -239,6 +240,52 @@ class EvaluateConfig:
     collapse_share: Annotated[Number, _within(0.5, 1.000001, "1")]
 
 
+def _no_managed_option(options: tuple[str, ...]) -> tuple[str, ...]:
+    for option in options:
+        if not option.startswith("-"):
+            raise ValueError(f"{option!r} is not an sbatch option; write each as --name=value, e.g. --qos=high")
+        name = option.split("=", 1)[0]
+        if name in SLURM_MANAGED:
+            raise ValueError(f"{name} is set by crossling.slurm itself; use the slurm.* key or command-line option "
+                             "for resources, or leave it out")
+    return options
+
+
+# sbatch options crossling.slurm writes itself: passing them through would contradict its own
+SLURM_MANAGED = ("--array", "--dependency", "--output", "--error", "--job-name", "-o", "-e", "-J", "-d", "-a",
+                 "--parsable", "--wrap")
+def _matches(pattern: str, what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"{what}, got {value!r}")
+        return value
+    return AfterValidator(check)
+
+
+SlurmTime = Annotated[StrictStr, _matches(r"(\d+-)?\d+(:\d{2}){0,2}", "must be minutes, HH:MM:SS or D-HH:MM:SS "
+                                                                       "(Slurm's --time), e.g. 04:00:00")]
+SlurmMemory = Annotated[StrictStr, _matches(r"\d+[KMGT]?", "must be a number with an optional unit K, M, G or T "
+                                                          "(Slurm's --mem), e.g. 16G")]
+
+
+@dataclass(frozen=True, config=SECTION)
+class SlurmConfig:
+    """Resources of the Slurm grid (python -m crossling.slurm); its command-line options override them."""
+
+    # GPUs per training task (and for the final job's predictions): --gres=gpu:N, or gpu:<gpu_type>:N; 0 = none.
+    gpus: Annotated[StrictInt, Field(ge=0)]
+    gpu_type: Name | None
+    cpus: Positive                     # --cpus-per-task of every job
+    mem: SlurmMemory | None            # --mem per job, e.g. 16G; null: the partition's default
+    time: SlurmTime                    # --time limit of each job: minutes, HH:MM:SS or D-HH:MM:SS
+    partition: Name | None             # null: the cluster's default partition
+    account: Name | None
+    max_parallel: Annotated[StrictInt, Field(ge=0)]   # array tasks running at once (--array=...%N); 0 = no limit
+    # Other sbatch options, passed through to every job as written, e.g. [--qos=high, --constraint=a100].
+    sbatch_options: Annotated[tuple[StrictStr, ...], AfterValidator(_no_managed_option)]
+    workdir: Name                      # the grid's clones, scripts and job logs, relative to the project root
+
+
 @dataclass(frozen=True, config=SECTION)
 class Config:
     data: DataConfig
@@ -246,6 +293,7 @@ class Config:
     model: ModelConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    slurm: SlurmConfig
 
     @model_validator(mode="after")
     def _fields_agree(self) -> Config:
@@ -301,6 +349,7 @@ MESSAGES = {
     "greater_than": "must be > {gt}, got {got}",
     "greater_than_equal": "must be at least {ge}, got {got}",
     "literal_error": "must be one of {expected}, got {got!r}",
+    "none_required": "expected null or a value of the type above, got {got!r}",
     "value_error": "{error}",
 }
 

@@ -384,7 +384,11 @@ def run_provenance(pred_path: Path, log_dir: Path) -> dict:
     params = log_dir / "params.yaml"
     meta = pq.read_schema(pred_path).metadata or {}
     predict = json.loads(meta[b"crossling.provenance"]) if b"crossling.provenance" in meta else {}
-    return {"train": yaml.safe_load(params.read_text(encoding="utf-8")) if params.exists() else {}, "predict": predict}
+    train = yaml.safe_load(params.read_text(encoding="utf-8")) if params.exists() else {}
+    claim = log_dir / "device_claim.json"  # the training stage's GPU claim (crossling.devices)
+    if claim.exists():
+        train = (train or {}) | {"gpu_claim": json.loads(claim.read_text(encoding="utf-8"))}
+    return {"train": train, "predict": predict}
 
 
 def domains_of(data_counts: dict, cfg: Config) -> dict[str, str]:

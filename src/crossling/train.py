@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from crossling import devices
 from crossling.common import DataError, log, log_params, read_json, read_parquet, run_stage, stage_parser
 from crossling.config import Config, ConfigError, TrainConfig
 from crossling.modeling import (INIT_RECORD, configure_threads, draw_weights, head_modules, inference_device,
@@ -313,15 +314,6 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     return model, checkpoints, run_params
 
 
-def check_processes(processes: int, device) -> None:
-    """One process per device: refuse what torchrun would only fail at with a traceback per rank."""
-    if device.type == "mps":
-        raise ConfigError("train.processes", f"{processes} processes, but Apple MPS is one device; use 1")
-    if device.type == "cuda" and torch.cuda.device_count() < processes:
-        raise ConfigError("train.processes", f"{processes} processes, but {torch.cuda.device_count()} GPU(s) are "
-                          "visible; use at most that many (CUDA_VISIBLE_DEVICES)")
-
-
 def relaunch_distributed(processes: int, argv: list[str]) -> None:
     """Re-run this exact command under torchrun; the Trainer then trains with DDP."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
@@ -333,13 +325,13 @@ def relaunch_distributed(processes: int, argv: list[str]) -> None:
 
 
 def main(args, cfg: Config) -> None:
-    one_device_per_process(os.environ, cfg.train.processes)
-    # before any work: a missing device fails at once
-    device, precision = inference_device(cfg.train.device, cfg.train.precision)
     if cfg.train.processes > 1 and "LOCAL_RANK" not in os.environ:
-        check_processes(cfg.train.processes, device)
+        devices.check_launch(cfg.train)  # found without initializing CUDA here: the launcher holds no GPU
         relaunch_distributed(cfg.train.processes, args.argv)
         return
+    devices.claim_for_training(cfg.train, args.live, log)  # one free GPU, pinned before CUDA starts
+    one_device_per_process(os.environ, cfg.train.processes)
+    device, precision = inference_device(cfg.train.device, cfg.train.precision)  # a missing device fails at once
     seed = cfg.train.seeds[0] if args.seed is None else args.seed
     log_params(f"train {args.name}", train=asdict(cfg.train) | {"seed": seed}, data={"labels": cfg.data.labels},
                sample={"file": args.sample, "language": args.language, "exclude_language": args.exclude_language})

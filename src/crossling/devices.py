@@ -1,0 +1,197 @@
+"""GPU claims: several training stages at once on one machine (`dvc queue start -j N`), each on its own GPU.
+
+DVC assigns no GPUs to queued experiments; with `train.device: auto` every worker would train on GPU 0. A
+training stage with `train.processes: 1` on a CUDA machine therefore claims one GPU before CUDA starts: it
+takes an exclusive lock on a file per GPU (`filelock`, an OS-level `flock`, released by the kernel when the
+process ends, crash or kill included), and pins itself to that GPU through `CUDA_VISIBLE_DEVICES`. When every
+GPU is taken it waits for one to be released. The claim is logged and recorded in the run's dvclive directory.
+
+GPUs are counted without initializing CUDA in this process (`nvidia-smi -L` in a child process, or the
+entries of `CUDA_VISIBLE_DEVICES`): once CUDA has started, `CUDA_VISIBLE_DEVICES` has no effect any more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from crossling.common import DataError
+from crossling.config import ConfigError, TrainConfig
+
+LOCK_DIR_ENV = "CROSSLING_GPU_LOCKS"  # where the lock files live: shared by every process of the machine
+DEFAULT_LOCK_DIR = "/tmp/crossling-gpu-locks"
+CLAIM_ENV = "CROSSLING_GPU_CLAIM"     # "off": no claim (the caller pins GPUs itself)
+RECORD = "device_claim.json"          # in the run's dvclive directory, read into metrics/provenance.json
+
+_held = []  # the locks of this process: kept alive (and so held) until the process ends
+_claimed: list = []  # this process's claim: a second call (another stage run in the same process) reuses it
+
+
+def _cuda_built() -> bool:
+    """Whether this torch has CUDA at all (a CPU wheel has not); asks no driver."""
+    import torch
+
+    return torch.backends.cuda.is_built()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a training process got: `gpu` is the CUDA_VISIBLE_DEVICES entry it is pinned to, or None."""
+
+    gpu: str | None
+    reason: str
+    lock: str | None = None
+    waited_s: float = 0.0
+
+    def line(self) -> str:
+        if self.gpu is None:
+            return f"GPU claim: none ({self.reason})"
+        return f"GPU claim: GPU {self.gpu} ({self.reason}; lock {self.lock}, waited {self.waited_s:.0f} s)"
+
+
+def visible_gpus(environ: dict, list_gpus: Callable[[], list[str]] | None = None) -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs), CUDA not initialized."""
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [entry.strip() for entry in visible.split(",") if entry.strip() and entry.strip() != "-1"]
+    return (list_gpus or nvidia_smi_gpus)()
+
+
+def nvidia_smi_gpus() -> list[str]:
+    """Indices of the machine's NVIDIA GPUs from `nvidia-smi -L` (no CUDA context in this process); [] without."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(l for l in out.splitlines() if l.startswith("GPU "))]
+
+
+def lock_path(lock_dir: Path, gpu: str) -> Path:
+    return lock_dir / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu)}.lock"
+
+
+def claim_gpu(train: TrainConfig, environ: dict | None = None, lock_dir: str | Path | None = None,
+              list_gpus: Callable[[], list[str]] | None = None, poll_s: float = 1.0, timeout_s: float | None = None,
+              log: Callable[[str], None] = print) -> Claim:
+    """Claim one free GPU for this process and pin it there (CUDA_VISIBLE_DEVICES); must run before CUDA starts.
+
+    No claim when the run is not on CUDA (train.device cpu or mps), when it is data-parallel (train.processes > 1:
+    torchrun uses every visible GPU), under Slurm (its gres allocation pins the job), when CROSSLING_GPU_CLAIM=off,
+    or when no GPU is visible. Waits while every GPU is claimed (up to timeout_s, None: for ever).
+    """
+    from filelock import FileLock, Timeout
+
+    environ = os.environ if environ is None else environ
+    if train.device in ("cpu", "mps"):
+        return Claim(None, f"train.device={train.device}")
+    if train.processes > 1:
+        return Claim(None, f"train.processes={train.processes}: torchrun uses every visible GPU "
+                           "(choose them with CUDA_VISIBLE_DEVICES)")
+    setting = environ.get(CLAIM_ENV, "on")
+    if setting not in ("on", "off"):
+        raise DataError(f"environment variable {CLAIM_ENV}={setting!r}: must be on or off; unset it, or set it to off "
+                        "to pin GPUs yourself")
+    if setting == "off":
+        return Claim(None, f"{CLAIM_ENV}=off")
+    if environ.get("SLURM_JOB_ID"):
+        return Claim(None, f"Slurm job {environ['SLURM_JOB_ID']}: its GPU allocation pins the job")
+    if not _cuda_built():
+        return Claim(None, "this torch is built without CUDA")
+    if _claimed:  # already pinned: CUDA_VISIBLE_DEVICES now names the claimed GPU alone
+        environ["CUDA_VISIBLE_DEVICES"] = _claimed[0].gpu
+        return _claimed[0]
+    gpus = visible_gpus(environ, list_gpus)
+    if not gpus:
+        return Claim(None, "no CUDA GPU visible")
+    directory = Path(environ.get(LOCK_DIR_ENV) or lock_dir or DEFAULT_LOCK_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.chmod(0o1777)  # every user of the machine claims from the same files, as /tmp
+    except PermissionError:
+        pass
+    start = time.monotonic()
+    told = False
+    while True:
+        for gpu in gpus:
+            lock = FileLock(lock_path(directory, gpu), mode=0o666, thread_local=False)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            _held.append(lock)
+            environ["CUDA_VISIBLE_DEVICES"] = gpu
+            waited = time.monotonic() - start
+            _claimed.append(Claim(gpu, f"free among {len(gpus)} visible GPU(s) {','.join(gpus)}", str(lock.lock_file),
+                                  waited))
+            return _claimed[0]
+        if timeout_s is not None and time.monotonic() - start >= timeout_s:
+            raise TimeoutError(f"no free GPU among {','.join(gpus)} after {timeout_s:.0f} s (locks in {directory})")
+        if not told:
+            log(f"every GPU ({','.join(gpus)}) is claimed by another run; waiting for one (locks in {directory})")
+            told = True
+        time.sleep(poll_s)
+
+
+def release_all() -> None:
+    """Release this process's claims (the end of the process does it too)."""
+    _claimed.clear()
+    while _held:
+        _held.pop().release(force=True)
+
+
+def claim_for_training(train: TrainConfig, live_dir: str | Path, logger) -> Claim:
+    """The training stage's one call: claim (or not), say so in the stage log, record it beside dvclive's logs."""
+    claim = claim_gpu(train, log=logger.info)
+    logger.info(claim.line())
+    if claim.gpu is None:  # nothing claimed: the log line says why; nothing is written before the device check
+        return claim
+    live = Path(live_dir)
+    live.mkdir(parents=True, exist_ok=True)
+    # what a rerun on the same machine and device writes again byte for byte: no waiting time, no lock path
+    record = {k: v for k, v in asdict(claim).items() if k in ("gpu", "reason")}
+    (live / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return claim
+
+
+def launch_device(requested: str, environ: dict | None = None, list_gpus: Callable[[], list[str]] | None = None):
+    """The device a torchrun launch will train on, found without initializing CUDA in the launching process
+    (accelerate's probe would create a context on GPU 0 and keep it for the whole run): CUDA where this torch
+    has CUDA and a GPU is visible, else Apple MPS, else CPU; checked against train.device as the stage does."""
+    import torch
+
+    from crossling.modeling import check_device
+
+    environ = os.environ if environ is None else environ
+    if requested == "cpu":
+        found = "cpu"
+    elif _cuda_built() and visible_gpus(environ, list_gpus):
+        found = "cuda"
+    elif torch.backends.mps.is_available():
+        found = "mps"
+    else:
+        found = "cpu"
+    return check_device(requested, torch.device(found))
+
+
+def check_launch(train: TrainConfig, environ: dict | None = None,
+                 list_gpus: Callable[[], list[str]] | None = None):
+    """Before relaunching under torchrun: one process per device, refused here in one line (CUDA not started)."""
+    environ = os.environ if environ is None else environ
+    device = launch_device(train.device, environ, list_gpus)
+    if device.type == "mps":
+        raise ConfigError("train.processes", f"{train.processes} processes, but Apple MPS is one device; use 1")
+    if device.type == "cuda":
+        count = len(visible_gpus(environ, list_gpus))
+        if count < train.processes:
+            raise ConfigError("train.processes", f"{train.processes} processes, but {count} GPU(s) are visible; use "
+                                                 "at most that many (CUDA_VISIBLE_DEVICES)")
+    return device

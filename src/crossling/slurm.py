@@ -1,0 +1,279 @@
+"""slurm: the grid as a Slurm job array, through DVC's run-cache (docs/scaling.md).
+
+`python -m crossling.slurm` submits, for the commit checked out here:
+  1. a preparation job: a clone at that commit runs every stage that comes before training (params check, data,
+     samples, base model, tokenizer statistics), pushes outputs and run-cache entries to the DVC remote, and
+     shares its dvc.lock with the other jobs;
+  2. a job array, one task per training stage of the current params (DVC's graph): each task clones the commit,
+     takes the preparation's dvc.lock, runs `dvc repro --pull --single-item` of its training stage and then of
+     its model's prediction stage (pulling only their inputs), and pushes their outputs and run-cache entries;
+  3. a final job, after every task has ended: it names each task that failed (stage and log) and fails, or runs
+     `dvc repro --pull` in this checkout: every training and prediction stage is restored from the run-cache,
+     not run, and evaluation and report run once, writing the one dvc.lock.
+Resources come from params.yaml's `slurm:` section, overridden on the command line; options after `--` go to
+every sbatch as written. Running the same command again resumes: finished stages are restored, not re-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from crossling.config import ConfigError, SlurmConfig, load_config
+
+PREFIX = "crossling.slurm"
+
+
+class SlurmError(RuntimeError):
+    """A submission that cannot go ahead; one line saying why and what to do."""
+
+
+def run(cmd: list[str], cwd: Path | None = None, check: bool = True) -> str:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SlurmError(f"{cmd[0]} not found; run this on a Slurm login node (with sbatch on PATH)") from None
+    if check and proc.returncode:
+        last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["(no output)"]
+        raise SlurmError(f"`{' '.join(cmd)}` failed: {last[0]}")
+    return proc.stdout
+
+
+def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
+    """The array's tasks, and what the preparation runs, from DVC's graph of the current params.
+
+    A task is a training stage and the stages that depend on nothing but it and the preparation (its model's
+    predictions), run in that order. The preparation runs every stage no training stage comes before (data,
+    samples, base model, tokenizer statistics); the final job runs the rest (evaluation, report).
+    """
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph  # an edge goes from a stage to a stage it depends on
+        training = sorted((s for s in graph.nodes if s.addressing.startswith("train_")), key=lambda s: s.addressing)
+        after = set().union(*(nx.ancestors(graph, s) for s in training)) if training else set()
+        prep = {s for s in graph.nodes if s not in after and s not in training}
+        tasks = []
+        for stage in training:
+            followers = sorted((p for p in graph.predecessors(stage) if nx.descendants(graph, p) <= prep | {stage}),
+                               key=lambda s: s.addressing)
+            tasks.append([stage.addressing] + [p.addressing for p in followers])
+        return tasks, sorted(s.addressing for s in prep)
+
+
+def gres(cfg: SlurmConfig) -> list[str]:
+    if not cfg.gpus:
+        return []
+    return [f"--gres=gpu:{cfg.gpu_type}:{cfg.gpus}" if cfg.gpu_type else f"--gres=gpu:{cfg.gpus}"]
+
+
+def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[str]:
+    """The options of one sbatch: what crossling sets, the resources, then the pass-through options."""
+    options = [f"--job-name={name}", f"--output={log}", f"--cpus-per-task={cfg.cpus}", f"--time={cfg.time}"]
+    options += [f"--mem={cfg.mem}"] if cfg.mem else []
+    options += [f"--partition={cfg.partition}"] if cfg.partition else []
+    options += [f"--account={cfg.account}"] if cfg.account else []
+    options += gres(cfg) if gpus else []
+    return options + list(cfg.sbatch_options)
+
+
+SCRIPT_HEAD = """#!/bin/bash
+# written by crossling.slurm for {commit}
+set -euo pipefail
+export PATH={bin}:$PATH DVC_NO_ANALYTICS=1
+RUN={run}
+clone() {{  # a clone of the submitted commit (shared filesystem: the submitting checkout's git objects)
+  rm -rf "$1"
+  git clone -q --no-checkout {repo} "$1"
+  git -C "$1" checkout -q --detach {commit}
+}}
+echo "crossling.slurm: {{job}} job ${{SLURM_JOB_ID:-?}} on $(hostname -s), commit {commit}"
+"""
+
+PREP = """trap 'echo $? > "$RUN/status/prep"' EXIT
+clone "$RUN/work/prep"
+cd "$RUN/work/prep"
+dvc repro --pull {upstream}
+cp dvc.lock "$RUN/prep.lock"
+dvc push --run-cache
+"""
+
+TASK = """STAGES=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$RUN/stages.txt")
+trap 'echo $? > "$RUN/status/task-$SLURM_ARRAY_TASK_ID"' EXIT
+echo "crossling.slurm: task $SLURM_ARRAY_TASK_ID runs $STAGES"
+clone "$RUN/work/task-$SLURM_ARRAY_TASK_ID"
+cd "$RUN/work/task-$SLURM_ARRAY_TASK_ID"
+cp "$RUN/prep.lock" dvc.lock
+for stage in $STAGES; do  # each pulls only its own inputs; restored instead of run if the run-cache has it
+  dvc repro --pull --single-item "$stage"
+done
+dvc push --run-cache $STAGES
+"""
+
+FINAL = """trap 'echo $? > "$RUN/status/final"' EXIT
+python -m crossling.slurm --check "$RUN"
+cd {root}
+if [ "$(git rev-parse HEAD)" != {commit} ]; then
+  echo "crossling.slurm: error: {root} is no longer at {commit}; check it out and run dvc repro --pull there" >&2
+  exit 1
+fi
+dvc repro --pull
+dvc push --run-cache
+echo "crossling.slurm: done; dvc.lock and the outputs are in {root}"
+"""
+
+
+def write_scripts(run_dir: Path, root: Path, commit: str, tasks: list[list[str]], upstream: list[str],
+                  repo: str) -> None:
+    for sub in ("logs", "status", "work"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    (run_dir / "stages.txt").write_text("".join(f"{' '.join(task)}\n" for task in tasks))
+    head = SCRIPT_HEAD.format(commit=commit, bin=shlex.quote(str(Path(sys.executable).parent)),
+                              run=shlex.quote(str(run_dir)), repo=shlex.quote(repo))
+    bodies = {"prep": PREP.format(upstream=" ".join(shlex.quote(s) for s in upstream)), "task": TASK,
+              "final": FINAL.format(root=shlex.quote(str(root)), commit=commit)}
+    for name, body in bodies.items():
+        path = run_dir / f"{name}.sh"
+        path.write_text(head.replace("{job}", name) + body)
+        path.chmod(0o755)
+
+
+def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool = False) -> dict:
+    """Submit the grid of the commit checked out at `root`; returns what was submitted (also in submission.json)."""
+    root = root.resolve()
+    if run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root).strip():
+        raise SlurmError("the checkout has uncommitted changes; every job runs the committed code and params: "
+                         "commit them (or git stash) and submit again")
+    if subprocess.run(["dvc", "remote", "default"], cwd=root, capture_output=True).returncode:
+        raise SlurmError("no default DVC remote; the jobs exchange outputs through it: dvc remote add -d <name> "
+                         "<url reachable from the compute nodes>, commit .dvc/config, submit again")
+    commit = run(["git", "rev-parse", "HEAD"], cwd=root).strip()
+    tasks, upstream = grid_plan(root)
+    if not tasks:
+        raise SlurmError("no training stage in dvc.yaml for the current params; nothing to submit")
+    run_dir = root / cfg.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{commit[:8]}"
+    if run_dir.exists():
+        raise SlurmError(f"{run_dir} exists (a submission this very second); submit again")
+    write_scripts(run_dir, root, commit, tasks, upstream, repo or str(root))
+    logs = run_dir / "logs"
+    array = f"0-{len(tasks) - 1}" + (f"%{cfg.max_parallel}" if cfg.max_parallel else "")
+    plan = [("prep", sbatch_options(cfg, "crossling-prep", logs / "prep.out", gpus=False), []),
+            ("task", sbatch_options(cfg, "crossling-train", logs / "task-%a.out", gpus=True),
+             [f"--array={array}", "--kill-on-invalid-dep=yes"]),
+            ("final", sbatch_options(cfg, "crossling-final", logs / "final.out", gpus=True), [])]
+    jobs: dict[str, str] = {}
+    commands = []
+    for name, options, extra in plan:
+        if name == "task":
+            extra = extra + [f"--dependency=afterok:{jobs['prep']}"]
+        elif name == "final":
+            extra = extra + [f"--dependency=afterany:{jobs['task']}"]
+        cmd = ["sbatch", "--parsable", *options, *extra, str(run_dir / f"{name}.sh")]
+        commands.append(cmd)
+        jobs[name] = f"<{name}>" if dry_run else run(cmd, cwd=root).strip().split(";")[0]
+    record = {"commit": commit, "run_dir": str(run_dir), "jobs": jobs, "tasks": tasks, "prepared": upstream,
+              "slurm": asdict(cfg), "sbatch": [" ".join(shlex.quote(c) for c in cmd) for cmd in commands]}
+    (run_dir / "submission.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def check(run_dir: Path) -> list[str]:
+    """One line per job of the grid that did not succeed: its stage and its log (empty: all succeeded)."""
+    tasks = [line.split() for line in (run_dir / "stages.txt").read_text().splitlines()]
+    logs, status = run_dir / "logs", run_dir / "status"
+
+    def state(path: Path) -> str | None:
+        if not path.exists():
+            return "did not finish (cancelled, timed out or killed: see the end of its log)"
+        code = path.read_text().strip()
+        return None if code == "0" else f"failed (exit {code})"
+
+    prep = state(status / "prep")
+    if prep:
+        return [f"preparation job (stages before training) {prep}: log {logs / 'prep.out'}"]
+    return [f"training stage {task[0]}{' (with ' + ', '.join(task[1:]) + ')' if task[1:] else ''} {problem}: "
+            f"log {logs / f'task-{i}.out'}" for i, task in enumerate(tasks) if (problem := state(status / f"task-{i}"))]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m crossling.slurm", description=__doc__.splitlines()[0],
+                                epilog="Options after -- are passed to every sbatch, e.g. -- --qos=high.")
+    p.add_argument("--params", default="params.yaml", help="parameters file with the slurm: section")
+    p.add_argument("--gpus", type=int, help="GPUs per training task (--gres=gpu:N); 0: none")
+    p.add_argument("--gpu-type", help="GPU type in the gres request (--gres=gpu:TYPE:N)")
+    p.add_argument("--cpus", type=int, help="--cpus-per-task of every job")
+    p.add_argument("--mem", help="--mem of every job, e.g. 16G; 'none': the partition's default")
+    p.add_argument("--time", help="--time of every job, e.g. 04:00:00")
+    p.add_argument("--partition")
+    p.add_argument("--account")
+    p.add_argument("--max-parallel", type=int, help="training tasks running at once; 0: no limit")
+    p.add_argument("--repo", help="git URL the jobs clone from (default: this checkout, on a shared filesystem)")
+    p.add_argument("--dry-run", action="store_true", help="write the scripts and print the sbatch commands only")
+    p.add_argument("--check", metavar="RUN_DIR", help=argparse.SUPPRESS)  # the final job's failure report
+    return p
+
+
+def resources(args: argparse.Namespace, base: SlurmConfig, passthrough: list[str]) -> SlurmConfig:
+    """params.yaml's slurm section with the command line's values over it, validated by the same model."""
+    over = {key: getattr(args, key) for key in ("gpus", "gpu_type", "cpus", "mem", "time", "partition", "account",
+                                                "max_parallel") if getattr(args, key) is not None}
+    if over.get("mem") == "none":
+        over["mem"] = None
+    merged = asdict(base) | over
+    merged["sbatch_options"] = list(base.sbatch_options) + passthrough
+    from pydantic import TypeAdapter, ValidationError
+
+    from crossling.config import _one_line
+
+    try:
+        return TypeAdapter(SlurmConfig).validate_python(merged)
+    except ValidationError as exc:
+        error = _one_line(exc)
+        raise ConfigError(f"slurm.{error.field}", f"{error.message} (params.yaml or the command line)") from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    args = parser().parse_args(argv)
+    try:
+        if args.check:
+            problems = check(Path(args.check))
+            for line in problems:
+                print(f"{PREFIX}: error: {line}", file=sys.stderr)
+            if problems:
+                print(f"{PREFIX}: fix the cause and run the same command again: finished stages are restored from "
+                      "the run-cache, not re-run", file=sys.stderr)
+                sys.exit(1)
+            print(f"{PREFIX}: every job of the grid succeeded")
+            return
+        cfg = resources(args, load_config(args.params).slurm, passthrough)
+        record = submit(Path.cwd(), cfg, repo=args.repo, dry_run=args.dry_run)
+    except ConfigError as exc:
+        print(f"{PREFIX}: error: {args.params}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except SlurmError as exc:
+        print(f"{PREFIX}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    jobs, run_dir = record["jobs"], record["run_dir"]
+    if args.dry_run:
+        print("\n".join(record["sbatch"]))
+        return
+    print(f"{PREFIX}: submitted {len(record['tasks'])} training stages of {record['commit'][:8]}: preparation job "
+          f"{jobs['prep']}, array {jobs['task']} (0-{len(record['tasks']) - 1}), final job {jobs['final']}\n"
+          f"  watch:  squeue -j {jobs['prep']},{jobs['task']},{jobs['final']}\n"
+          f"  logs:   {run_dir}/logs/ (prep.out, task-<i>.out, final.out; stage i: {run_dir}/stages.txt)\n"
+          f"  result: dvc.lock and outputs here when final job {jobs['final']} ends; after a failure, fix it and run "
+          "the same command again")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The grid as a Slurm job array (crossling.slurm): resources, scripts, failure reports, and the real thing on a
+single-node Slurm cluster started here (tests/slurm_cluster.py) against a serial `dvc repro` of the same commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import make_config, make_csv_source, stage_error
+from slurm_cluster import Cluster, missing_requirements
+from test_pipeline import BIN, dvc, make_project, sh, stages_run
+
+from crossling import slurm
+from crossling.config import ConfigError
+
+TASKS = [["train_joint@12-1", "predict_joint@12-1"], ["train_joint_equal@1", "predict_joint_equal@1"],
+         ["train_mono@english-1", "predict_mono@english-1"], ["train_mono@french-1", "predict_mono@french-1"]]
+TRAINING = {task[0] for task in TASKS}
+
+
+def resources(argv: tuple[str, ...], base):
+    argv = list(argv)
+    rest = argv[argv.index("--") + 1:] if "--" in argv else []
+    return slurm.resources(slurm.parser().parse_args(argv[:argv.index("--")] if "--" in argv else argv), base, rest)
+
+
+def test_resources_come_from_params_with_the_command_line_over_them():
+    base = make_config({"slurm": {"gpus": 2, "partition": "gpu", "sbatch_options": ["--qos=high"]}}).slurm
+    cfg = resources(("--cpus", "8", "--mem", "none", "--gpu-type", "a100", "--", "--constraint=x"), base)
+    options = slurm.sbatch_options(cfg, "crossling-train", Path("/r/logs/task-%a.out"), gpus=True)
+    assert options == ["--job-name=crossling-train", "--output=/r/logs/task-%a.out", "--cpus-per-task=8",
+                       "--time=04:00:00", "--partition=gpu", "--gres=gpu:a100:2", "--qos=high", "--constraint=x"]
+    assert "--gres" not in " ".join(slurm.sbatch_options(cfg, "p", Path("p.out"), gpus=False))
+    assert slurm.gres(resources(("--gpus", "0"), base)) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--time", "4h"), "slurm.time: must be minutes, HH:MM:SS or D-HH:MM:SS (Slurm's --time), e.g. 04:00:00, got '4h'"),
+    (("--cpus", "0"), "slurm.cpus: must be a positive integer, got 0"),
+    (("--", "--array=0-3"), "slurm.sbatch_options: --array is set by crossling.slurm itself"),
+    (("--", "qos=high"), "slurm.sbatch_options: 'qos=high' is not an sbatch option; write each as --name=value"),
+])
+def test_bad_resources_are_one_line_naming_the_field(argv, message):
+    with pytest.raises(ConfigError) as err:
+        resources(argv, make_config().slurm)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_a_bad_slurm_section_in_params_fails_every_stage_in_one_line(tmp_path, capsys):
+    from conftest import with_defaults, write_params
+
+    params = write_params(tmp_path / "params.yaml", with_defaults({"slurm": {"mem": "16 GB"}}))
+    with pytest.raises(SystemExit):
+        slurm.main(["--params", str(params), "--dry-run"])
+    assert stage_error(capsys.readouterr().err) == (
+        f"crossling.slurm: error: {params}: slurm.mem: must be a number with an optional unit K, M, G or T "
+        "(Slurm's --mem), e.g. 16G, got '16 GB'")
+
+
+def test_the_final_job_names_each_failed_stage_and_its_log(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    (run_dir / "status").mkdir(parents=True)
+    (run_dir / "stages.txt").write_text("train_joint@12-1\ntrain_mono@english-1 predict_mono@english-1\n"
+                                        "train_mono@french-1\n")
+    (run_dir / "status" / "prep").write_text("0\n")
+    (run_dir / "status" / "task-0").write_text("0\n")
+    (run_dir / "status" / "task-1").write_text("2\n")  # task 2 left no status: killed, cancelled or timed out
+    with pytest.raises(SystemExit) as exit_:
+        slurm.main(["--check", str(run_dir)])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"crossling.slurm: error: training stage train_mono@english-1 (with predict_mono@english-1) failed (exit 2): log {run_dir}/logs/task-1.out",
+        f"crossling.slurm: error: training stage train_mono@french-1 did not finish (cancelled, timed out or killed: "
+        f"see the end of its log): log {run_dir}/logs/task-2.out",
+        "crossling.slurm: fix the cause and run the same command again: finished stages are restored from the "
+        "run-cache, not re-run"]
+    (run_dir / "status" / "prep").write_text("1\n")
+    assert slurm.check(run_dir) == [f"preparation job (stages before training) failed (exit 1): log "
+                                    f"{run_dir}/logs/prep.out"]
+
+
+@pytest.fixture
+def tiny_project(tmp_path) -> Path:
+    source = make_csv_source(tmp_path / "source", languages=("english", "french"), pool_per_class=30,
+                             test_per_class=10)
+    return make_project(tmp_path / "project", source, sizes=(12,), train__seeds=[1], train__epochs=1,
+                        train__device="cpu")
+
+
+def test_a_dry_run_writes_the_jobs_of_the_current_params_and_refuses_what_the_jobs_could_not_use(tiny_project):
+    python = str(BIN / "python")
+    no_remote = sh(tiny_project, python, "-m", "crossling.slurm", "--dry-run", check=False)
+    assert no_remote.returncode == 2 and no_remote.stderr.startswith(
+        "crossling.slurm: error: no default DVC remote; the jobs exchange outputs through it: dvc remote add -d")
+    dvc(tiny_project, "remote", "add", "-d", "store", str(tiny_project.parent / "store"))
+    dirty = sh(tiny_project, python, "-m", "crossling.slurm", "--dry-run", check=False)
+    assert dirty.returncode == 2 and dirty.stderr == (
+        "crossling.slurm: error: the checkout has uncommitted changes; every job runs the committed code and "
+        "params: commit them (or git stash) and submit again\n")
+    sh(tiny_project, "git", "commit", "-qam", "remote")
+
+    out = sh(tiny_project, python, "-m", "crossling.slurm", "--dry-run", "--gpus", "2", "--max-parallel", "3",
+             "--", "--qos=high").stdout.splitlines()
+    run_dir = next((tiny_project / ".slurm").iterdir())
+    record = json.loads((run_dir / "submission.json").read_text())
+    assert record["tasks"] == TASKS and record["jobs"] == {"prep": "<prep>", "task": "<task>", "final": "<final>"}
+    prep, task, final = (shlex.split(line) for line in out)
+    assert "--gres=gpu:2" not in prep and prep[-2:] == ["--qos=high", f"{run_dir}/prep.sh"]
+    assert "--gres=gpu:2" in task and task[-5:-1] == ["--qos=high", "--array=0-3%3", "--kill-on-invalid-dep=yes",
+                                                        "--dependency=afterok:<prep>"]
+    assert "--gres=gpu:2" in final and final[-2] == "--dependency=afterany:<task>"
+    assert (run_dir / "stages.txt").read_text().splitlines() == [" ".join(t) for t in TASKS]
+    script = (run_dir / "task.sh").read_text()
+    assert 'dvc repro --pull --single-item "$stage"' in script and "dvc push --run-cache $STAGES" in script
+    assert "dvc repro --pull base check_params combine download sample tokenization" in (run_dir / "prep.sh").read_text()
+    for name in ("prep", "task", "final"):
+        assert subprocess.run(["bash", "-n", str(run_dir / f"{name}.sh")]).returncode == 0
+    assert sh(tiny_project, "git", "status", "--porcelain").stdout == ""  # .slurm/ is ignored
+
+
+def output_hashes(lock: dict) -> dict[str, str]:
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+def wait_for_jobs(cluster: Cluster, jobs: list[str], timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        queue = subprocess.run(["squeue", "-h", "-j", ",".join(jobs), "-o", "%i %T"], env=cluster.env,
+                               capture_output=True, text=True).stdout
+        if not queue.strip():
+            return
+        time.sleep(2)
+    raise AssertionError(f"the grid did not finish in {timeout:.0f} s:\n{queue}")
+
+
+@pytest.mark.e2e
+def test_the_grid_as_a_slurm_job_array_equals_a_serial_run(tmp_path):
+    why = missing_requirements()
+    if why:
+        pytest.fail(f"cannot start Slurm: {why}")
+    source = make_csv_source(tmp_path / "source", languages=("english", "french"), pool_per_class=30,
+                             test_per_class=10)
+    project = make_project(tmp_path / "project", source, sizes=(12,), train__seeds=[1], train__epochs=1,
+                           train__device="cpu")
+    dvc(project, "remote", "add", "-d", "store", str(tmp_path / "store"))
+    sh(project, "git", "commit", "-qam", "remote")
+
+    serial = tmp_path / "serial"
+    sh(tmp_path, "git", "clone", "-q", str(project), str(serial))
+
+    def serial_repro() -> float:
+        start = time.monotonic()
+        dvc(serial, "repro")
+        return time.monotonic() - start
+
+    # The serial run goes alongside the grid (the test's time is the longer of the two, not the sum); the wall
+    # times in docs/scaling.md were measured one after the other: CROSSLING_MEASURE_WALL_TIME=1.
+    one_after_the_other = os.environ.get("CROSSLING_MEASURE_WALL_TIME") == "1"
+    pool = ThreadPoolExecutor(max_workers=1)
+    serial_run = pool.submit(serial_repro)
+    if one_after_the_other:
+        serial_run.result()
+    cluster = Cluster(tmp_path / "slurm", cpus=2)
+    try:
+        cluster.start()
+        start = time.monotonic()
+        submitted = sh(project, str(BIN / "python"), "-m", "crossling.slurm", "--gpus", "0", "--cpus", "1",
+                       "--mem", "1500M", "--time", "15", "--", "--nice=0", SLURM_CONF=str(cluster.conf))
+        record = json.loads(next((project / ".slurm").glob("*/submission.json")).read_text())
+        assert record["tasks"] == TASKS
+        assert record["prepared"] == ["base", "check_params", "combine", "download", "sample", "tokenization"]
+        assert f"squeue -j {record['jobs']['prep']},{record['jobs']['task']}" in submitted.stdout
+        wait_for_jobs(cluster, list(record["jobs"].values()), timeout=600)
+        slurm_s = time.monotonic() - start
+    finally:
+        cluster.stop()
+        serial_s = serial_run.result()  # raises what the serial run raised
+        pool.shutdown()
+    run_dir = Path(record["run_dir"])
+    final_log = (run_dir / "logs" / "final.out").read_text()
+    assert (run_dir / "status" / "final").read_text().strip() == "0", final_log
+    print(f"\nwall time{'' if one_after_the_other else ' (the two at once)'}: serial dvc repro {serial_s:.0f} s, "
+          f"Slurm grid (submit to final job's end) {slurm_s:.0f} s")
+
+    # every training (and prediction) stage ran in its task, and was restored, not run, by the final job
+    for i, task in enumerate(TASKS):
+        assert stages_run((run_dir / "logs" / f"task-{i}.out").read_text()) == task
+        for stage in task:
+            assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in final_log
+    # what runs there: evaluation and report, and the stages DVC never restores (no outputs, or `cache: false` ones)
+    assert set(stages_run(final_log)) == {"check_params", "combine", "tokenization", "evaluate", "report"}, final_log
+    assert "every job of the grid succeeded" in final_log
+
+    serial_lock = yaml.safe_load((serial / "dvc.lock").read_text())
+    grid_lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert set(grid_lock["stages"]) == set(serial_lock["stages"])
+    assert output_hashes(grid_lock) == output_hashes(serial_lock)  # models, logs, predictions, metrics, report
+    assert "up to date" in dvc(project, "status").stdout
