@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 HEADLINE = {"joint_largest_mean_macro_f1": "joint", "mono_in_language_mean_macro_f1": "mono",
+            "joint_equal_budget_minus_mono_mean": "equal-budget-minus-mono",
             "zero_shot_mean_macro_f1": "zero-shot", "normalized_transfer_mean": "norm.transfer",
             "degenerate_runs": "degenerate"}
 

@@ -128,3 +128,12 @@ def test_readme_commands_run_in_a_fresh_clone_and_undo_leaves_it_clean(tmp_path)
                           check=True).stdout == ""
     assert "lr-high" in subprocess.run([str(BIN / "dvc"), "exp", "list", "--name-only"], cwd=clone, env=env,
                                        capture_output=True, text=True, check=True).stdout
+
+
+def test_every_test_the_docs_cite_exists():
+    cited = [(page.name, f, t) for page in PAGES
+             for f, t in re.findall(r"`(test_\w+\.py)::(test_\w+)", page.read_text(encoding="utf-8"))]
+    assert cited  # docs/failure_modes.md cites the test of every refusal
+    missing = [c for c in cited if not (ROOT / "tests" / c[1]).exists()
+               or not re.search(rf"def {c[2]}\b", (ROOT / "tests" / c[1]).read_text(encoding="utf-8"))]
+    assert not missing, f"docs cite tests that do not exist: {missing}"

@@ -16,6 +16,7 @@ def rev(name, lr, langs, metrics=True):
         data["metrics"] = {"metrics/headline.json": {"data": {
             "joint_largest_mean_macro_f1": 0.51234, "mono_in_language_mean_macro_f1": 0.4,
             "zero_shot_mean_macro_f1": 0.3, "normalized_transfer_mean": -0.1, "degenerate_runs": 0,
+            "joint_equal_budget_minus_mono_mean": 0.02,
             "joint_largest_macro_f1_english": 0.6}}}
     return {"rev": f"{name}0000000", "name": name, "data": data}
 
@@ -27,7 +28,7 @@ def test_rows_skip_revisions_without_metrics_and_columns_are_the_params_that_dif
     found = rows([baseline])
     assert [name for name, _, _ in found] == ["lr-low", "lr-high"]
     lines = table(found).splitlines()
-    assert lines[0].split() == ["experiment", "joint", "mono", "zero-shot", "norm.transfer", "degenerate",
-                                "train.learning_rate"]
-    assert lines[1].split() == ["lr-low", "0.512", "0.400", "0.300", "-0.100", "0", "0.0001"]
+    assert lines[0].split() == ["experiment", "joint", "mono", "equal-budget-minus-mono", "zero-shot", "norm.transfer",
+                                "degenerate", "train.learning_rate"]
+    assert lines[1].split() == ["lr-low", "0.512", "0.400", "0.020", "0.300", "-0.100", "0", "0.0001"]
     assert "english" not in table(found) and len(lines) == 3

@@ -28,7 +28,6 @@ from crossling.config import ConfigError, TrainConfig
 LOCK_DIR_ENV = "CROSSLING_GPU_LOCKS"  # where the lock files live: shared by every process of the machine
 DEFAULT_LOCK_DIR = "/tmp/crossling-gpu-locks"
 CLAIM_ENV = "CROSSLING_GPU_CLAIM"     # "off": no claim (the caller pins GPUs itself)
-RECORD = "device_claim.json"          # in the run's dvclive directory, read into metrics/provenance.json
 
 _held = []  # the locks of this process: kept alive (and so held) until the process ends
 _claimed: list = []  # this process's claim: a second call (another stage run in the same process) reuses it
@@ -149,16 +148,11 @@ def release_all() -> None:
 
 
 def claim_for_training(train: TrainConfig, live_dir: str | Path, logger) -> Claim:
-    """The training stage's one call: claim (or not), say so in the stage log, record it beside dvclive's logs."""
+    """The training stage's one call: claim (or not) and say so in the stage log. Which GPU index a run got is
+    not written into its logs: they are a cached DVC output, whose hash must not depend on the queue's draw (the
+    run's provenance records the device and its name, as dvclive params)."""
     claim = claim_gpu(train, log=logger.info)
     logger.info(claim.line())
-    if claim.gpu is None:  # nothing claimed: the log line says why; nothing is written before the device check
-        return claim
-    live = Path(live_dir)
-    live.mkdir(parents=True, exist_ok=True)
-    # what a rerun on the same machine and device writes again byte for byte: no waiting time, no lock path
-    record = {k: v for k, v in asdict(claim).items() if k in ("gpu", "reason")}
-    (live / RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return claim
 
 

@@ -385,9 +385,6 @@ def run_provenance(pred_path: Path, log_dir: Path) -> dict:
     meta = pq.read_schema(pred_path).metadata or {}
     predict = json.loads(meta[b"crossling.provenance"]) if b"crossling.provenance" in meta else {}
     train = yaml.safe_load(params.read_text(encoding="utf-8")) if params.exists() else {}
-    claim = log_dir / "device_claim.json"  # the training stage's GPU claim (crossling.devices)
-    if claim.exists():
-        train = (train or {}) | {"gpu_claim": json.loads(claim.read_text(encoding="utf-8"))}
     return {"train": train, "predict": predict}
 
 
