@@ -181,6 +181,7 @@ def test_validation_protocol_refuses_a_language_without_a_validation_split():
     ("とても良い商品", {"Kana": 0.5714, "Han": 0.4286}),  # 4 kana, 3 kanji
     ("ｇｏｏｄ 😀 123", {"Latin": 1.0}),                     # fullwidth letters are Latin; emoji and digits no letters
     ("1º piso", {"Latin": 1.0}),                            # the ordinal indicators º ª are Latin letters
+    ("ラーメン々", {"Kana": 0.8, "Han": 0.2}),                # the prolonged sound mark is Kana, 々 Han
 ])
 def test_script_shares_count_letters_per_script(text, scripts):
     df = pd.DataFrame({"text": [text], "source": ["s"]})

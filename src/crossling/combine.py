@@ -109,7 +109,8 @@ def validation_dev(rows: pd.DataFrame, language: str, test_texts: frozenset[str]
 
 # Unicode character-name prefixes that are not the script's own name
 SCRIPT_ALIASES = {"CJK": "Han", "HIRAGANA": "Kana", "KATAKANA": "Kana", "HALFWIDTH": None, "FULLWIDTH": None,
-                  "MODIFIER": "Other", "MATHEMATICAL": "Other", "MASCULINE": "Latin", "FEMININE": "Latin"}
+                  "MODIFIER": "Other", "MATHEMATICAL": "Other", "MASCULINE": "Latin", "FEMININE": "Latin",
+                  "KATAKANA-HIRAGANA": "Kana", "IDEOGRAPHIC": "Han"}
 
 
 @lru_cache(maxsize=None)

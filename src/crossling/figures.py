@@ -89,7 +89,9 @@ def _labelled(names: list[str], domains: dict[str, str]) -> list[str]:
 
 def _heatmap(matrix: pd.DataFrame, value: str, path: str | Path, title: str, **style) -> None:
     order_rows = list(dict.fromkeys(matrix["train_language"]))
-    order_cols = list(dict.fromkeys(matrix["test_language"]))
+    # columns in the rows' order, so that the diagonal (in-language, absent when normalized) stays a diagonal
+    order_cols = [lang for lang in dict.fromkeys([*order_rows, *matrix["test_language"]])
+                  if lang in set(matrix["test_language"])]
     grid = matrix.pivot(index="train_language", columns="test_language", values=value).loc[order_rows, order_cols]
     domains = dict(zip(matrix["train_language"], matrix["train_domain"])) | dict(zip(matrix["test_language"],
                                                                                    matrix["test_domain"]))
