@@ -13,7 +13,8 @@ MIRROR ?= external/multilingual-sentiment-datasets/data
 OFFLINE_PARAMS := -S data.source=$(abspath $(MIRROR)) -S model.checkpoint=scratch \
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
 # In a clone without dvc.lock, `dvc exp run` first checks out every output it does not have yet and warns about
-# each one ("No file hash info found ... It won't be created"): nothing is missing, so those lines are dropped.
+# each one ("No file hash info found ... It won't be created"): nothing is missing, so those lines are dropped
+# (the recipes echo the dvc command without this filter).
 QUIET_FIRST_RUN = 2>&1 | grep -v --line-buffered "^WARNING: No file hash info found for .*It won't be created.$$"
 # Extra overrides for the pipeline targets, e.g. make offline SET="train.epochs=3 train.seeds=[1,2,3]"
 SET ?=
@@ -54,18 +55,21 @@ repro: setup
 	dvc repro
 
 offline: setup check-mirror
-	dvc exp run $(OFFLINE_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
+	@echo "dvc exp run $(strip $(OFFLINE_PARAMS) $(EXTRA))"
+	@dvc exp run $(OFFLINE_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
 	@echo "make offline: report in reports/results.md, headline in metrics/headline.json"
 
 # The published UMSAB protocol on its eight languages: the dataset's own validation split as dev split,
 # samples from train only (up to 1800 of its 1839 texts per language).
 umsab: setup check-mirror
-	dvc exp run $(OFFLINE_PARAMS) $(UMSAB_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
+	@echo "dvc exp run $(strip $(OFFLINE_PARAMS) $(UMSAB_PARAMS) $(EXTRA))"
+	@dvc exp run $(OFFLINE_PARAMS) $(UMSAB_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
 	@echo "make umsab: report in reports/results.md, headline in metrics/headline.json"
 
 # The whole pipeline on two languages, one size, one epoch: a check that everything runs, not a result.
 smoke: setup check-mirror
-	dvc exp run $(OFFLINE_PARAMS) $(SMOKE_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
+	@echo "dvc exp run $(strip $(OFFLINE_PARAMS) $(SMOKE_PARAMS) $(EXTRA))"
+	@dvc exp run $(OFFLINE_PARAMS) $(SMOKE_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
 	@echo "make smoke: report in reports/results.md (1 epoch of a small model: plumbing, not results)"
 
 # The grid as a Slurm job array (docs/scaling.md): preparation job, one task per training stage, final job.
