@@ -103,7 +103,7 @@ pretrained: setup check-mirror
 # One row per experiment: headline means and the params that differ between the experiments shown
 # (`dvc exp show` shows everything; ARGS="-A" for the experiments of every commit).
 exp-show: setup
-	$(BIN)/python scripts/exp_table.py $(ARGS)
+	@$(BIN)/python scripts/exp_table.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
