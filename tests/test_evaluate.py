@@ -540,6 +540,42 @@ def test_collapsed_and_at_chance_runs_are_degenerate_and_never_findings(tmp_path
     assert d["p_adjusted"] < 0.05 and d["finding"] == 0
 
 
+def test_a_model_at_chance_in_language_is_degenerate_though_nothing_collapsed(tmp_path, pred_dir):
+    """Random guesses spread over every class: no collapse, dev above the single-class level, and still a failed
+    run, because its in-language test macro-F1 is not above chance."""
+    for seed in SEEDS:
+        fake_predictions(100 + seed, skill=0.0).to_parquet(pred_dir / f"mono_english_seed{seed}.parquet",
+                                                          schema=prediction_schema(LABELS))
+    metrics, _ = run_cli(tmp_path, pred_dir)
+    health = json.loads((metrics / "health.json").read_text())
+    for seed in SEEDS:
+        assert health[f"mono_english_seed{seed}"].items() >= {"collapsed_test_languages": 0, "in_language_at_chance": 1,
+                                                             "dev_at_single_class_level": 0, "degenerate": 1}.items()
+    assert not any(h["in_language_at_chance"] for run, h in health.items() if not run.startswith("mono_english"))
+    diffs = json.loads((metrics / "differences.json").read_text())
+    assert all(d["degenerate_model"] == int("mono_english" in key) for key, d in diffs.items())
+    from crossling.report import degenerate_note
+    assert "`mono_english_seed1`: in-language test macro-F1 not above chance" in degenerate_note(health, 0.9)
+
+
+def test_a_collapse_on_a_zero_shot_language_marks_those_cells_not_the_run(tmp_path, pred_dir):
+    for seed in SEEDS:
+        path = pred_dir / f"mono_english_seed{seed}.parquet"
+        df = pd.read_parquet(path)
+        df.loc[df["language"] == "french", "pred_id"] = 1  # zero-shot on french: every text "neutral"
+        df.to_parquet(path, schema=prediction_schema(LABELS))
+    metrics, _ = run_cli(tmp_path, pred_dir)
+    health = json.loads((metrics / "health.json").read_text())
+    assert health["mono_english_seed1"].items() >= {"collapsed_on_french": 1, "degenerate": 0}.items()
+    diffs = json.loads((metrics / "differences.json").read_text())
+    assert diffs["mono_english_minus_mono_french_on_french"]["degenerate_model"] == 1
+    assert diffs["mono_english_minus_chance_on_french"]["finding"] == 0
+    assert diffs["joint_12_minus_mono_english_on_english"]["degenerate_model"] == 0  # its own language stands
+    from crossling.report import degenerate_note
+    note = degenerate_note(health, 0.9)
+    assert note.startswith("No degenerate run") and "- `mono_english_seed1` on french" in note
+
+
 def test_findings_follow_the_adjusted_p_values(tmp_path, pred_dir):
     metrics, _ = run_cli(tmp_path, pred_dir)
     diffs = json.loads((metrics / "differences.json").read_text())

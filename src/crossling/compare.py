@@ -46,8 +46,11 @@ class Side:
     provenance: dict
     health: dict  # metrics/health.json: which runs are degenerate
 
-    def degenerate(self, model: str) -> bool:
-        return any(self.health.get(run_name(model, seed), {}).get("degenerate") for seed in self.cfg.train.seeds)
+    def degenerate(self, model: str, lang: str) -> bool:
+        """A degenerate run, predictions collapsed on `lang`, or unknown health (no metrics/health.json, or no
+        entry for a run): never a finding."""
+        return any(h.get("degenerate") or h.get(f"collapsed_on_{lang}")
+                   for h in (self.health.get(run_name(model, seed), {"degenerate": 1}) for seed in self.cfg.train.seeds))
 
 
 def resolve(repo, name: str) -> str | None:
@@ -90,7 +93,7 @@ def load_side(root: str, repo, name: str) -> Side:
         try:
             optional[what] = json.loads(read_bytes(root, f"metrics/{what}.json", rev, what))
         except DataError:
-            optional[what] = {}  # made by an older version of the pipeline
+            optional[what] = {}  # made by an older version of the pipeline: health unknown, marked ⚠
     return Side(name, rev, cfg, raw, test, optional["provenance"], optional["health"])
 
 
@@ -172,7 +175,8 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
                 rows.append({"experiment": other.name, "role": role, "baseline_model": model,
                              "model": other_roles[role], "test_language": lang,
                              "baseline_macro_f1": round(a[lang][0], 6), "macro_f1": round(b[lang][0], 6), **d,
-                             "degenerate_model": int(base.degenerate(model) or other.degenerate(other_roles[role]))})
+                             "degenerate_model": int(base.degenerate(model, lang) or
+                                                         other.degenerate(other_roles[role], lang))})
     adjusted = stats.adjust({str(i): r["p"] for i, r in enumerate(rows)}, correction)
     alpha = 1 - confidence
     for i, row in enumerate(rows):
@@ -231,8 +235,8 @@ def markdown(result: dict) -> str:
               f"{pct}% percentile intervals of a two-level bootstrap ({result['bootstrap_samples']} resamples: the same "
               "test texts on both sides, each side's seeds resampled); p-values from the bootstrap standard error, "
               f"adjusted together with {CORRECTIONS[result['correction']]}; **bold**: adjusted p below "
-              f"{1 - result['confidence']:.2f}; ⚠: a degenerate run on either side (metrics/health.json), never "
-              "marked.", "",
+              f"{1 - result['confidence']:.2f}; ⚠: a degenerate run on either side (metrics/health.json; without "
+              "it, health unknown), never marked.", "",
               "| experiment | model | test language | baseline | other | difference | adjusted p |",
               "|---|---|---|---:|---:|---:|---:|"]
     for r in result["differences"]:

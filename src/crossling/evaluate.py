@@ -123,7 +123,7 @@ def differences(scores: dict, resampled: dict, chance: dict, cfg: Config) -> dic
     def paired(a: str, b: str, lang: str) -> None:
         point = scores[a][lang]["macro_f1"] - scores[b][lang]["macro_f1"]
         out[f"{a}_minus_{b}_on_{lang}"] = (stats.difference(point, resampled[a][lang] - resampled[b][lang], conf)
-                                           | {"models": (a, b)})
+                                           | {"models": (a, b), "on": lang})
 
     for lang in langs:
         for smaller, larger in zip(sizes, sizes[1:]):
@@ -136,21 +136,22 @@ def differences(scores: dict, resampled: dict, chance: dict, cfg: Config) -> dic
             paired(model, mono_name(tgt), tgt)
             point = scores[model][tgt]["macro_f1"] - chance[tgt][0]
             out[f"{model}_minus_chance_on_{tgt}"] = (stats.difference(point, resampled[model][tgt] - chance[tgt][1], conf)
-                                                     | {"models": (model,)})
+                                                     | {"models": (model,), "on": tgt})
     for lang in cfg.sample.leave_one_out:
         paired(loo_name(lang), mono_name(lang), lang)
     return out
 
 
-def mark_findings(diffs: dict[str, dict], degenerate: set[str], cfg: Config) -> dict[str, dict]:
+def mark_findings(diffs: dict[str, dict], degenerate: set[str], cfg: Config,
+                  collapsed_cells: set[tuple[str, str]] = frozenset()) -> dict[str, dict]:
     """Adjust the p-values of every difference together; a finding is significant after the correction and
-    compares no degenerate model."""
+    involves no degenerate model and no collapsed (model, test language) cell."""
     adjusted = stats.adjust({name: d["p"] for name, d in diffs.items()}, cfg.evaluate.correction)
     alpha = 1 - cfg.evaluate.confidence
     out = {}
     for name, d in diffs.items():
-        involves = int(any(model in degenerate for model in d["models"]))
-        out[name] = {k: v for k, v in d.items() if k != "models"} | {
+        involves = int(any(model in degenerate or (model, d["on"]) in collapsed_cells for model in d["models"]))
+        out[name] = {k: v for k, v in d.items() if k not in ("models", "on")} | {
             "p_adjusted": adjusted[name], "degenerate_model": involves,
             "finding": int(adjusted[name] < alpha and not involves)}
     return out
@@ -328,10 +329,25 @@ def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, in
     return round(float(np.mean(values)), 6) if values else None
 
 
-def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], data_counts: dict, cfg: Config) -> dict:
+def at_chance(resampled: dict, chance: dict, cfg: Config) -> set[str]:
+    """Models whose in-language test macro-F1 is not above chance on any language they were trained on: the
+    interval of (macro-F1 - chance), seeds and test texts resampled together, reaches 0 on every one."""
+    out = set()
+    for model in model_names(cfg):
+        lows = [stats.interval(resampled[model][lang] - chance[lang][1], cfg.evaluate.confidence)[0]
+                for lang in training_languages(model, cfg.data.languages)]
+        if all(low <= 0 for low in lows):
+            out.add(model)
+    return out
+
+
+def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], data_counts: dict, cfg: Config,
+           chance_level: set[str] = frozenset()) -> dict:
     """Per run: the test languages its predictions collapsed on (one class takes evaluate.collapse_share of
-    them), its best mean dev macro-F1 over epochs and the level of predicting a single class there, and
-    whether it is degenerate (collapsed somewhere, or never above that level)."""
+    them), its best mean dev macro-F1 over epochs and the level of predicting a single class there, whether its
+    model is at chance in-language (`at_chance`), and whether it is degenerate: collapsed on a language it was
+    trained on, never above the single-class level on dev, or at chance. A collapse on a zero-shot language only
+    marks that cell (the model does not transfer there; `collapsed_on_<lang>`), not the run."""
     labels, out = cfg.data.labels, {}
     level = {lang: stats.single_class_macro_f1([data_counts[lang][f"dev_{name}"] for name in labels])
              for lang in cfg.data.languages}
@@ -343,9 +359,11 @@ def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], da
         best = float(mine.groupby("step")["macro_f1"].mean().max())
         single = float(np.mean([level[lang] for lang in langs]))
         at_level = best <= single + 0.01  # no epoch did better than predicting one class
+        chance_model = model in chance_level
         out[run] = {"collapsed_test_languages": len(collapsed), "best_dev_macro_f1": round(best, 6),
                     "single_class_dev_macro_f1": round(single, 6), "dev_at_single_class_level": int(at_level),
-                    "degenerate": int(bool(collapsed) or at_level)}
+                    "in_language_at_chance": int(chance_model),
+                    "degenerate": int(bool(set(collapsed) & set(langs)) or at_level or chance_model)}
         for lang in collapsed:
             out[run][f"collapsed_on_{lang}"] = 1
     return out
@@ -418,6 +436,7 @@ def evaluate(pred_dir: Path, cfg: Config) -> dict:
     top_runs = [run_name(joint_name(cfg.sample.largest), seed) for seed in cfg.train.seeds]
     return {"joint": joint, "transfer": transfer, "leave_one_out": loo, "detailed": detailed, "confusion": confusions,
             "chance": chance, "differences": differences(aggregate, resampled, chance, cfg),
+            "at_chance": at_chance(resampled, chance, cfg),
             "transfer_summary": transfer_summary(joint, transfer, loo, chance, cfg),
             "confusion_largest_joint": confusion_rows(confusions, top_runs, cfg.data.labels),
             "learning_curve": learning_curve(joint, cfg.sample.sizes)}
@@ -436,9 +455,11 @@ def main(args, cfg: Config) -> None:
     budgets = {run: run_budget(Path(args.logs), model, seed, cfg) for run, (model, seed) in runs.items()}
     out = evaluate(Path(args.predictions), cfg)
     losses, dev = training_curves(Path(args.logs), runs, budgets, cfg)
-    run_health = health(out["detailed"], dev, runs, data_counts, cfg)
+    run_health = health(out["detailed"], dev, runs, data_counts, cfg, out["at_chance"])
     degenerate = {model for run, (model, _) in runs.items() if run_health[run]["degenerate"]}
-    diffs = mark_findings(out["differences"], degenerate, cfg)
+    collapsed_cells = {(model, key.removeprefix("collapsed_on_")) for run, (model, _) in runs.items()
+                       for key in run_health[run] if key.startswith("collapsed_on_")}
+    diffs = mark_findings(out["differences"], degenerate, cfg, collapsed_cells)
     normalized = normalized_transfer(diffs, cfg)
     domains = domains_of(data_counts, cfg)
     examples = training_examples(cfg)

@@ -48,23 +48,35 @@ def budget(model_budget: dict) -> str:
     return f"{model_budget['examples']} ex., {'/'.join(map(str, steps))} steps"
 
 
+def collapsed_on(h: dict) -> list[str]:
+    return sorted(k.removeprefix("collapsed_on_") for k in h if k.startswith("collapsed_on_"))
+
+
 def degenerate_note(health: dict, collapse_share: float) -> str:
     bad = {run: h for run, h in health.items() if h["degenerate"]}
+    cells = {run: collapsed_on(h) for run, h in health.items() if not h["degenerate"] and collapsed_on(h)}
     if not bad:
-        return (f"No degenerate run: no run put {collapse_share:.0%} or more of a test language's predictions in one "
-                "class, and every run's dev macro-F1 rose above the level of predicting a single class.")
-    lines = [f"**⚠ {len(bad)} degenerate run(s)**: their scores are in the tables, but no difference involving "
-             "their model is a finding (marked ⚠). A collapsed or at-chance run is a failed run to fix (learning "
-             "rate, steps, precision), not a result."]
+        lines = ["No degenerate run: no run's predictions collapsed on a language it was trained on, every run's "
+                 "dev macro-F1 rose above the level of predicting a single class, and every model's in-language test "
+                 "macro-F1 is above chance on at least one of its training languages."]
+    else:
+        lines = [f"**⚠ {len(bad)} degenerate run(s)**: their scores are in the tables, but no difference involving "
+                 "their model is a finding (marked ⚠). A collapsed or at-chance run is a failed run to fix (learning "
+                 "rate, steps, precision), not a result."]
     for run, h in bad.items():
         why = []
-        collapsed = sorted(k.removeprefix("collapsed_on_") for k in h if k.startswith("collapsed_on_"))
-        if collapsed:
-            why.append(f"predictions collapsed (≥{collapse_share:.0%} one class) on {', '.join(collapsed)}")
+        if collapsed_on(h):
+            why.append(f"predictions collapsed (≥{collapse_share:.0%} one class) on {', '.join(collapsed_on(h))}")
         if h["dev_at_single_class_level"]:
             why.append(f"best dev macro-F1 {h['best_dev_macro_f1']:.3f}, at the single-class level "
                        f"{h['single_class_dev_macro_f1']:.3f}")
+        if h.get("in_language_at_chance"):
+            why.append("in-language test macro-F1 not above chance on any training language (interval reaches it)")
         lines.append(f"- `{run}`: {'; '.join(why)}")
+    if cells:
+        lines += ["", f"Zero-shot predictions collapsed (≥{collapse_share:.0%} one class) in these cells: the model "
+                  "does not transfer there; differences on these cells are marked ⚠, the runs' other cells stand."]
+        lines += [f"- `{run}` on {', '.join(langs)}" for run, langs in cells.items()]
     return "\n".join(lines)
 
 
