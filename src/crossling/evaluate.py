@@ -182,7 +182,7 @@ def normalized_transfer(diffs: dict, cfg: Config) -> dict[str, dict[str, dict]]:
 def normalized_rows(normalized: dict, domains: dict[str, str]) -> list[dict]:
     return [{"train_language": src, "test_language": tgt, "train_domain": domains.get(src, "several"),
              "test_domain": domains[tgt], "normalized_macro_f1": d["difference"], "ci_low": d["ci_low"],
-             "ci_high": d["ci_high"], "finding": d["finding"]}
+             "ci_high": d["ci_high"], "finding": d["finding"], "degenerate": d["degenerate_model"]}
             for src, row in normalized.items() for tgt, d in row.items()]
 
 
@@ -497,7 +497,7 @@ def main(args, cfg: Config) -> None:
     log.info("headline: %s", summary)
     bad = [run for run, h in run_health.items() if h["degenerate"]]
     if bad:
-        log.warning("degenerate runs (collapsed predictions or dev macro-F1 at the single-class level): %s; their "
+        log.warning("degenerate runs (collapsed predictions, dev macro-F1 at the single-class level, or in-language test macro-F1 at chance): %s; their "
                     "differences are not findings (metrics/health.json)", ", ".join(bad))
 
 

@@ -95,8 +95,13 @@ def _heatmap(matrix: pd.DataFrame, value: str, path: str | Path, title: str, **s
     grid = matrix.pivot(index="train_language", columns="test_language", values=value).loc[order_rows, order_cols]
     domains = dict(zip(matrix["train_language"], matrix["train_domain"])) | dict(zip(matrix["test_language"],
                                                                                    matrix["test_domain"]))
+    annot = grid.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    if "degenerate" in matrix:  # a cell that involves a degenerate run or collapsed predictions is never a finding
+        flags = matrix.pivot(index="train_language", columns="test_language", values="degenerate")
+        annot = annot.where(flags.loc[order_rows, order_cols].fillna(0) == 0, annot + "*")
+        title += "\n* involves a degenerate run or collapsed predictions: not a finding"
     fig, ax = plt.subplots(figsize=(1.5 * len(order_cols) + 2.5, 0.9 * len(order_rows) + 2))
-    sns.heatmap(grid, annot=True, fmt=".2f", ax=ax, xticklabels=_labelled(order_cols, domains),
+    sns.heatmap(grid, annot=annot, fmt="", ax=ax, xticklabels=_labelled(order_cols, domains),
                 yticklabels=_labelled(order_rows, domains), **style)
     ax.set(title=title, xlabel="test language (domain)", ylabel="train language (domain)")
     ax.tick_params(axis="x", labelsize=8)
