@@ -7,6 +7,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
+# output through the warning filter (a pipe) arrives line by line, not in blocks
+export PYTHONUNBUFFERED := 1
 # The upstream CSV layout, <language>/{train,valid,test}.csv: README, "Without network access".
 MIRROR ?= external/multilingual-sentiment-datasets/data
 # absolute, so that queued experiments (run in temporary workspaces) find the data too

@@ -1,6 +1,7 @@
 import json
 import math
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -336,3 +337,17 @@ def test_gradient_accumulation_and_checkpointing_steps_come_from_the_trainer(pre
     assert "global batch 24, 6 optimizer steps" in caplog.text
     loss = pd.read_csv(d / "logs" / "joint_acc" / "plots" / "metrics" / "loss.tsv", sep="\t")
     assert loss["step"].iloc[-1] == 6
+
+
+def test_the_integration_script_of_every_architecture_loads_its_builders():
+    """scripts/checkpoint_architectures.py (each tiny checkpoint through a real `dvc repro`, run for the docs)
+    imports the tests' helpers: a rename there must fail here, not in the next person's run."""
+    import subprocess
+    import sys
+
+    import tiny_checkpoints
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "scripts" / "checkpoint_architectures.py"), "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert all(name in out for name in tiny_checkpoints.BUILDERS)

@@ -211,7 +211,8 @@ def transfer_summary(joint: dict, transfer: dict, loo: dict, chance: dict, cfg: 
 
 
 def headline(joint: dict, transfer: dict, loo: dict, diffs: dict, tsum: dict, cfg: Config) -> dict:
-    """The numbers `dvc exp show` lists, named by role: the same names for every sizes, seeds and languages."""
+    """The numbers `dvc exp show` lists, named by role: the same names whatever the sizes and seeds; the
+    per-language figures have one name per language."""
     langs, top = cfg.data.languages, joint[joint_name(cfg.sample.largest)]
     out = {"joint_largest_mean_macro_f1": np.mean([top[lang]["macro_f1"] for lang in langs]),
            "joint_equal_budget_mean_macro_f1": np.mean([joint[EQUAL_BUDGET][lang]["macro_f1"] for lang in langs]),
