@@ -99,7 +99,9 @@ def test_readme_commands_run_in_a_fresh_clone_and_undo_leaves_it_clean(tmp_path)
     (clone / "pyproject.toml").touch()
     import os
     os.utime(clone / "pyproject.toml", (0, 0))
-    env = dict(os.environ, PYTHONPATH=str(clone / "src"), DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t",
+    # a user's shell: not the make that runs `make test` (its MAKELEVEL makes an inner make print directories)
+    user_env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    env = dict(user_env, PYTHONPATH=str(clone / "src"), DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t",
                GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     commands = readme_commands()
     ran = {}
