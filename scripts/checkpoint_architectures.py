@@ -4,7 +4,8 @@ For each architecture: a temporary git+dvc project (the tests' tiny params, two 
 one epoch), `dvc repro` end to end, a second `dvc repro` that must run nothing, and `crossling.classify` on the
 trained joint model (full fine-tuning; the suite also runs the Llama-style decoder with LoRA and a killed-and-resumed
 stage through dvc, tests/test_pipeline.py, and every architecture in-process, tests/test_train.py). The Hugging Face
-Hub is never reached (HF_HUB_OFFLINE=1, a temporary HF_HOME). Prints one line per architecture and a JSON summary; exits 1 if any fails.
+Hub is never reached (HF_HUB_OFFLINE=1, a temporary HF_HOME). Prints one line per architecture (and writes a JSON
+summary with --json); exits 1 if any fails.
 
     .venv/bin/python scripts/checkpoint_architectures.py [--only xlm_roberta ...] [--json out.json]
 """

@@ -348,6 +348,7 @@ def test_the_integration_script_of_every_architecture_loads_its_builders():
     import tiny_checkpoints
 
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, str(root / "scripts" / "checkpoint_architectures.py"), "--help"],
-                         capture_output=True, text=True, check=True).stdout
-    assert all(name in out for name in tiny_checkpoints.BUILDERS)
+    proc = subprocess.run([sys.executable, str(root / "scripts" / "checkpoint_architectures.py"), "--help"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert all(name in proc.stdout for name in tiny_checkpoints.BUILDERS)

@@ -235,8 +235,8 @@ def markdown(result: dict) -> str:
               f"{pct}% percentile intervals of a two-level bootstrap ({result['bootstrap_samples']} resamples: the same "
               "test texts on both sides, each side's seeds resampled); p-values from the bootstrap standard error, "
               f"adjusted together with {CORRECTIONS[result['correction']]}; **bold**: adjusted p below "
-              f"{1 - result['confidence']:.2f}; ⚠: a degenerate run on either side (metrics/health.json; without "
-              "it, health unknown), never marked.", "",
+              f"{1 - result['confidence']:.2f}; ⚠: a degenerate run on either side, or predictions collapsed on "
+              "that test language (metrics/health.json; without it, health unknown), never marked.", "",
               "| experiment | model | test language | baseline | other | difference | adjusted p |",
               "|---|---|---|---:|---:|---:|---:|"]
     for r in result["differences"]:

@@ -10,8 +10,9 @@ drawn for training). Every model is scored on the same resamples, so `metrics/di
 intervals and p-values of differences between models, adjusted for multiple comparisons
 (`evaluate.correction`); only significant differences between non-degenerate models are findings.
 
-Degenerate runs (`metrics/health.json`): predictions on a test language that put `evaluate.collapse_share` of
-the texts in one class, or a dev macro-F1 that never rises above the level of predicting one class.
+Degenerate runs (`metrics/health.json`): predictions on a language the run was trained on that put
+`evaluate.collapse_share` of the texts in one class, a dev macro-F1 that never rises above the level of predicting
+one class, or an in-language test macro-F1 not above chance; a collapse on a zero-shot language marks those cells.
 `metrics/headline.json` holds the headline numbers under names that do not depend on sizes or seeds;
 `metrics/transfer_normalized.json` each zero-shot cell minus the target language's own in-language score.
 Training and dev curves and `metrics/budgets.json` (examples, optimizer steps, kept epoch) come from the
@@ -498,8 +499,9 @@ def main(args, cfg: Config) -> None:
     log.info("headline: %s", summary)
     bad = [run for run, h in run_health.items() if h["degenerate"]]
     if bad:
-        log.warning("degenerate runs (collapsed predictions, dev macro-F1 at the single-class level, or in-language test macro-F1 at chance): %s; their "
-                    "differences are not findings (metrics/health.json)", ", ".join(bad))
+        log.warning("degenerate runs (predictions collapsed on a training language, dev macro-F1 at the single-class "
+                    "level, or in-language test macro-F1 at chance): %s; their differences are not findings "
+                    "(metrics/health.json)", ", ".join(bad))
 
 
 def cli(argv: list[str] | None = None) -> None:

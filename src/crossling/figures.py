@@ -96,7 +96,8 @@ def _heatmap(matrix: pd.DataFrame, value: str, path: str | Path, title: str, **s
     domains = dict(zip(matrix["train_language"], matrix["train_domain"])) | dict(zip(matrix["test_language"],
                                                                                    matrix["test_domain"]))
     annot = grid.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
-    if "degenerate" in matrix:  # a cell that involves a degenerate run or collapsed predictions is never a finding
+    # a cell that involves a degenerate run or collapsed predictions is never a finding
+    if "degenerate" in matrix and matrix["degenerate"].fillna(0).any():
         flags = matrix.pivot(index="train_language", columns="test_language", values="degenerate")
         annot = annot.where(flags.loc[order_rows, order_cols].fillna(0) == 0, annot + "*")
         title += "\n* involves a degenerate run or collapsed predictions: not a finding"

@@ -36,7 +36,7 @@ def with_ci(m: dict, metric: str = "macro_f1") -> str:
 
 def diff(d: dict) -> str:
     """A difference with its interval: bold when it is a finding (significant after the correction, no
-    degenerate model), ⚠ when it compares a degenerate model."""
+    degenerate model, no collapsed cell), ⚠ when it involves a degenerate model or a collapsed zero-shot cell."""
     text = f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
     if d["degenerate_model"]:
         return text + " ⚠"
@@ -97,8 +97,8 @@ def variance_note(cfg: Config, pct: int) -> str:
             f"cover {'; '.join(covered)}. Differences are paired: both models are scored on the same resamples. "
             f"Their p-values (two-sided, from the bootstrap standard error) are adjusted together for multiple "
             f"comparisons with {CORRECTIONS[cfg.evaluate.correction]}; **bold** marks the differences whose adjusted "
-            f"p-value is below {1 - cfg.evaluate.confidence:.2f} and that involve no degenerate run. Intervals are "
-            "not adjusted.")
+            f"p-value is below {1 - cfg.evaluate.confidence:.2f} and that involve no degenerate run and no collapsed "
+            "zero-shot cell. Intervals are not adjusted.")
 
 
 def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str]) -> str:
@@ -231,7 +231,8 @@ def _differences(cfg: Config, d: dict, domains: dict[str, str]) -> list[str]:
     out = [
         "## Paired differences",
         f"{len(d)} differences, {findings} of them findings after {CORRECTIONS[cfg.evaluate.correction]} "
-        "(bold); ⚠ = involves a degenerate run, never a finding. All p-values are in `metrics/differences.json`.",
+        "(bold); ⚠ = involves a degenerate run or collapsed zero-shot predictions, never a finding. All p-values "
+        "are in `metrics/differences.json`.",
         "### Learning curve: each size minus the previous one",
         table(["step"] + list(langs),
               [[f"{b} − {a}"] + [diff(d[f"joint_{b}_minus_joint_{a}_on_{lang}"]) for lang in langs]
