@@ -143,8 +143,8 @@ def differences(scores: dict, resampled: dict, chance: dict, cfg: Config) -> dic
     return out
 
 
-def mark_findings(diffs: dict[str, dict], degenerate: set[str], cfg: Config,
-                  collapsed_cells: set[tuple[str, str]] = frozenset()) -> dict[str, dict]:
+def mark_findings(diffs: dict[str, dict], degenerate: set[str], collapsed_cells: set[tuple[str, str]],
+                  cfg: Config) -> dict[str, dict]:
     """Adjust the p-values of every difference together; a finding is significant after the correction and
     involves no degenerate model and no collapsed (model, test language) cell."""
     adjusted = stats.adjust({name: d["p"] for name, d in diffs.items()}, cfg.evaluate.correction)
@@ -343,8 +343,8 @@ def at_chance(resampled: dict, chance: dict, cfg: Config) -> set[str]:
     return out
 
 
-def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], data_counts: dict, cfg: Config,
-           chance_level: set[str] = frozenset()) -> dict:
+def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], data_counts: dict,
+           chance_level: set[str], cfg: Config) -> dict:
     """Per run: the test languages its predictions collapsed on (one class takes evaluate.collapse_share of
     them), its best mean dev macro-F1 over epochs and the level of predicting a single class there, whether its
     model is at chance in-language (`at_chance`), and whether it is degenerate: collapsed on a language it was
@@ -457,11 +457,11 @@ def main(args, cfg: Config) -> None:
     budgets = {run: run_budget(Path(args.logs), model, seed, cfg) for run, (model, seed) in runs.items()}
     out = evaluate(Path(args.predictions), cfg)
     losses, dev = training_curves(Path(args.logs), runs, budgets, cfg)
-    run_health = health(out["detailed"], dev, runs, data_counts, cfg, out["at_chance"])
+    run_health = health(out["detailed"], dev, runs, data_counts, out["at_chance"], cfg)
     degenerate = {model for run, (model, _) in runs.items() if run_health[run]["degenerate"]}
     collapsed_cells = {(model, key.removeprefix("collapsed_on_")) for run, (model, _) in runs.items()
                        for key in run_health[run] if key.startswith("collapsed_on_")}
-    diffs = mark_findings(out["differences"], degenerate, cfg, collapsed_cells)
+    diffs = mark_findings(out["differences"], degenerate, collapsed_cells, cfg)
     normalized = normalized_transfer(diffs, cfg)
     domains = domains_of(data_counts, cfg)
     examples = training_examples(cfg)
