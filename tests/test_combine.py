@@ -78,7 +78,7 @@ def test_label_distribution_rows():
 def test_cli_writes_all_outputs(tmp_path, csv_source):
     params = write_params(tmp_path / "params.yaml", tiny_params(csv_source))
     raw = tmp_path / "raw.parquet"
-    download.cli(["--params", str(params), "--out", str(raw)])
+    download.cli(["--params", str(params), "--out", str(raw), "--provenance", str(raw) + ".provenance.json"])
     out = {k: tmp_path / v for k, v in dict(pool="pool.parquet", test="test.parquet", metrics="data.json",
                                              pj="dist.json", png="dist.png", dev="dev").items()}
     combine.cli(["--params", str(params), "--raw", str(raw), "--pool", str(out["pool"]), "--dev", str(out["dev"]),

@@ -249,14 +249,7 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0])
-    parser.add_argument("--raw", default="data/raw/dataset.parquet")
-    parser.add_argument("--pool", default="data/pool.parquet")
-    parser.add_argument("--dev", default="data/dev", help="directory of <language>.parquet dev splits")
-    parser.add_argument("--test", default="data/test.parquet")
-    parser.add_argument("--metrics", default="metrics/data.json")
-    parser.add_argument("--plot-json", default="plots/label_distribution.json")
-    parser.add_argument("--plot-png", default="plots/label_distribution.png")
+    parser = stage_parser(__doc__.splitlines()[0], "raw", "pool", "dev", "test", "metrics", "plot-json", "plot-png")
     run_stage("combine", main, parser, argv)
 
 

@@ -46,17 +46,12 @@ def run_name(model: str, seed: int | str) -> str:
     return f"{model}_seed{seed}"
 
 
-def train_stage(model: str, seed: int | str) -> str:
-    """The dvc.yaml stage that trains one run of `model`."""
-    if model == EQUAL_BUDGET:
-        return f"train_joint_equal@{seed}"
-    kind, item = model.split("_", 1)
-    return f"train_{kind}@{item}-{seed}"
-
-
-def stage_parser(description: str) -> argparse.ArgumentParser:
+def stage_parser(description: str, *paths: str) -> argparse.ArgumentParser:
+    """--params, and a required option per path the stage reads or writes: dvc.yaml is the one place they are spelled."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+    for path in paths:
+        parser.add_argument(f"--{path}", required=True)
     return parser
 
 

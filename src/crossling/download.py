@@ -240,11 +240,7 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0])
-    parser.add_argument("--out", default="data/raw/dataset.parquet")
-    parser.add_argument("--provenance", default="data/raw/provenance.json",
-                        help="the hub commit or the local source's content hash")
-    run_stage("download", main, parser, argv)
+    run_stage("download", main, stage_parser(__doc__.splitlines()[0], "out", "provenance"), argv)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import pandas as pd
 
 from crossling import figures, stats
 from crossling.common import (EQUAL_BUDGET, DataError, joint_name, log, log_params, loo_name, mono_name, read_json,
-                              read_parquet, run_name, run_stage, stage_parser, train_stage, write_json)
+                              read_parquet, run_name, run_stage, stage_parser, write_json)
 from crossling.config import Config
 
 JOINT_LARGEST = "joint_largest"  # headline names stand for roles, not sizes
@@ -249,9 +249,18 @@ def read_metric_log(path: Path, column: str) -> pd.DataFrame:
     return table
 
 
-def rerun(model: str, seed: int) -> str:
-    # -s: without it, -f forces every stage upstream too (download, sample, base)
-    return f"re-run it (dvc repro -f -s {train_stage(model, seed)}, then dvc repro)"
+def rerun(path: Path) -> str:
+    """How to re-run the stage that writes `path`, named by DVC from dvc.yaml (-s: without it, -f forces every
+    stage upstream too: download, sample, base)."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            stage = repo.stage.collect_granular(str(path))[0][0].addressing
+    except DvcException:  # not run inside the DVC project, or not an output of its dvc.yaml
+        stage = "<the stage that writes it>"
+    return f"re-run it (dvc repro -f -s {stage}, then dvc repro)"
 
 
 def run_budget(log_dir: Path, model: str, seed: int, cfg: Config) -> dict[str, int]:
@@ -260,24 +269,23 @@ def run_budget(log_dir: Path, model: str, seed: int, cfg: Config) -> dict[str, i
     run = run_name(model, seed)
     path = log_dir / run / "metrics.json"
     if not path.exists():
-        raise DataError(f"{path} not found: the training stage that writes it did not finish; re-run it "
-                        f"(dvc repro {train_stage(model, seed)})")
+        raise DataError(f"{path} not found: the training stage that writes it did not finish; {rerun(path)}")
     summary = read_json(path)
     missing = [k for k in ("selected_epoch", "selected_step", "optimizer_steps", "steps_per_epoch") if k not in summary]
     if missing:  # dvclive writes them when training ends
         raise DataError(f"{path} has no {missing[0]}: its training did not finish, or an older version of the stage "
-                        f"wrote it; {rerun(model, seed)}")
+                        f"wrote it; {rerun(path)}")
     budget = {k: int(summary[k]) for k in ("optimizer_steps", "steps_per_epoch", "selected_epoch", "selected_step")}
     max_steps = getattr(cfg.train, "max_steps", 0)
     expected = max_steps or cfg.train.epochs * budget["steps_per_epoch"]
     if budget["optimizer_steps"] != expected:
         asked = f"train.max_steps is {max_steps}" if max_steps else f"train.epochs ({cfg.train.epochs}) gives {expected}"
         raise DataError(f"{path}: {budget['optimizer_steps']} optimizer steps, but {asked}: these logs are not of a "
-                        f"run with the current params; {rerun(model, seed)}")
+                        f"run with the current params; {rerun(path)}")
     epochs = -(-budget["optimizer_steps"] // budget["steps_per_epoch"])
     if not 1 <= budget["selected_epoch"] <= epochs:
         raise DataError(f"{path}: selected_epoch {budget['selected_epoch']}, but the run trained {epochs} epochs: "
-                        f"these logs are not of a run with the current params; {rerun(model, seed)}")
+                        f"these logs are not of a run with the current params; {rerun(path)}")
     return budget
 
 
@@ -296,11 +304,11 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
             row = epochs[off].iloc[0]
             raise DataError(f"{metrics / 'epoch.tsv'}: epoch {row['epoch']} logged at optimizer step {int(row['step'])}, "
                             f"but the run's summary gives {per_epoch} steps per epoch: the logs are not of one run; "
-                            f"{rerun(model, seed)}")
+                            f"{rerun(log_dir / run)}")
         if loss["step"].iloc[-1] != budget["optimizer_steps"]:  # the last optimizer step is always logged
             raise DataError(f"{metrics / 'loss.tsv'}: the loss ends at optimizer step {int(loss['step'].iloc[-1])}, "
                             f"but the run's summary gives {budget['optimizer_steps']} steps: the logs are not of one "
-                            f"run; {rerun(model, seed)}")
+                            f"run; {rerun(log_dir / run)}")
         losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),
                     "loss": round(float(r.loss), 6)} for r in loss.itertuples()]
         for lang in training_languages(model, cfg.data.languages):
@@ -505,13 +513,7 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0])
-    parser.add_argument("--predictions", default="data/predictions")
-    parser.add_argument("--logs", default="logs", help="dvclive directories, one per training run")
-    parser.add_argument("--data", default="metrics/data.json", help="the combine stage's counts and sources")
-    parser.add_argument("--source", default="data/raw/provenance.json", help="the download stage's provenance")
-    parser.add_argument("--metrics", default="metrics")
-    parser.add_argument("--plots", default="plots")
+    parser = stage_parser(__doc__.splitlines()[0], "predictions", "logs", "data", "source", "metrics", "plots")
     run_stage("evaluate", main, parser, argv)
 
 

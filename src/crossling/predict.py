@@ -60,11 +60,7 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="a trained model directory, e.g. models/joint_2000_seed42")
-    parser.add_argument("--test", default="data/test.parquet")
-    parser.add_argument("--out", required=True, help="predictions Parquet file")
-    run_stage("predict", main, parser, argv)
+    run_stage("predict", main, stage_parser(__doc__.splitlines()[0], "model", "test", "out"), argv)
 
 
 if __name__ == "__main__":

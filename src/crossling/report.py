@@ -308,11 +308,7 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0])
-    parser.add_argument("--metrics", default="metrics")
-    parser.add_argument("--plots", default="plots")
-    parser.add_argument("--out", default="reports/results.md")
-    run_stage("report", main, parser, argv)
+    run_stage("report", main, stage_parser(__doc__.splitlines()[0], "metrics", "plots", "out"), argv)
 
 
 if __name__ == "__main__":

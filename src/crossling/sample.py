@@ -120,10 +120,7 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0])
-    parser.add_argument("--pool", default="data/pool.parquet")
-    parser.add_argument("--out", default="data/samples")
-    run_stage("sample", main, parser, argv)
+    run_stage("sample", main, stage_parser(__doc__.splitlines()[0], "pool", "out"), argv)
 
 
 if __name__ == "__main__":

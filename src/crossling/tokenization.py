@@ -66,12 +66,7 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0])
-    parser.add_argument("--base", default="models/base")
-    parser.add_argument("--pool", default="data/pool.parquet")
-    parser.add_argument("--test", default="data/test.parquet")
-    parser.add_argument("--metrics", default="metrics/tokenization.json")
-    parser.add_argument("--plots", default="plots")
+    parser = stage_parser(__doc__.splitlines()[0], "base", "pool", "test", "metrics", "plots")
     run_stage("tokenization", main, parser, argv)
 
 

@@ -366,17 +366,12 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0])
-    parser.add_argument("--name", required=True, help="run name, e.g. joint_2000_seed42 or mono_english_seed42")
-    parser.add_argument("--sample", required=True)
+    parser = stage_parser(__doc__.splitlines()[0], "name", "sample", "base", "out", "live")
     parser.add_argument("--language", default=None, help="train on this language only (monolingual)")
     parser.add_argument("--exclude-language", default=None, help="train on every language but this one (leave one out)")
     parser.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: first of train.seeds)")
-    parser.add_argument("--base", default="models/base")
     parser.add_argument("--dev", default=None, help="directory of <language>.parquet dev splits, scored after every "
                                                     "epoch (train.select=best uses them)")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--live", required=True, help="dvclive directory")
     parser.add_argument("--checkpoints", default=None, help="Trainer checkpoints to resume from (default: "
                                                             "checkpoints/<name>; removed when training completes)")
     run_stage("train", main, parser, argv)
