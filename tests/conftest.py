@@ -123,7 +123,7 @@ def csv_source(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch, tmp_path_factory, tmp_path):
-    # A stage's default output paths are relative: a test that forgets one writes under tmp_path, never the checkout.
+    # Relative paths in a test land under tmp_path, never in the checkout.
     monkeypatch.chdir(tmp_path)
     # Tests never reach the network, and keep the datasets cache out of the home directory.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -132,6 +132,13 @@ def _offline(monkeypatch, tmp_path_factory, tmp_path):
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     # Subprocesses (the torchrun relaunch of train) import this checkout's code, not an installed copy.
     monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
+
+
+def run_download(params: Path, out: Path) -> None:
+    """The download stage, its provenance beside its output."""
+    from crossling import download
+
+    download.cli(["--params", str(params), "--out", str(out), "--provenance", f"{out}.provenance.json"])
 
 
 def stage_error(stderr: str) -> str:

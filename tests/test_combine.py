@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_config, tiny_params, write_params
+from conftest import make_config, run_download, tiny_params, write_params
 
 from crossling import combine, download
 from crossling.common import DataError
@@ -78,7 +78,7 @@ def test_label_distribution_rows():
 def test_cli_writes_all_outputs(tmp_path, csv_source):
     params = write_params(tmp_path / "params.yaml", tiny_params(csv_source))
     raw = tmp_path / "raw.parquet"
-    download.cli(["--params", str(params), "--out", str(raw), "--provenance", str(raw) + ".provenance.json"])
+    run_download(params, raw)
     out = {k: tmp_path / v for k, v in dict(pool="pool.parquet", test="test.parquet", metrics="data.json",
                                              pj="dist.json", png="dist.png", dev="dev").items()}
     combine.cli(["--params", str(params), "--raw", str(raw), "--pool", str(out["pool"]), "--dev", str(out["dev"]),

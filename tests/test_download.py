@@ -3,7 +3,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import make_config, make_csv_source, stage_error, synthetic_rows, tiny_params, write_csv, write_params
+from conftest import (make_config, make_csv_source, run_download, stage_error, synthetic_rows, tiny_params, write_csv,
+                      write_params)
 
 from crossling import combine, download, sample
 from crossling.common import DataError
@@ -53,7 +54,7 @@ def test_any_language_folder_runs_through_the_data_stages(tmp_path):
     source = make_csv_source(tmp_path / "source", languages=("swahili", "tagalog"))
     params = write_params(tmp_path / "params.yaml", tiny_params(source, languages=("swahili", "tagalog")))
     d = tmp_path / "run"
-    download.cli(["--params", str(params), "--out", str(d / "raw.parquet"), "--provenance", str(d / "raw.parquet") + ".provenance.json"])
+    run_download(params, d / "raw.parquet")
     combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
                  "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                  "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
@@ -133,7 +134,7 @@ def test_cli_reports_one_line_and_writes_nothing(tmp_path, csv_source, capsys):
     params = write_params(tmp_path / "params.yaml", tiny_params(csv_source))
     out = tmp_path / "out" / "dataset.parquet"
     with pytest.raises(SystemExit) as exit_:
-        download.cli(["--params", str(params), "--out", str(out), "--provenance", str(out) + ".provenance.json"])
+        run_download(params, out)
     assert exit_.value.code == 2
     err = stage_error(capsys.readouterr().err)
     assert err.startswith("crossling.download: error:") and "french" in err
@@ -143,7 +144,7 @@ def test_cli_reports_one_line_and_writes_nothing(tmp_path, csv_source, capsys):
 def test_cli_writes_parquet_with_explicit_schema(tmp_path, csv_source):
     params = write_params(tmp_path / "params.yaml", tiny_params(csv_source))
     out = tmp_path / "dataset.parquet"
-    download.cli(["--params", str(params), "--out", str(out), "--provenance", str(out) + ".provenance.json"])
+    run_download(params, out)
     assert pq.read_schema(out).equals(download.RAW_SCHEMA)
 
 
@@ -300,7 +301,7 @@ def test_bad_params_exit_2_and_write_nothing(tmp_path, csv_source, capsys):
     path = write_params(tmp_path / "params.yaml", params)
     out = tmp_path / "dataset.parquet"
     with pytest.raises(SystemExit) as exit_:
-        download.cli(["--params", str(path), "--out", str(out), "--provenance", str(out) + ".provenance.json"])
+        run_download(path, out)
     assert exit_.value.code == 2
     assert "trian: unknown key" in stage_error(capsys.readouterr().err)
     assert not out.exists()

@@ -1,5 +1,6 @@
-import math
 import json
+import math
+import shutil
 import zlib
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, stage_error, tiny_params, write_params
+from dvc.repo import Repo
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score
 
 from crossling import evaluate, figures, stats
@@ -412,30 +414,27 @@ def test_missing_logs_are_refused_naming_the_file(tmp_path):
         evaluate.training_curves(logs, runs, budgets_of(logs, cfg, runs), cfg)
     (logs / "joint_12_seed1" / "metrics.json").write_text(json.dumps({"selected_epoch": 2}))
     with pytest.raises(DataError, match=r"joint_12_seed1/metrics.json has no selected_step.*"
-                                         r"dvc repro -f -s <the stage that writes it>, then dvc repro\)$"):
+                                         r"re-run the stage that writes it \(`dvc stage list` names it\): dvc repro -f -s <stage>, then dvc repro$"):
         evaluate.run_budget(logs, "joint_12", 1, cfg)
-    with pytest.raises(DataError, match=r"mono_french_seed3/metrics.json not found.*did not finish; re-run it"):
+    with pytest.raises(DataError, match=r"mono_french_seed3/metrics.json not found.*did not finish; re-run the stage that writes it"):
         evaluate.run_budget(logs, "mono_french", 3, cfg)
-    with pytest.raises(DataError, match=r"joint_equal_seed3/metrics.json not found.*did not finish; re-run it"):
+    with pytest.raises(DataError, match=r"joint_equal_seed3/metrics.json not found.*did not finish; re-run the stage that writes it"):
         evaluate.run_budget(logs, "joint_equal", 3, cfg)
 
 
 def test_dvc_names_the_stage_that_writes_a_runs_logs(tmp_path, monkeypatch):
-    import shutil
-    import subprocess
-    import sys
-
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     p = tiny_params("unused", sizes=(6, 12), train__seeds=[1, 3])
     p["sample"]["leave_one_out"] = ["english"]
     write_params(tmp_path / "params.yaml", p)
-    subprocess.run([str(Path(sys.executable).parent / "dvc"), "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    Repo.init(tmp_path, no_scm=True)
     monkeypatch.chdir(tmp_path)
     for path, stage in [("logs/joint_12_seed1", "train_joint@12-1"), ("logs/mono_french_seed3/metrics.json",
                         "train_mono@french-3"), ("logs/joint_equal_seed3", "train_joint_equal@3"),
                         ("logs/loo_english_seed1", "train_loo@english-1")]:
         assert evaluate.rerun(Path(path)) == f"re-run it (dvc repro -f -s {stage}, then dvc repro)"
-    assert "<the stage that writes it>" in evaluate.rerun(Path("logs/joint_7_seed1"))  # no such run in dvc.yaml
+    assert evaluate.rerun(Path("logs/joint_7_seed1")).startswith(  # no such run in dvc.yaml
+        "re-run the stage that writes it (`dvc stage list` names it)")
 
 
 def test_logs_that_disagree_with_the_params_or_themselves_are_refused(tmp_path):
@@ -444,7 +443,7 @@ def test_logs_that_disagree_with_the_params_or_themselves_are_refused(tmp_path):
     logs = tmp_path / "logs"
     fake_logs(logs, "joint_6_seed1", per_epoch, 3, LANGS)  # a run of another train.epochs
     with pytest.raises(DataError, match=f"{3 * per_epoch} optimizer steps, but train.epochs \\(2\\) gives {2 * per_epoch}"
-                                        ".*dvc repro -f -s <the stage that writes it>, then dvc repro"):
+                                        ".*re-run the stage that writes it"):
         evaluate.run_budget(logs, "joint_6", 1, cfg)
     steps_cfg = load_config(params(tmp_path, train={"max_steps": 5}))
     with pytest.raises(DataError, match="optimizer steps, but train.max_steps is 5"):

@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK_PLOTS = ROOT / "scripts" / "check_plots.py"
 CHECK_OUTPUTS = ROOT / ".github" / "check_outputs.py"
 BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.e2e
+# The tests of one project build on each other's state, in file order: each chain is one xdist group, which
+# runs on one worker (pytest -n, --dist loadgroup); tests with their own project get a group each.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("project")]
 
 
 def sh(repo: Path, *cmd: str, check: bool = True, **env_vars: str) -> subprocess.CompletedProcess:
@@ -56,8 +58,8 @@ def make_project(path: Path, source: Path, **param_overrides) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def first_run(tmp_path_factory) -> Path:
+    """A committed project after its first `dvc repro`."""
     base = tmp_path_factory.mktemp("e2e")
     source = make_csv_source(base / "source", languages=("english", "french", "german"), pool_per_class=30,
                              test_per_class=10)
@@ -73,6 +75,18 @@ def project(tmp_path_factory) -> Path:
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-qm", "first run")
     return repo
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return first_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def grown(tmp_path_factory) -> Path:
+    """A second project, for the tests that grow the study (seeds, languages) and queue experiments on it:
+    a chain of its own, so that it runs beside the first one."""
+    return first_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -461,7 +475,9 @@ def test_a_device_that_is_not_there_fails_at_once_in_one_line(project, device):
     assert "up to date" in dvc(project, "status").stdout
 
 
-def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(project):
+@pytest.mark.xdist_group("grown")
+def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(grown):
+    project = grown
     out = dvc(project, "exp", "run", "-S", "train.seeds=[1,2]").stdout
     # the sample stage writes seed 2's samples; seed 1's stay byte for byte, so none of its models re-trains
     assert set(stages_run(out)) == (training_stages(2) | training_stages(2, "predict")
@@ -491,7 +507,9 @@ def run_queue(project: Path, timeout: float = 600) -> str:
     raise AssertionError(f"the queue did not finish in {timeout} s:\n{status}")
 
 
-def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experiments(project, tmp_path):
+@pytest.mark.xdist_group("grown")
+def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experiments(grown, tmp_path):
+    project = grown
     # the committed state holds both seeds' logs and metrics (the previous test kept them)
     assert (project / "logs" / "joint_30_seed2").exists() and sh(project, "git", "status", "--porcelain").stdout == ""
     dvc(project, "exp", "run", "--queue", "-n", "one-seed", "-S", "train.seeds=[1]")
@@ -539,7 +557,9 @@ def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experi
         "crossling.compare: error: the english test texts differ between lr-low and workspace")
 
 
-def test_adding_a_language_trains_only_its_own_monolingual_model(project):
+@pytest.mark.xdist_group("grown")
+def test_adding_a_language_trains_only_its_own_monolingual_model(grown):
+    project = grown
     # last in this file: it leaves german in the workspace's params
     assert "up to date" in dvc(project, "status").stdout
     seeds = yaml.safe_load((project / "params.yaml").read_text())["train"]["seeds"]
@@ -559,6 +579,7 @@ def test_adding_a_language_trains_only_its_own_monolingual_model(project):
     assert set(transfer["mono_english"]) == {"english", "french", "german"}
 
 
+@pytest.mark.xdist_group("study_protocol_validation_dev_split_equal_steps_and_leave_one_out")
 def test_study_protocol_validation_dev_split_equal_steps_and_leave_one_out(tmp_path):
     """The UMSAB-style protocol in one tiny `dvc repro`: the dataset's validation split as dev, every model
     trained the same number of optimizer steps, and a leave-one-language-out model per held-out language."""
@@ -587,6 +608,7 @@ def test_study_protocol_validation_dev_split_equal_steps_and_leave_one_out(tmp_p
     assert "up to date" in dvc(repo, "status").stdout
 
 
+@pytest.mark.xdist_group("llama_without_pad_with_lora_killed_after_an_epoch_resumes_to_the_same_model")
 def test_llama_without_pad_with_lora_killed_after_an_epoch_resumes_to_the_same_model(tmp_path):
     """The hardest case through the real dvc: a decoder whose tokenizer has no pad token, LoRA, and a training stage
     killed (SIGKILL, sent by the stage itself once its first epoch's checkpoint is saved) that `dvc repro` resumes;

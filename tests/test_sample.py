@@ -2,9 +2,9 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import tiny_params, write_params
+from conftest import run_download, tiny_params, write_params
 
-from crossling import combine, download, sample
+from crossling import combine, sample
 from crossling.common import DataError
 
 LANGS = ("english", "french")
@@ -71,7 +71,7 @@ def run_data_stages(tmp_path, csv_source, seed=7, name="run", languages=("englis
     p["sample"]["seed"] = seed
     params = write_params(tmp_path / f"{name}.yaml", p)
     d = tmp_path / name
-    download.cli(["--params", str(params), "--out", str(d / "raw.parquet"), "--provenance", str(d / "raw.parquet") + ".provenance.json"])
+    run_download(params, d / "raw.parquet")
     combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
                  "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                  "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
@@ -156,7 +156,7 @@ def test_redraw_per_seed_gives_each_seed_its_own_draw(tmp_path, csv_source):
     for redraw in (False, True):
         p["sample"]["redraw_per_seed"] = redraw
         params = write_params(tmp_path / f"p{redraw}.yaml", p)
-        download.cli(["--params", str(params), "--out", str(d / "raw.parquet"), "--provenance", str(d / "raw.parquet") + ".provenance.json"])
+        run_download(params, d / "raw.parquet")
         combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
                      "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                      "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])

@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 import torch
-from conftest import make_csv_source, tiny_params, write_params
+from conftest import make_csv_source, run_download, tiny_params, write_params
 
-from crossling import base, combine, download, predict, sample, train
+from crossling import base, combine, predict, sample, train
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def prepared(tmp_path_factory):
     d = tmp_path_factory.mktemp("train")
     src = make_csv_source(d / "source", pool_per_class=40, test_per_class=15)
     params = write_params(d / "params.yaml", tiny_params(src, sizes=(12, 30), train__epochs=20))
-    download.cli(["--params", str(params), "--out", str(d / "raw.parquet"), "--provenance", str(d / "raw.parquet") + ".provenance.json"])
+    run_download(params, d / "raw.parquet")
     combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
                  "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                  "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])
@@ -274,7 +274,7 @@ def data_for_checkpoints(tmp_path_factory):
     d = tmp_path_factory.mktemp("arch")
     src = make_csv_source(d / "source", pool_per_class=20, test_per_class=6)
     params = write_params(d / "params.yaml", tiny_params(src, sizes=(12,)))
-    download.cli(["--params", str(params), "--out", str(d / "raw.parquet"), "--provenance", str(d / "raw.parquet") + ".provenance.json"])
+    run_download(params, d / "raw.parquet")
     combine.cli(["--params", str(params), "--raw", str(d / "raw.parquet"), "--pool", str(d / "pool.parquet"),
                  "--dev", str(d / "dev"), "--test", str(d / "test.parquet"), "--metrics", str(d / "data.json"),
                  "--plot-json", str(d / "dist.json"), "--plot-png", str(d / "dist.png")])

@@ -249,7 +249,8 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0], "raw", "pool", "dev", "test", "metrics", "plot-json", "plot-png")
+    parser = stage_parser(__doc__.splitlines()[0], "raw", "pool", "dev: directory of <language>.parquet dev splits",
+                          "test", "metrics", "plot-json", "plot-png")
     run_stage("combine", main, parser, argv)
 
 

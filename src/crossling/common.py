@@ -46,12 +46,19 @@ def run_name(model: str, seed: int | str) -> str:
     return f"{model}_seed{seed}"
 
 
+class StageParser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, as every other error of a stage
+        self.exit(2, f"{self.prog}: error: {message} (the stage's cmd in dvc.yaml passes every path; see --help)\n")
+
+
 def stage_parser(description: str, *paths: str) -> argparse.ArgumentParser:
-    """--params, and a required option per path the stage reads or writes: dvc.yaml is the one place they are spelled."""
-    parser = argparse.ArgumentParser(description=description)
+    """--params, and a required option per path the stage reads or writes (`name` or `name: help`): the stage's
+    cmd in dvc.yaml is the one place paths are spelled."""
+    parser = StageParser(description=description)
     parser.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
     for path in paths:
-        parser.add_argument(f"--{path}", required=True)
+        name, _, text = path.partition(": ")
+        parser.add_argument(f"--{name}", required=True, help=text or None)
     return parser
 
 
@@ -59,6 +66,7 @@ def run_stage(name: str, main: Callable[[argparse.Namespace, Config], None], par
               argv: list[str] | None = None) -> None:
     """Parse args, load the config, run `main`; known failures become one line on stderr and exit code 2."""
     setup_logging(name)
+    parser.prog = f"crossling.{name}"
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # lets a stage relaunch itself (torchrun)
     try:

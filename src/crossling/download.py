@@ -240,7 +240,9 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    run_stage("download", main, stage_parser(__doc__.splitlines()[0], "out", "provenance"), argv)
+    parser = stage_parser(__doc__.splitlines()[0], "out: the raw dataset (Parquet)",
+                          "provenance: the hub commit or the local source's content hash")
+    run_stage("download", main, parser, argv)
 
 
 if __name__ == "__main__":

@@ -240,26 +240,25 @@ def headline(joint: dict, transfer: dict, loo: dict, diffs: dict, tsum: dict, cf
 def read_metric_log(path: Path, column: str) -> pd.DataFrame:
     """A dvclive metric history (`step` and the metric, named after the last part of its name)."""
     if not path.exists():
-        raise DataError(f"{path} not found: the training stage that writes it did not finish; re-run it (dvc repro)")
+        raise DataError(f"{path} not found: the training stage that writes it did not finish; {rerun(path)}")
     table = pd.read_csv(path, sep="\t")
     if not {"step", column} <= set(table.columns):
         raise DataError(f"{path}: expected columns step and {column}, found {', '.join(table.columns)}")
     if table.empty:
-        raise DataError(f"{path} has no rows: the training stage that writes it did not finish; re-run it (dvc repro)")
+        raise DataError(f"{path} has no rows: the training stage that writes it did not finish; {rerun(path)}")
     return table
 
 
 def rerun(path: Path) -> str:
     """How to re-run the stage that writes `path`, named by DVC from dvc.yaml (-s: without it, -f forces every
     stage upstream too: download, sample, base)."""
-    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     try:
         with Repo() as repo:
-            stage = repo.stage.collect_granular(str(path))[0][0].addressing
-    except DvcException:  # not run inside the DVC project, or not an output of its dvc.yaml
-        stage = "<the stage that writes it>"
+            stage = repo.find_outs_by_path(str(path), strict=False)[0].stage.addressing
+    except Exception:  # only a hint: outside the DVC project, or not an output of it, the error still stands
+        return "re-run the stage that writes it (`dvc stage list` names it): dvc repro -f -s <stage>, then dvc repro"
     return f"re-run it (dvc repro -f -s {stage}, then dvc repro)"
 
 
@@ -513,7 +512,9 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0], "predictions", "logs", "data", "source", "metrics", "plots")
+    parser = stage_parser(__doc__.splitlines()[0], "predictions", "logs: dvclive directories, one per run",
+                           "data: the combine stage's counts and sources", "source: the download stage's provenance",
+                           "metrics", "plots")
     run_stage("evaluate", main, parser, argv)
 
 

@@ -60,7 +60,7 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    run_stage("predict", main, stage_parser(__doc__.splitlines()[0], "model", "test", "out"), argv)
+    run_stage("predict", main, stage_parser(__doc__.splitlines()[0], "model: a trained model directory", "test", "out"), argv)
 
 
 if __name__ == "__main__":

@@ -366,7 +366,8 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    parser = stage_parser(__doc__.splitlines()[0], "name", "sample", "base", "out", "live")
+    parser = stage_parser(__doc__.splitlines()[0], "name: run name, e.g. joint_2000_seed42", "sample", "base", "out",
+                           "live: dvclive directory")
     parser.add_argument("--language", default=None, help="train on this language only (monolingual)")
     parser.add_argument("--exclude-language", default=None, help="train on every language but this one (leave one out)")
     parser.add_argument("--seed", type=int, default=None, help="fine-tuning seed (default: first of train.seeds)")
