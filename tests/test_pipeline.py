@@ -24,7 +24,8 @@ CHECK_PLOTS = ROOT / "scripts" / "check_plots.py"
 CHECK_OUTPUTS = ROOT / ".github" / "check_outputs.py"
 BIN = Path(sys.executable).parent
 # The tests of one project build on each other's state, in file order: each chain is one xdist group, which
-# runs on one worker (pytest -n, --dist loadgroup); tests with their own project get a group each.
+# runs on one worker (pytest -n, --dist loadgroup); tests with their own project get a group each. The projects are
+# session fixtures: a worker runs other files' tests between a chain's, which would tear down a module fixture.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("project")]
 
 
@@ -77,19 +78,19 @@ def first_run(tmp_path_factory) -> Path:
     return repo
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def project(tmp_path_factory) -> Path:
     return first_run(tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def grown(tmp_path_factory) -> Path:
     """A second project, for the tests that grow the study (seeds, languages) and queue experiments on it:
     a chain of its own, so that it runs beside the first one."""
     return first_run(tmp_path_factory)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def remote(project, tmp_path_factory) -> Path:
     """A local DVC remote, the project's default, holding every output of the first run."""
     store = tmp_path_factory.mktemp("remote") / "store"

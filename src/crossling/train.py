@@ -295,7 +295,7 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     if not first:
         return None
     if train.select == "best":
-        kept_step = int(Path(state.best_model_checkpoint).name.split("-")[1])
+        kept_step = state.best_global_step
         kept = -(-kept_step // per_epoch)
         log.info("kept epoch %d of %d (best mean dev macro-F1 %.4f)", kept, round(state.epoch), state.best_metric)
     else:
