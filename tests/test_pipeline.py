@@ -23,10 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK_PLOTS = ROOT / "scripts" / "check_plots.py"
 CHECK_OUTPUTS = ROOT / ".github" / "check_outputs.py"
 BIN = Path(sys.executable).parent
-# The tests of one project build on each other's state, in file order: each chain is one xdist group, which
-# runs on one worker (pytest -n, --dist loadgroup); tests with their own project get a group each. The projects are
-# session fixtures: a worker runs other files' tests between a chain's, which would tear down a module fixture.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("project")]
+# The tests using `project` build on each other's state, in file order: pytest -n runs a whole file on one worker
+# (--dist loadfile). tests/test_pipeline_growth.py is a second chain on a project of its own, run beside this one.
+pytestmark = pytest.mark.e2e
 
 
 def sh(repo: Path, *cmd: str, check: bool = True, **env_vars: str) -> subprocess.CompletedProcess:
@@ -78,19 +77,12 @@ def first_run(tmp_path_factory) -> Path:
     return repo
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     return first_run(tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
-def grown(tmp_path_factory) -> Path:
-    """A second project, for the tests that grow the study (seeds, languages) and queue experiments on it:
-    a chain of its own, so that it runs beside the first one."""
-    return first_run(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def remote(project, tmp_path_factory) -> Path:
     """A local DVC remote, the project's default, holding every output of the first run."""
     store = tmp_path_factory.mktemp("remote") / "store"
@@ -476,111 +468,6 @@ def test_a_device_that_is_not_there_fails_at_once_in_one_line(project, device):
     assert "up to date" in dvc(project, "status").stdout
 
 
-@pytest.mark.xdist_group("grown")
-def test_adding_a_seed_runs_only_its_stages_and_reports_the_spread(grown):
-    project = grown
-    out = dvc(project, "exp", "run", "-S", "train.seeds=[1,2]").stdout
-    # the sample stage writes seed 2's samples; seed 1's stay byte for byte, so none of its models re-trains
-    assert set(stages_run(out)) == (training_stages(2) | training_stages(2, "predict")
-                                    | {"check_params", "sample", "evaluate", "report"})
-    joint = json.loads((project / "metrics" / "joint.json").read_text())
-    for lang in LANGS:
-        cell = joint["joint_30"][lang]
-        assert cell["seeds"] == 2 and cell["macro_f1_seed_std"] >= 0
-        assert cell["macro_f1_ci_low"] <= cell["macro_f1"] <= cell["macro_f1_ci_high"]
-    report = (project / "reports" / "results.md").read_text()
-    assert "2 seeds resampled with replacement" in report
-    assert all(report.count(lang) >= 5 for lang in LANGS)
-    # keeping it as docs/workflow.md says leaves nothing behind: new outputs' entries in DVC's .gitignore files too
-    sh(project, *readme_keep_command())
-    sh(project, "git", "commit", "-qm", "two seeds")
-    assert sh(project, "git", "status", "--porcelain").stdout == ""
-
-
-def run_queue(project: Path, timeout: float = 600) -> str:
-    dvc(project, "queue", "start", "-j", "1")
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        status = dvc(project, "queue", "status").stdout
-        if "Queued" not in status and "Running" not in status:
-            return status
-        time.sleep(2)
-    raise AssertionError(f"the queue did not finish in {timeout} s:\n{status}")
-
-
-@pytest.mark.xdist_group("grown")
-def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experiments(grown, tmp_path):
-    project = grown
-    # the committed state holds both seeds' logs and metrics (the previous test kept them)
-    assert (project / "logs" / "joint_30_seed2").exists() and sh(project, "git", "status", "--porcelain").stdout == ""
-    dvc(project, "exp", "run", "--queue", "-n", "one-seed", "-S", "train.seeds=[1]")
-    dvc(project, "exp", "run", "--queue", "-n", "one-language", "-S", "data.languages=[english]")
-    # one seed each, so that they cost half: they differ from each other in the learning rate only
-    dvc(project, "exp", "run", "--queue", "-n", "lr-low", "-S", "train.seeds=[1]", "-S", "train.learning_rate=0.001")
-    dvc(project, "exp", "run", "--queue", "-n", "lr-high", "-S", "train.seeds=[1]", "-S", "train.learning_rate=0.01")
-    status = run_queue(project)
-    names = ("one-seed", "one-language", "lr-low", "lr-high")
-    assert all(re.search(rf"\b{name}\s.*\bSuccess\b", status) for name in names), status
-    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
-    columns = {}
-    for commit in shown:
-        for exp in commit.get("experiments") or []:
-            for rev in exp["revs"]:
-                columns[rev["name"]] = set(rev["data"]["metrics"]["metrics/headline.json"]["data"])
-    assert columns["one-seed"] == columns["lr-low"]  # the same headline names, whatever the seeds
-    assert len(columns["lr-low"]) <= 10 + 3 * len(LANGS)
-
-    out = sh(project, str(BIN / "python"), "-m", "crossling.compare", "lr-low", "lr-high", "--out",
-             str(tmp_path / "compare.json"), "--bootstrap-samples", "200", PYTHONPATH=str(project / "src")).stdout
-    result = json.loads((tmp_path / "compare.json").read_text())
-    assert result["params_that_differ"] == {"train.learning_rate": {"lr-low": 0.001, "lr-high": 0.01}}
-    rows = {(r["role"], r["test_language"]): r for r in result["differences"]}
-    for lang in LANGS:
-        row = rows["joint_largest", lang]
-        assert row["ci_low"] <= row["difference"] <= row["ci_high"] and 0 <= row["p"] <= row["p_adjusted"] <= 1
-        assert row["difference"] == pytest.approx(row["macro_f1"] - row["baseline_macro_f1"], abs=2e-6)
-        assert ("mono_english", lang) in rows  # in-language and zero-shot cells
-    assert "| lr-high | joint_largest | english |" in out and "Holm" in out
-    assert "train.predict.precision" in out or "train.precision" in out or "data.source" in out  # provenance shown
-
-    # test texts that differ are refused in one line
-    test = pd.read_parquet(project / "data" / "test.parquet")
-    test.loc[test["language"] == "english", "text"] += " changed"
-    original = (project / "data" / "test.parquet").read_bytes()
-    test.to_parquet(project / "data" / "test.parquet", index=False)
-    try:
-        refused = sh(project, str(BIN / "python"), "-m", "crossling.compare", "lr-low", "workspace", check=False,
-                     PYTHONPATH=str(project / "src"))
-    finally:
-        (project / "data" / "test.parquet").write_bytes(original)
-    assert refused.returncode == 2
-    assert refused.stderr.strip().splitlines()[-1].startswith(
-        "crossling.compare: error: the english test texts differ between lr-low and workspace")
-
-
-@pytest.mark.xdist_group("grown")
-def test_adding_a_language_trains_only_its_own_monolingual_model(grown):
-    project = grown
-    # last in this file: it leaves german in the workspace's params
-    assert "up to date" in dvc(project, "status").stdout
-    seeds = yaml.safe_load((project / "params.yaml").read_text())["train"]["seeds"]
-    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-    out = dvc(project, "exp", "run", "-S", "data.languages=[english,french,german]").stdout
-    ran = set(stages_run(out))
-    after = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-    # a pretrained checkpoint's base does not depend on which languages are studied
-    assert "base" in ran and after["base"]["outs"] == lock["base"]["outs"]
-    assert {f"{step}_mono@german-{seed}" for step in ("train", "predict") for seed in seeds} <= ran
-    assert not {s for s in ran if s.startswith("train_mono@") and "german" not in s}, sorted(ran)
-    # the other languages' models are tested on german too, and the joint samples now hold german
-    assert {f"predict_mono@english-{seeds[0]}", f"train_joint@30-{seeds[0]}", "evaluate", "report"} <= ran
-    assert all(after[f"train_mono@{lang}-{seed}"] == lock[f"train_mono@{lang}-{seed}"]
-               for lang in LANGS for seed in seeds)
-    transfer = json.loads((project / "metrics" / "transfer.json").read_text())
-    assert set(transfer["mono_english"]) == {"english", "french", "german"}
-
-
-@pytest.mark.xdist_group("study_protocol_validation_dev_split_equal_steps_and_leave_one_out")
 def test_study_protocol_validation_dev_split_equal_steps_and_leave_one_out(tmp_path):
     """The UMSAB-style protocol in one tiny `dvc repro`: the dataset's validation split as dev, every model
     trained the same number of optimizer steps, and a leave-one-language-out model per held-out language."""
@@ -609,7 +496,6 @@ def test_study_protocol_validation_dev_split_equal_steps_and_leave_one_out(tmp_p
     assert "up to date" in dvc(repo, "status").stdout
 
 
-@pytest.mark.xdist_group("llama_without_pad_with_lora_killed_after_an_epoch_resumes_to_the_same_model")
 def test_llama_without_pad_with_lora_killed_after_an_epoch_resumes_to_the_same_model(tmp_path):
     """The hardest case through the real dvc: a decoder whose tokenizer has no pad token, LoRA, and a training stage
     killed (SIGKILL, sent by the stage itself once its first epoch's checkpoint is saved) that `dvc repro` resumes;
