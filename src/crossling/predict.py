@@ -60,7 +60,8 @@ def main(args, cfg: Config) -> None:
 
 
 def cli(argv: list[str] | None = None) -> None:
-    run_stage("predict", main, stage_parser(__doc__.splitlines()[0], "model: a trained model directory", "test", "out"), argv)
+    parser = stage_parser(__doc__.splitlines()[0], "model: a trained model directory", "test", "out")
+    run_stage("predict", main, parser, argv)
 
 
 if __name__ == "__main__":
