@@ -75,7 +75,7 @@ def figures(project: Path, languages: list[str], sizes: list[int]) -> dict:
                            for size in sizes},
         "transfer_macro_f1": {src: {tgt: transfer[f"mono_{src}"][tgt]["macro_f1"] for tgt in languages}
                               for src in languages},
-        "summary": load("summary"),
+        "headline": load("headline"),
         "tokenization_test": {lang: {k.removeprefix("test_"): v for k, v in tokenization[lang].items()
                                      if k.startswith("test_")} for lang in languages},
     }
@@ -92,7 +92,7 @@ def print_figures(out: dict, languages: list[str]) -> None:
     print("\ntokenizer on each test split: tokens per unit, unknown-token rate, share truncated")
     for lang, d in out["tokenization_test"].items():
         print(f"{lang:<10} {d['tokens_per_unit']:>6.2f} {d['unk_rate']:>8.3f} {d['truncated_share']:>8.3f}")
-    print("\nsummary:", json.dumps(out["summary"]))
+    print("\nheadline:", json.dumps(out["headline"]))
 
 
 def main() -> None:
