@@ -114,7 +114,15 @@ def test_max_length_beyond_the_model_is_refused(prepared, tmp_path, capsys):
     params = write_params(tmp_path / "long.yaml", p)
     with pytest.raises(SystemExit):
         run_train(d, params, "too_long")
-    assert "train.max_length=64 exceeds the 32 positions the base model can take" in capsys.readouterr().err
+    assert "train.max_length=64 exceeds the 32 positions the model can take" in capsys.readouterr().err
+    from crossling import classify
+
+    with pytest.raises(SystemExit):  # classify refuses too, where it once cut the texts shorter without a word
+        classify.main(["--model", str(d / "base"), "--max-length", "64", "--device", "cpu", "a text"])
+    assert capsys.readouterr().err.strip().endswith("--max-length=64 exceeds the 32 positions the model can take; "
+                                                    "use --max-length <= 32")
+    classify.main(["--model", str(d / "base"), "--device", "cpu", "--json", "a text"])  # default: the model's 32
+    assert json.loads(capsys.readouterr().out)["text"] == "a text"
 
 
 def test_data_parallel_training_on_two_cpu_processes(prepared, tmp_path):

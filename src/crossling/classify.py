@@ -15,8 +15,8 @@ from pathlib import Path
 
 from crossling.common import DataError, setup_logging
 from crossling.config import DEVICES, PRECISIONS, ConfigError
-from crossling.modeling import (configure_threads, inference_device, load_classifier, predict_proba, quiet_transformers,
-                                usable_length)
+from crossling.modeling import (check_max_length, configure_threads, inference_device, load_classifier, predict_proba,
+                                quiet_transformers, usable_length)
 
 
 def read_texts(args: argparse.Namespace) -> list[str]:
@@ -31,12 +31,14 @@ def read_texts(args: argparse.Namespace) -> list[str]:
     return texts
 
 
-def predict(model_dir: Path, texts: list[str], max_length: int = 128, batch_size: int = 256,
+def predict(model_dir: Path, texts: list[str], max_length: int | None = None, batch_size: int = 256,
             device: str = "auto", precision: str = "auto") -> list[dict]:
     model, tokenizer = load_classifier(model_dir)
     dev, precision = inference_device(device, precision)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    max_length = min(max_length, usable_length(model))
+    if max_length is None:  # 128 tokens (train.max_length's default), or fewer if the model takes fewer
+        max_length = min(128, usable_length(model))
+    check_max_length(model, max_length, "--max-length")
     probs = predict_proba(model, tokenizer, texts, max_length, batch_size, dev, precision)
     return [{"text": text, "label": labels[int(p.argmax())],
              "probabilities": {name: round(float(p[i]), 4) for i, name in enumerate(labels)}}
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("texts", nargs="*", help="texts to classify")
     parser.add_argument("--model", required=True, help="a model directory, e.g. models/joint_2000_seed42")
     parser.add_argument("--file", help="a UTF-8 file with one text per line")
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="longest input in tokens (default: 128, or the model's limit if lower)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="as train.device (default: auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.precision (default: auto)")

@@ -199,6 +199,14 @@ def usable_length(model) -> int:
     return limit
 
 
+def check_max_length(model, max_length: int, field: str = "train.max_length") -> None:
+    """Longer inputs would fail inside the forward pass, or be cut without a word: refuse them in one line."""
+    limit = usable_length(model)
+    if max_length > limit:
+        raise DataError(f"{field}={max_length} exceeds the {limit} positions the model can take; "
+                        f"use {field} <= {limit}")
+
+
 VERSIONED = ("torch", "transformers", "datasets", "accelerate", "dvc", "dvclive", "pandas", "peft", "crossling")
 
 

@@ -13,10 +13,10 @@ import json
 import pandas as pd
 import pyarrow as pa
 
-from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
+from crossling.common import log, log_params, read_parquet, run_stage, stage_parser, write_parquet
 from crossling.config import Config, TrainConfig
-from crossling.modeling import (configure_threads, inference_device, load_classifier, predict_proba, provenance,
-                                quiet_transformers, usable_length)
+from crossling.modeling import (check_max_length, configure_threads, inference_device, load_classifier, predict_proba,
+                                provenance, quiet_transformers)
 
 PROVENANCE_KEY = b"crossling.provenance"  # schema metadata of the predictions: JSON of what produced them
 
@@ -45,10 +45,7 @@ def main(args, cfg: Config) -> None:
     quiet_transformers()
     test = read_parquet(args.test, "test split")
     model, tokenizer = load_classifier(args.model, cfg.data.labels)
-    limit = usable_length(model)
-    if cfg.train.max_length > limit:
-        raise DataError(f"train.max_length={cfg.train.max_length} exceeds the {limit} positions the model can take; "
-                        f"use train.max_length <= {limit}")
+    check_max_length(model, cfg.train.max_length)
     preds = predictions(model, tokenizer, test, cfg.data.labels, cfg.train, device, precision)
     made = getattr(model.config, "crossling", {})  # the training run's provenance, saved in the model's config
     origin = provenance(device, precision, {"checkpoint": made.get("checkpoint"), "commit": made.get("checkpoint_commit")})

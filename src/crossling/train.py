@@ -31,9 +31,9 @@ import torch
 from crossling import devices
 from crossling.common import DataError, log, log_params, read_json, read_parquet, run_stage, stage_parser
 from crossling.config import Config, ConfigError, TrainConfig
-from crossling.modeling import (INIT_RECORD, configure_threads, draw_weights, head_modules, inference_device,
-                                load_classifier, one_device_per_process, provenance, quiet_transformers, tokenize,
-                                usable_length)
+from crossling.modeling import (INIT_RECORD, check_max_length, configure_threads, draw_weights, head_modules,
+                                inference_device, load_classifier, one_device_per_process, provenance,
+                                quiet_transformers, tokenize)
 
 SAVE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Test hook: a training process kills itself (SIGKILL) once its checkpoint of this epoch is saved.
@@ -341,10 +341,7 @@ def main(args, cfg: Config) -> None:
     model, tokenizer = load_classifier(args.base, cfg.data.labels)
     if not cfg.train.fixed_init:
         log.info("%s: drew %s from seed %d", args.name, draw_created_weights(model, Path(args.base), seed), seed)
-    limit = usable_length(model)
-    if cfg.train.max_length > limit:
-        raise DataError(f"train.max_length={cfg.train.max_length} exceeds the {limit} positions the base model "
-                        f"can take; use train.max_length <= {limit}")
+    check_max_length(model, cfg.train.max_length)
     log.info("%s: %d training examples (%s), %d threads", args.name, len(frame),
              frame.groupby("language").size().to_dict(), threads)
     dev = None
