@@ -66,6 +66,7 @@ def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experi
     columns = {}
     for commit in shown:
         if commit.get("experiments"):  # the commit they were queued from: two seeds
+            assert commit["data"], commit.get("error")
             columns["committed"] = set(commit["data"]["metrics"]["metrics/headline.json"]["data"])
         for exp in commit.get("experiments") or []:
             for rev in exp["revs"]:

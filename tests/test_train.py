@@ -121,6 +121,10 @@ def test_max_length_beyond_the_model_is_refused(prepared, tmp_path, capsys):
         classify.main(["--model", str(d / "base"), "--max-length", "64", "--device", "cpu", "a text"])
     assert capsys.readouterr().err.strip().endswith("--max-length=64 exceeds the 32 positions the model can take; "
                                                     "use --max-length <= 32")
+    with pytest.raises(SystemExit):
+        classify.main(["--model", str(d / "base"), "--max-length", "2", "--device", "cpu", "a text"])
+    assert capsys.readouterr().err.strip().endswith("--max-length=2 is below 3 ([CLS], [SEP] and one text token); "
+                                                    "use --max-length >= 3")
     classify.main(["--model", str(d / "base"), "--device", "cpu", "--json", "a text"])  # default: the model's 32
     assert json.loads(capsys.readouterr().out)["text"] == "a text"
 
@@ -316,7 +320,7 @@ def test_checkpoint_architectures_run_base_train_predict_classify(data_for_check
     assert (summary["trainable_parameters"] < summary["total_parameters"]) == (method == "lora")
     logged = yaml.safe_load((tmp_path / "logs" / "params.yaml").read_text())
     assert logged["method"] == method and logged["checkpoint"] == str(checkpoint) and logged["device"] == "cpu"
-    assert logged["versions"]["peft"] and logged["global_batch"] == 8
+    assert logged["versions"]["peft"] and logged["global_batch"] == 8 and logged["max_length"] == 32
     predict.cli(["--params", str(params), "--model", str(tmp_path / "model"), "--test", str(d / "test.parquet"),
                  "--out", str(tmp_path / "preds.parquet")])
     meta = json.loads(pq.read_schema(tmp_path / "preds.parquet").metadata[b"crossling.provenance"])
@@ -327,7 +331,7 @@ def test_checkpoint_architectures_run_base_train_predict_classify(data_for_check
     batched = predict_proba(model, tok, texts, 32, 12)
     alone = [predict_proba(model, tok, [t], 32, 1)[0] for t in texts]
     assert abs(batched - alone).max() < 2e-6
-    out = classify.predict(tmp_path / "model", texts[:2], max_length=32, device="cpu")
+    out = classify.predict(tmp_path / "model", texts[:2], device="cpu")  # the max_length it was trained with: 32
     assert [r["label"] for r in out] == [("positive", "neutral", "negative")[i] for i in batched[:2].argmax(axis=1)]
 
 

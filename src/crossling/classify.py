@@ -36,8 +36,8 @@ def predict(model_dir: Path, texts: list[str], max_length: int | None = None, ba
     model, tokenizer = load_classifier(model_dir)
     dev, precision = inference_device(device, precision)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if max_length is None:  # 128 tokens (train.max_length's default), or fewer if the model takes fewer
-        max_length = min(128, usable_length(model))
+    if max_length is None:  # the length it was trained with (128 for a model from elsewhere), within its limit
+        max_length = min(getattr(model.config, "crossling", {}).get("max_length", 128), usable_length(model))
     check_max_length(model, max_length, "--max-length")
     probs = predict_proba(model, tokenizer, texts, max_length, batch_size, dev, precision)
     return [{"text": text, "label": labels[int(p.argmax())],
@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help="a model directory, e.g. models/joint_2000_seed42")
     parser.add_argument("--file", help="a UTF-8 file with one text per line")
     parser.add_argument("--max-length", type=int, default=None,
-                        help="longest input in tokens (default: 128, or the model's limit if lower)")
+                        help="longest input in tokens (default: the model's train.max_length, else 128, "
+                                               "within the model's limit)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="as train.device (default: auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.precision (default: auto)")

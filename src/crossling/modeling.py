@@ -201,6 +201,8 @@ def usable_length(model) -> int:
 
 def check_max_length(model, max_length: int, field: str = "train.max_length") -> None:
     """Longer inputs would fail inside the forward pass, or be cut without a word: refuse them in one line."""
+    if max_length < 3:  # below, the tokenizer truncates nothing (0, 1) or keeps no text token (2)
+        raise DataError(f"{field}={max_length} is below 3 ([CLS], [SEP] and one text token); use {field} >= 3")
     limit = usable_length(model)
     if max_length > limit:
         raise DataError(f"{field}={max_length} exceeds the {limit} positions the model can take; "

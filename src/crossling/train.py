@@ -264,7 +264,7 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     run_params = provenance(targs.device, precision, init) | {
         "processes": targs.world_size, "gradient_accumulation_steps": train.gradient_accumulation_steps,
         "global_batch": targs.train_batch_size * train.gradient_accumulation_steps * targs.world_size,
-        "method": train.method, "seed": seed}
+        "method": train.method, "seed": seed, "max_length": train.max_length}
     dev_set, metrics = None, None
     if dev is not None:  # sorted by length: the batches (and so the scores) predict_proba would make
         dev_set = dataset(tokenizer, dev, train.max_length)
