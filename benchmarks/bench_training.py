@@ -51,6 +51,7 @@ class Recipe:
     learning_rate: float
     warmup_ratio: float
     epochs: int
+    params: Path = PARAMS  # labels, data, sample and the train section's other values
 
 
 def quiet() -> None:
@@ -73,7 +74,7 @@ GRID_TRAINING_EXAMPLES = (sum((100, 500, 1000, 1500, 2000)) * 6 + 6 * 2000) * 5
 GRID_MODELS = 11
 
 
-def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch") -> dict:
+def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch", params: Path = PARAMS) -> dict:
     """Sample, test split and scratch base checkpoint, built by the package's own functions, under workdir."""
     from crossling.base import scratch_model, train_tokenizer
     from crossling.combine import EXAMPLE_SCHEMA, combine
@@ -84,7 +85,7 @@ def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch") ->
     from crossling.sample import check_capacity, draw, ranked
 
     quiet()
-    cfg = load_config(PARAMS)
+    cfg = load_config(params)
     data = replace(cfg.data, source=str(data_dir))
     raw = normalize(load_local(data_dir, data), data)
     pool, dev, test, _ = combine(raw, data, cfg.sample.dev_size)  # the dev texts are never sampled, as in the pipeline
@@ -123,7 +124,7 @@ def run_phase(side: str, phase: str, workdir: str, recipe: Recipe) -> dict:
 
     quiet()
     threads = configure_threads()
-    labels = load_config(PARAMS).data.labels
+    labels = load_config(recipe.params).data.labels
     model_dir = "base" if phase == "train" else f"trained_{side}"
     model, tokenizer = load_classifier(model_dir, labels)
     frame = read_parquet("sample.parquet" if phase == "train" else "test.parquet", phase)
@@ -201,31 +202,44 @@ def reference_predict(model, tokenizer, frame, recipe: Recipe, labels):
 def crossling_config(recipe: Recipe):
     from crossling.config import load_config
 
-    return replace(load_config(PARAMS).train, learning_rate=recipe.learning_rate, warmup_ratio=recipe.warmup_ratio,
-                   epochs=recipe.epochs)
+    return replace(load_config(recipe.params).train, learning_rate=recipe.learning_rate,
+                   warmup_ratio=recipe.warmup_ratio, epochs=recipe.epochs, select="last")
 
 
 def crossling_precision(recipe: Recipe) -> str:
-    from crossling.train import device_and_precision
+    from crossling.modeling import inference_device
 
-    return device_and_precision(crossling_config(recipe))[1]
+    train = crossling_config(recipe)
+    return inference_device(train.device, train.precision)[1]
+
+
+def crossling_fine_tune(model, tokenizer, frame, train, name: str, seed: int, params: Path = PARAMS) -> None:
+    """What the train stage runs (the Trainer, its arguments and callbacks), without a dev split, in the cwd."""
+    from types import SimpleNamespace
+
+    from crossling.common import read_json
+    from crossling.config import load_config
+    from crossling.modeling import INIT_RECORD, inference_device
+    from crossling.train import fine_tune
+
+    cfg = replace(load_config(params), train=train)
+    device, precision = inference_device(train.device, train.precision)
+    args = SimpleNamespace(name=name, live=tempfile.mkdtemp(prefix="live-", dir="."),
+                           checkpoints=tempfile.mkdtemp(prefix="checkpoints-", dir="."), sample="sample.parquet",
+                           base="base", dev=None, language=None, exclude_language=None)
+    fine_tune(model, tokenizer, frame, None, cfg, args, seed, device, precision, read_json(Path("base") / INIT_RECORD))
 
 
 def crossling_train(model, tokenizer, frame, recipe: Recipe, labels) -> None:
-    from crossling.train import device_and_precision, fine_tune
-
-    train = crossling_config(recipe)
-    device, precision = device_and_precision(train)
-    fine_tune(model, tokenizer, frame, train, "crossling", tempfile.mkdtemp(prefix="live-", dir="."), SEED,
-              device, precision)
+    crossling_fine_tune(model, tokenizer, frame, crossling_config(recipe), "crossling", SEED, recipe.params)
 
 
 def crossling_predict(model, tokenizer, frame, recipe: Recipe, labels):
+    from crossling.modeling import inference_device
     from crossling.predict import predictions
-    from crossling.train import device_and_precision
 
     train = crossling_config(recipe)
-    device, precision = device_and_precision(train)
+    device, precision = inference_device(train.device, train.precision)
     return predictions(model, tokenizer, frame, labels, train, device, precision)["pred_id"].to_numpy()
 
 
@@ -338,6 +352,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="model size: the offline scratch model, or distilbert-base-multilingual-cased's shape "
                              "(random init; for GPU figures)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
+    parser.add_argument("--params", type=Path, default=PARAMS, help="params file (default: the repository's)")
     return parser.parse_args(argv)
 
 
@@ -346,13 +361,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DVC_NO_ANALYTICS"):
         os.environ.setdefault(name, "1")  # inherited by the phase processes
     os.environ.pop("WORLD_SIZE", None)  # fine_tune would split threads and batches across ranks
-    recipe = Recipe(learning_rate=args.lr, warmup_ratio=args.warmup_ratio, epochs=args.epochs)
+    recipe = Recipe(learning_rate=args.lr, warmup_ratio=args.warmup_ratio, epochs=args.epochs,
+                    params=args.params.resolve())
     out = args.out.resolve()
 
     with tempfile.TemporaryDirectory(prefix="crossling-bench-") as tmp:
         workdir = Path(tmp)
         print(f"preparing data from {args.data} and the scratch base model in {workdir}", flush=True)
-        setup = prepare(args.data.resolve(), args.size, workdir, args.shape)
+        setup = prepare(args.data.resolve(), args.size, workdir, args.shape, recipe.params)
         raw = {}
         for side in SIDES:
             for phase in PHASES:
@@ -370,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                     "torch": torch.__version__, "transformers": transformers.__version__},
-        "setup": {"data": str(args.data), "size_per_language": args.size, "shape": args.shape, **asdict(recipe),
+        "setup": {"data": str(args.data), "size_per_language": args.size, "shape": args.shape,
+                  **asdict(recipe) | {"params": str(recipe.params)},
                   **setup},
         "sides": sides,
         "comparison": comparison(sides["reference"], sides["crossling"]),

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import PARAMS, prepare, quiet  # noqa: E402
+from bench_training import PARAMS, crossling_fine_tune, prepare, quiet  # noqa: E402
 
 SPLITS = ("dev", "test")
 
@@ -36,17 +36,20 @@ def score(workdir: Path, group_by_length: bool, seed: int, lr: float, warmup: fl
     from crossling.common import read_parquet
     from crossling.config import load_config
     from crossling.modeling import load_classifier
+    from crossling.modeling import inference_device
     from crossling.predict import predictions
-    from crossling.train import device_and_precision, fine_tune, redraw_created_weights
+    from crossling.train import draw_created_weights
 
     cfg = load_config(PARAMS)
-    train = replace(cfg.train, learning_rate=lr, warmup_ratio=warmup, epochs=epochs, group_by_length=group_by_length)
-    device, precision = device_and_precision(train)
+    train = replace(cfg.train, learning_rate=lr, warmup_ratio=warmup, epochs=epochs, group_by_length=group_by_length,
+                    select="last")
+    device, precision = inference_device(train.device, train.precision)
     model, tokenizer = load_classifier(workdir / "base", cfg.data.labels)
-    redraw_created_weights(model, workdir / "base", seed)
+    draw_created_weights(model, workdir / "base", seed)
     start = time.perf_counter()
-    fine_tune(model, tokenizer, read_parquet(workdir / "sample.parquet", "sample"), train, f"grouped={group_by_length}",
-              tempfile.mkdtemp(prefix="live-", dir=workdir), seed, device, precision)
+    os.chdir(workdir)  # the Trainer's checkpoints and dvclive's files stay in the temporary directory
+    crossling_fine_tune(model, tokenizer, read_parquet("sample.parquet", "sample"), train,
+                        f"grouped={group_by_length}", seed)
     seconds = time.perf_counter() - start
     labels = list(range(len(cfg.data.labels)))
     out = {"train_seconds": seconds}
