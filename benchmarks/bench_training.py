@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -135,7 +136,7 @@ def run_phase(side: str, phase: str, workdir: str, recipe: Recipe) -> dict:
 
     rss_before = peak_rss_mib()
     start = time.perf_counter()
-    preds = run(model, tokenizer, frame, recipe, labels)
+    out = run(model, tokenizer, frame, recipe, labels)  # train: the trained model; predict: the predictions
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -143,15 +144,15 @@ def run_phase(side: str, phase: str, workdir: str, recipe: Recipe) -> dict:
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 
     if phase == "train":
-        model.save_pretrained(f"trained_{side}")
+        out.save_pretrained(f"trained_{side}")
         tokenizer.save_pretrained(f"trained_{side}")
     result = {"seconds": seconds, "examples": len(frame), "threads": threads,
               "peak_rss_mib": rss_peak, "rss_before_phase_mib": rss_before, "peak_gpu_mib": gpu_peak,
               "device": str(next(model.parameters()).device),
               "precision": "fp32" if side == "reference" else crossling_precision(recipe)}
-    if preds is not None:
+    if phase == "predict":
         result.update(language=frame["language"].tolist(), gold=frame["label_id"].astype(int).tolist(),
-                      pred=[int(p) for p in preds])
+                      pred=[int(p) for p in out])
     return result
 
 
@@ -175,7 +176,7 @@ def reference_arguments(recipe: Recipe | None = None):
                              weight_decay=WEIGHT_DECAY)
 
 
-def reference_train(model, tokenizer, frame, recipe: Recipe, labels) -> None:
+def reference_train(model, tokenizer, frame, recipe: Recipe, labels):
     from transformers import Trainer
 
     # The reference re-tokenizes for every run, so tokenization belongs to the timed phase.
@@ -183,6 +184,7 @@ def reference_train(model, tokenizer, frame, recipe: Recipe, labels) -> None:
     trainer = Trainer(model=model, args=reference_arguments(recipe), train_dataset=train_ds,
                       processing_class=tokenizer)
     trainer.train()
+    return trainer.model
 
 
 def reference_predict(model, tokenizer, frame, recipe: Recipe, labels):
@@ -200,6 +202,8 @@ def reference_predict(model, tokenizer, frame, recipe: Recipe, labels):
 
 
 def crossling_config(recipe: Recipe):
+    """The params' train section with the recipe's values. select=last: no dev split is scored (the reference
+    recipe scores none), so the last epoch is kept whatever train.select says."""
     from crossling.config import load_config
 
     return replace(load_config(recipe.params).train, learning_rate=recipe.learning_rate,
@@ -213,8 +217,9 @@ def crossling_precision(recipe: Recipe) -> str:
     return inference_device(train.device, train.precision)[1]
 
 
-def crossling_fine_tune(model, tokenizer, frame, train, name: str, seed: int, params: Path = PARAMS) -> None:
-    """What the train stage runs (the Trainer, its arguments and callbacks), without a dev split, in the cwd."""
+def crossling_fine_tune(model, tokenizer, frame, train, name: str, seed: int, params: Path = PARAMS):
+    """The train stage's fine_tune (the Trainer, its arguments and callbacks) in the cwd, without the dev split it
+    scores after every epoch; returns the trained model (LoRA merged). Its Trainer checkpoints are removed."""
     from types import SimpleNamespace
 
     from crossling.common import read_json
@@ -227,11 +232,14 @@ def crossling_fine_tune(model, tokenizer, frame, train, name: str, seed: int, pa
     args = SimpleNamespace(name=name, live=tempfile.mkdtemp(prefix="live-", dir="."),
                            checkpoints=tempfile.mkdtemp(prefix="checkpoints-", dir="."), sample="sample.parquet",
                            base="base", dev=None, language=None, exclude_language=None)
-    fine_tune(model, tokenizer, frame, None, cfg, args, seed, device, precision, read_json(Path("base") / INIT_RECORD))
+    trained, checkpoints, _ = fine_tune(model, tokenizer, frame, None, cfg, args, seed, device, precision,
+                                        read_json(Path("base") / INIT_RECORD))
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return trained
 
 
-def crossling_train(model, tokenizer, frame, recipe: Recipe, labels) -> None:
-    crossling_fine_tune(model, tokenizer, frame, crossling_config(recipe), "crossling", SEED, recipe.params)
+def crossling_train(model, tokenizer, frame, recipe: Recipe, labels):
+    return crossling_fine_tune(model, tokenizer, frame, crossling_config(recipe), "crossling", SEED, recipe.params)
 
 
 def crossling_predict(model, tokenizer, frame, recipe: Recipe, labels):

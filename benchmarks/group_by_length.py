@@ -13,6 +13,7 @@ per language and split, the mean and sample standard deviation over seeds, and t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -30,7 +31,8 @@ from bench_training import PARAMS, crossling_fine_tune, prepare, quiet  # noqa: 
 SPLITS = ("dev", "test")
 
 
-def score(workdir: Path, group_by_length: bool, seed: int, lr: float, warmup: float, epochs: int) -> dict:
+def score(workdir: Path, group_by_length: bool, seed: int, lr: float, warmup: float, epochs: int,
+          params: Path = PARAMS) -> dict:
     from sklearn.metrics import f1_score
 
     from crossling.common import read_parquet
@@ -40,16 +42,16 @@ def score(workdir: Path, group_by_length: bool, seed: int, lr: float, warmup: fl
     from crossling.predict import predictions
     from crossling.train import draw_created_weights
 
-    cfg = load_config(PARAMS)
+    cfg = load_config(params)
     train = replace(cfg.train, learning_rate=lr, warmup_ratio=warmup, epochs=epochs, group_by_length=group_by_length,
                     select="last")
     device, precision = inference_device(train.device, train.precision)
     model, tokenizer = load_classifier(workdir / "base", cfg.data.labels)
     draw_created_weights(model, workdir / "base", seed)
     start = time.perf_counter()
-    os.chdir(workdir)  # the Trainer's checkpoints and dvclive's files stay in the temporary directory
-    crossling_fine_tune(model, tokenizer, read_parquet("sample.parquet", "sample"), train,
-                        f"grouped={group_by_length}", seed)
+    with contextlib.chdir(workdir):  # the Trainer's checkpoints and dvclive's files stay in the temporary directory
+        model = crossling_fine_tune(model, tokenizer, read_parquet("sample.parquet", "sample"), train,
+                                    f"grouped={group_by_length}", seed, params)
     seconds = time.perf_counter() - start
     labels = list(range(len(cfg.data.labels)))
     out = {"train_seconds": seconds}
@@ -87,15 +89,18 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "group_by_length.json")
+    parser.add_argument("--params", type=Path, default=PARAMS, help="params file (default: the repository's)")
     args = parser.parse_args()
+    args.out, args.params = args.out.resolve(), args.params.resolve()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet()
     runs = {}
     with tempfile.TemporaryDirectory(prefix="crossling-grouping-") as tmp:
-        setup = prepare(args.data.resolve(), args.size, Path(tmp))
+        setup = prepare(args.data.resolve(), args.size, Path(tmp), params=args.params)
         for grouped in (True, False):
             for seed in args.seeds:
-                runs[grouped, seed] = score(Path(tmp), grouped, seed, args.lr, args.warmup_ratio, args.epochs)
+                runs[grouped, seed] = score(Path(tmp), grouped, seed, args.lr, args.warmup_ratio, args.epochs,
+                                            args.params)
                 print(f"group_by_length={grouped} seed={seed}: {runs[grouped, seed]}", flush=True)
 
     languages = setup["languages"]

@@ -30,7 +30,7 @@ def main() -> None:
     from crossling.base import pretrained
     from crossling.config import load_config
     from crossling.modeling import quiet_transformers
-    from crossling.train import SAVE_DTYPES
+    from crossling.train import SAVE_DTYPES, save_model
 
     quiet_transformers()
     labels = load_config(ROOT / "params.yaml").data.labels
@@ -41,8 +41,7 @@ def main() -> None:
             model, tokenizer, _, _ = pretrained(str(checkpoint), "main", labels, {})  # afresh: saving casts in place
             params = model.num_parameters()
             out = Path(tmp) / name
-            model.to(SAVE_DTYPES[name]).save_pretrained(out)  # as the train stage saves a model
-            tokenizer.save_pretrained(out)
+            save_model(model, tokenizer, out, name)
             files = {p.name: p.stat().st_size for p in out.iterdir()}
             weights = sum(size for file, size in files.items() if file.endswith(".safetensors"))
             results[name] = {"parameters": params, "directory_bytes": sum(files.values()), "weights_bytes": weights,

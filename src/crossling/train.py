@@ -314,6 +314,12 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     return model, checkpoints, run_params
 
 
+def save_model(model, tokenizer, out: str | Path, save_dtype: str) -> None:
+    """The model in train.save_dtype (cast in place) and its tokenizer: what predict and classify load."""
+    model.to(SAVE_DTYPES[save_dtype]).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+
+
 def relaunch_distributed(processes: int, argv: list[str]) -> None:
     """Re-run this exact command under torchrun; the Trainer then trains with DDP."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
@@ -356,8 +362,7 @@ def main(args, cfg: Config) -> None:
         return  # only the first process writes outputs
     model, checkpoints, run_params = trained
     model.config.crossling = run_params  # provenance: predict copies it into the predictions' metadata
-    model.to(SAVE_DTYPES[cfg.train.save_dtype]).save_pretrained(args.out)
-    tokenizer.save_pretrained(args.out)
+    save_model(model, tokenizer, args.out, cfg.train.save_dtype)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the stage completed: nothing to resume
     log.info("%s: wrote %s (weights as %s)", args.name, args.out, cfg.train.save_dtype)
 
