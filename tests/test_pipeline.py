@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib import metadata as package
 from pathlib import Path
 
 import pandas as pd
@@ -131,6 +132,14 @@ def test_repro_runs_every_stage_and_writes_outputs(project):
     assert "english" in report and "french" in report and "with one seed" in report
     assert "| english | synthetic_english |" in report  # no domain given for the source: its name stands
     assert "## Paired differences" in report and "joint_30 (60 ex., 16 steps)" in report  # 2 epochs x ceil(60 / 8)
+    # provenance: every training and prediction run on one setup, as the runs recorded it (the local checkpoint
+    # with the first 12 hex digits of its content hash)
+    init = json.loads((project / "models" / "base" / "crossling_init.json").read_text())
+    versions = [package.version(name) for name in ("torch", "transformers", "crossling")]
+    for phase in ("train", "predict"):
+        row = [line.strip("| ").split(" | ") for line in report.splitlines() if line.startswith(f"| {phase} |")]
+        assert row == [[phase, "cpu (CPU)", "fp32", f"{init['checkpoint']} @ {init['commit'][:12]}", *versions,
+                        str(len(TRAINING))]]
 
 
 def test_training_curves_span_the_run_and_dev_is_scored_every_epoch(project):

@@ -36,7 +36,7 @@ def evaluated(tmp_path, pred_dir, params_path, kept=None):  # noqa: F811
     tok = {"pool_tokens_per_unit": 1.5, "pool_unk_rate": 0.01, "test_truncated_share": 0.0, "test_mean_tokens": 12.0}
     write_json({lang: tok for lang in cfg.data.languages}, metrics / "tokenization.json")
     all_logs(tmp_path / "logs", cfg, kept=kept)
-    write_json({"source": "local", "content_md5": "x"}, tmp_path / "source.json")
+    write_json({"source": "local", "path": "/data/mirror", "files": 6, "content_md5": "x"}, tmp_path / "source.json")
     evaluate.cli(["--params", str(params_path), "--predictions", str(pred_dir), "--logs", str(tmp_path / "logs"),
                   "--data", str(metrics / "data.json"), "--source", str(tmp_path / "source.json"),
                   "--metrics", str(metrics), "--plots", str(tmp_path / "plots")])
@@ -75,6 +75,12 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     assert "| french | 12 ex., 4 steps |" in text and "†" in text
     assert "| french | product reviews | test | amazon_reviews_multi 40 | Latin 100% | 42.5 |" in text
     assert "leave one out (all others)" in text  # params(): sample.leave_one_out [french]
+    # provenance: the data's identity, and the runs' setups as the logs and prediction files record them
+    assert "Data: local `/data/mirror`: 6 files, content md5 `x`." in text
+    runs = json.loads((metrics / "provenance.json").read_text())["runs"]
+    section = text[text.index("## Provenance"):]
+    rows = [line for line in section.splitlines() if line.startswith(("| train |", "| predict |"))]
+    assert rows and sum(int(row.rstrip(" |").rsplit("|", 1)[1]) for row in rows) == 2 * len(runs)
 
 
 def test_report_flags_degenerate_runs_at_the_top_and_marks_nothing_of_them(tmp_path, pred_dir):  # noqa: F811
@@ -126,7 +132,7 @@ def test_report_of_a_step_budget_and_the_validation_protocol(tmp_path, pred_dir)
     write_json(data_json(cfg.data.languages), metrics / "data.json")
     write_json({lang: {"pool_tokens_per_unit": 1, "pool_unk_rate": 0, "test_truncated_share": 0, "test_mean_tokens": 1}
                 for lang in cfg.data.languages}, metrics / "tokenization.json")
-    write_json({"source": "local", "content_md5": "x"}, tmp_path / "source.json")
+    write_json({"source": "local", "path": "/data/mirror", "files": 6, "content_md5": "x"}, tmp_path / "source.json")
     evaluate.cli(["--params", str(path), "--predictions", str(pred_dir), "--logs", str(logs), "--data",
                   str(metrics / "data.json"), "--source", str(tmp_path / "source.json"), "--metrics", str(metrics),
                   "--plots", str(tmp_path / "plots")])

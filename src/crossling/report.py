@@ -21,7 +21,7 @@ from crossling.evaluate import domains_of
 CORRECTIONS = {"holm": "Holm's step-down correction (family-wise error rate)",
                "bh": "the Benjamini-Hochberg correction (false discovery rate)"}
 METRIC_FILES = ("headline", "joint", "transfer", "leave_one_out", "transfer_summary", "transfer_normalized",
-                "differences", "health", "budgets", "data", "tokenization")
+                "differences", "health", "budgets", "data", "tokenization", "provenance")
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -221,8 +221,36 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         f"![tokenization]({figures['tokenization']})",
         *_data(cfg, data, domains),
         f"![label distribution]({figures['label_distribution']})",
+        *_provenance(m["provenance"]),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _provenance(prov: dict) -> list[str]:
+    """What produced the tables: the data's identity, and one row per distinct setup of the training and prediction
+    runs (a study that mixes devices, precisions or library versions shows several rows)."""
+    data = prov["data"]
+    if data.get("source") == "hub":
+        where = (f"hub `{data.get('hub_id', '?')}`, revision `{data.get('revision', '?')}`, "
+                 f"commit `{data.get('commit') or 'unresolved'}`")
+    else:
+        where = f"local `{data.get('path', '?')}`: {data.get('files', '?')} files, content md5 `{data.get('content_md5', '?')}`"
+    setups: dict[tuple, list[str]] = {}
+    for run, record in prov["runs"].items():
+        for phase in ("train", "predict"):
+            r = record.get(phase) or {}
+            versions = r.get("versions", {})
+            checkpoint = f"{r.get('checkpoint', '?')}" + (f" @ {r['checkpoint_commit'][:12]}"
+                                                          if r.get("checkpoint_commit") else "")
+            key = (phase, f"{r.get('device', '?')} ({r.get('device_name', '?')})", r.get("precision", "?"), checkpoint,
+                   *(versions.get(name, "?") for name in ("torch", "transformers", "crossling")))
+            setups.setdefault(key, []).append(run)
+    rows = [[*key, str(len(runs))] for key, runs in setups.items()]
+    unknown = "? = not recorded (a run of an older crossling). " if any("?" in cell for row in rows for cell in row) else ""
+    return ["## Provenance", f"Data: {where}.",
+            table(["phase", "device", "precision", "checkpoint", "torch", "transformers", "crossling", "runs"], rows),
+            f"{unknown}Every run's record, with the versions of the whole pinned stack: `metrics/provenance.json`; "
+            "`python -m crossling.compare` sets two experiments' records side by side."]
 
 
 def _differences(cfg: Config, d: dict, domains: dict[str, str]) -> list[str]:
