@@ -75,12 +75,26 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     assert "| french | 12 ex., 4 steps |" in text and "†" in text
     assert "| french | product reviews | test | amazon_reviews_multi 40 | Latin 100% | 42.5 |" in text
     assert "leave one out (all others)" in text  # params(): sample.leave_one_out [french]
-    # provenance: the data's identity, and the runs' setups as the logs and prediction files record them
+    assert "full fine-tuning, 2 epochs" in text and "weights saved as float32" in text
+    # provenance: the data's identity, and the runs grouped by setup (the fixture's runs recorded none)
     assert "Data: local `/data/mirror`: 6 files, content md5 `x`." in text
-    runs = json.loads((metrics / "provenance.json").read_text())["runs"]
-    section = text[text.index("## Provenance"):]
-    rows = [line for line in section.splitlines() if line.startswith(("| train |", "| predict |"))]
-    assert rows and sum(int(row.rstrip(" |").rsplit("|", 1)[1]) for row in rows) == 2 * len(runs)
+    assert "| train | ? (?) | ? | ? | ? | ? | ? | 12 |" in text and "? = not recorded" in text
+    prov = json.loads((metrics / "provenance.json").read_text())
+    prov["data"] = {"source": "hub", "hub_id": "tyqiangz/multilingual-sentiments", "revision": "refs/convert/parquet",
+                    "commit": "a" * 40}
+    gpu = {"device": "cuda", "device_name": "NVIDIA H200", "precision": "bf16", "checkpoint": "xlm-roberta-base",
+           "checkpoint_commit": "e73636d4f797dec63c3081bb6ed5c7b0bb3f2089",
+           "versions": {"torch": "2.9.1", "transformers": "5.24.0", "crossling": "0.1.0"}}
+    for run in ("joint_12_seed1", "joint_12_seed2"):
+        # the predict stage read a model of an older crossling: no checkpoint recorded
+        prov["runs"][run] = {"train": gpu, "predict": gpu | {"checkpoint": None, "checkpoint_commit": None}}
+    write_json(prov, metrics / "provenance.json")
+    text = run_report(tmp_path, p, metrics)
+    assert "Data: hub `tyqiangz/multilingual-sentiments`, revision `refs/convert/parquet`, commit `aaaa" in text
+    assert ("| train | cuda (NVIDIA H200) | bf16 | xlm-roberta-base @ e73636d4f797 | 2.9.1 | 5.24.0 | 0.1.0 | 2 |"
+            in text)
+    assert "| predict | cuda (NVIDIA H200) | bf16 | ? | 2.9.1 | 5.24.0 | 0.1.0 | 2 |" in text
+    assert "| train | ? (?) | ? | ? | ? | ? | ? | 10 |" in text
 
 
 def test_report_flags_degenerate_runs_at_the_top_and_marks_nothing_of_them(tmp_path, pred_dir):  # noqa: F811

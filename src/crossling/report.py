@@ -123,6 +123,8 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     pct = round(cfg.evaluate.confidence * 100)
     t = cfg.train
     length = f"{t.max_steps} optimizer steps for every model" if t.max_steps else f"{t.epochs} epochs"
+    method = (f"LoRA fine-tuning (rank {t.lora.rank}, alpha {t.lora.alpha:g}, on {t.lora.target_modules}; the head in "
+              "full)" if t.method == "lora" else "full fine-tuning")
     dev = ("the dataset's own validation split (data.dev_split: validation)" if cfg.data.dev_split == "validation"
            else f"{cfg.sample.dev_size} texts per language carved from train + validation, classes balanced")
 
@@ -151,8 +153,9 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     parts = [
         "# crossling results",
         degenerate_note(m["health"], cfg.evaluate.collapse_share),
-        f"Model `{cfg.model.checkpoint}`, data `{cfg.data.source}`, {length}, lr {t.learning_rate:g}, batch "
-        f"{t.batch_size} x {t.processes} process(es), max length {t.max_length}, seeds "
+        f"Model `{cfg.model.checkpoint}`, data `{cfg.data.source}`, {method}, {length}, lr {t.learning_rate:g}, "
+        f"batch {t.batch_size} x {t.processes} process(es), max length {t.max_length}, weights saved as "
+        f"{t.save_dtype}, seeds "
         f"{', '.join(map(str, t.seeds))}. Dev split: {dev}; it is disjoint from every sample and test split and scored "
         "after every epoch; "
         + ("each model keeps its epoch with the best mean dev macro-F1 (train.select: best)" if t.select == "best"
@@ -230,23 +233,26 @@ def _provenance(prov: dict) -> list[str]:
     """What produced the tables: the data's identity, and one row per distinct setup of the training and prediction
     runs (a study that mixes devices, precisions or library versions shows several rows)."""
     data = prov["data"]
-    if data.get("source") == "hub":
-        where = (f"hub `{data.get('hub_id', '?')}`, revision `{data.get('revision', '?')}`, "
-                 f"commit `{data.get('commit') or 'unresolved'}`")
+    if data.get("source") == "hub" and data.get("commit"):
+        where = f"hub `{data['hub_id']}`, revision `{data.get('revision')}`, commit `{data['commit']}`"
+    elif data.get("source") == "hub":  # data.hub_id is a directory: no revision applied, nothing hashed
+        where = f"a local copy of the hub export, `{data.get('hub_id')}` (no commit or content hash recorded)"
     else:
-        where = f"local `{data.get('path', '?')}`: {data.get('files', '?')} files, content md5 `{data.get('content_md5', '?')}`"
+        where = (f"local `{data.get('path', '?')}`: {data.get('files', '?')} files, content md5 "
+                 f"`{data.get('content_md5', '?')}`")
     setups: dict[tuple, list[str]] = {}
     for run, record in prov["runs"].items():
         for phase in ("train", "predict"):
             r = record.get(phase) or {}
-            versions = r.get("versions", {})
-            checkpoint = f"{r.get('checkpoint', '?')}" + (f" @ {r['checkpoint_commit'][:12]}"
-                                                          if r.get("checkpoint_commit") else "")
-            key = (phase, f"{r.get('device', '?')} ({r.get('device_name', '?')})", r.get("precision", "?"), checkpoint,
-                   *(versions.get(name, "?") for name in ("torch", "transformers", "crossling")))
+            versions = r.get("versions") or {}
+            checkpoint = f"{r.get('checkpoint') or '?'}" + (f" @ {r['checkpoint_commit'][:12]}"
+                                                            if r.get("checkpoint_commit") else "")
+            key = (phase, f"{r.get('device') or '?'} ({r.get('device_name') or '?'})", r.get("precision") or "?",
+                   checkpoint, *(versions.get(name) or "?" for name in ("torch", "transformers", "crossling")))
             setups.setdefault(key, []).append(run)
     rows = [[*key, str(len(runs))] for key, runs in setups.items()]
-    unknown = "? = not recorded (a run of an older crossling). " if any("?" in cell for row in rows for cell in row) else ""
+    recorded = all("?" not in cell for row in rows for cell in row)
+    unknown = "" if recorded else "? = not recorded (a run of an older crossling). "
     return ["## Provenance", f"Data: {where}.",
             table(["phase", "device", "precision", "checkpoint", "torch", "transformers", "crossling", "runs"], rows),
             f"{unknown}Every run's record, with the versions of the whole pinned stack: `metrics/provenance.json`; "
