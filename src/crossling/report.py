@@ -245,8 +245,8 @@ def _provenance(prov: dict) -> list[str]:
         for phase in ("train", "predict"):
             r = record.get(phase) or {}
             versions = r.get("versions") or {}
-            checkpoint = f"{r.get('checkpoint') or '?'}" + (f" @ {r['checkpoint_commit'][:12]}"
-                                                            if r.get("checkpoint_commit") else "")
+            checkpoint = (r.get("checkpoint") or "?") + (f" @ {r['checkpoint_commit'][:12]}"
+                                                         if r.get("checkpoint_commit") else "")
             key = (phase, f"{r.get('device') or '?'} ({r.get('device_name') or '?'})", r.get("precision") or "?",
                    checkpoint, *(versions.get(name) or "?" for name in ("torch", "transformers", "crossling")))
             setups.setdefault(key, []).append(run)
