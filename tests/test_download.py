@@ -295,6 +295,22 @@ def test_local_source_is_identified_by_its_content(tmp_path, csv_source):
     assert download.read_source(data)[1]["content_md5"] != first["content_md5"]
 
 
+def test_local_copy_of_the_hub_export_is_identified_by_the_content_of_the_configs_read(tmp_path):
+    export = make_hub_export(tmp_path / "export", per_language_configs=True)
+    first = download.read_source(hub_cfg(export, ("english", "french"), hub_config="none"))[1]
+    # one config per language read: english and french, three splits each; 'all' and german are not read
+    assert first["commit"] is None and first["files"] == 6 and len(first["content_md5"]) == 32
+    make_hub_export(tmp_path / "other", per_language_configs=True, languages=("english", "french"))
+    (tmp_path / "other" / "all").rename(tmp_path / "unread")
+    assert download.read_source(hub_cfg(tmp_path / "other", ("english", "french"), hub_config="none"))[1] == (
+        first | {"hub_id": str(tmp_path / "other")})
+    test = export / "french" / "test" / "0000.parquet"
+    frame = pd.read_parquet(test)
+    frame.iloc[:1].to_parquet(test)
+    assert download.read_source(hub_cfg(export, ("english", "french"), hub_config="none"))[1]["content_md5"] != (
+        first["content_md5"])
+
+
 def test_bad_params_exit_2_and_write_nothing(tmp_path, csv_source, capsys):
     params = tiny_params(csv_source)
     params["trian"] = {"epochs": 3}

@@ -152,8 +152,8 @@ def load_hub_config(data: DataConfig, root: Path, config: str, language: str | N
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RAW_SCHEMA.names)
 
 
-def load_hub(data: DataConfig) -> tuple[pd.DataFrame, Path]:
-    """The configured languages from the hub export, and the folder they were read from."""
+def load_hub(data: DataConfig) -> tuple[pd.DataFrame, Path, list[str]]:
+    """The configured languages from the hub export, the folder they were read from and the configs read."""
     configs = hub_configs(data)
     if data.hub_config in configs:
         root = hub_snapshot(data, data.hub_config)
@@ -161,7 +161,7 @@ def load_hub(data: DataConfig) -> tuple[pd.DataFrame, Path]:
         if raw["language"].notna().any():
             present = set(raw["language"].dropna())
             require_languages(data.languages, present, f"{data.hub_id} config {data.hub_config!r}")
-            return raw[raw["language"].isin(data.languages)], root
+            return raw[raw["language"].isin(data.languages)], root, [data.hub_config]
         log.info("config %r has no language column: loading one config per language", data.hub_config)
     else:
         log.info("no config %r: loading one config per language", data.hub_config)
@@ -170,7 +170,7 @@ def load_hub(data: DataConfig) -> tuple[pd.DataFrame, Path]:
     for lang in data.languages:
         root = hub_snapshot(data, lang)
         frames.append(load_hub_config(data, root, lang, lang))
-    return pd.concat(frames, ignore_index=True), root
+    return pd.concat(frames, ignore_index=True), root, list(data.languages)
 
 
 def normalize(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
@@ -206,12 +206,15 @@ def content_md5(root: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def provenance(data: DataConfig, hub_root: Path | None = None) -> dict:
-    """What the raw dataset was read from: the hub commit behind data.revision (the cache folder's name), or a
-    local source's content hash."""
+def provenance(data: DataConfig, hub_root: Path | None = None, configs: list[str] = ()) -> dict:
+    """What the raw dataset was read from: the hub commit behind data.revision (the cache folder's name), or the
+    content hash of a local source (CSV layout) or of a local copy of the hub export (the configs read)."""
     if data.is_hub:
-        commit = hub_root.name if re.fullmatch(r"[0-9a-f]{40}", hub_root.name) else None  # None: a local export
-        return {"source": "hub", "hub_id": data.hub_id, "revision": data.revision, "commit": commit}
+        out = {"source": "hub", "hub_id": data.hub_id, "revision": data.revision, "commit": None}
+        if re.fullmatch(r"[0-9a-f]{40}", hub_root.name):
+            return out | {"commit": hub_root.name}
+        files = [p for c in configs for p in (hub_root / c).rglob("*") if p.is_file() and not p.name.startswith(".")]
+        return out | {"files": len(files), "content_md5": content_md5(hub_root, files)}
     root = Path(data.source)
     files = local_files(root, data)
     return {"source": "local", "path": str(root), "files": len(files), "content_md5": content_md5(root, files)}
@@ -224,8 +227,8 @@ def download(data: DataConfig) -> pd.DataFrame:
 def read_source(data: DataConfig) -> tuple[pd.DataFrame, dict]:
     """The normalized raw dataset and its provenance."""
     if data.is_hub:
-        raw, root = load_hub(data)
-        return normalize(raw, data), provenance(data, root)
+        raw, root, configs = load_hub(data)
+        return normalize(raw, data), provenance(data, root, configs)
     return normalize(load_local(Path(data.source), data), data), provenance(data)
 
 
