@@ -14,6 +14,17 @@ from crossling.config import Config, config_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# pytest-xdist (--dist loadfile) hands whole files to its workers in collection order: the longest first (minutes
+# of one worker in CI), so the two end-to-end chains run side by side and the short files fill in after them.
+LONGEST_FIRST = ("test_pipeline.py", "test_pipeline_growth.py", "test_docs.py", "test_slurm.py", "test_benchmarks.py",
+                 "test_train.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
+
+
 LABELS = ("positive", "neutral", "negative")
 WORDS = {
     "positive": ["great", "love", "wonderful", "happy", "excellent"],
