@@ -299,9 +299,12 @@ def test_local_copy_of_the_hub_export_is_identified_by_the_content_of_the_config
     export = make_hub_export(tmp_path / "export", per_language_configs=True)
     first = download.read_source(hub_cfg(export, ("english", "french"), hub_config="none"))[1]
     # one config per language read: english and french, three splits each; 'all' and german are not read
-    assert first["commit"] is None and first["files"] == 6 and len(first["content_md5"]) == 32
+    assert first["commit"] is None and first["revision"] is None and first["files"] == 6
     make_hub_export(tmp_path / "other", per_language_configs=True, languages=("english", "french"))
     (tmp_path / "other" / "all").rename(tmp_path / "unread")
+    hidden = tmp_path / "other" / "french" / "test" / ".ipynb_checkpoints"  # datasets skips it too
+    hidden.mkdir()
+    (hidden / "0000.parquet").write_bytes(b"an editor's copy")
     assert download.read_source(hub_cfg(tmp_path / "other", ("english", "french"), hub_config="none"))[1] == (
         first | {"hub_id": str(tmp_path / "other")})
     test = export / "french" / "test" / "0000.parquet"
@@ -309,6 +312,9 @@ def test_local_copy_of_the_hub_export_is_identified_by_the_content_of_the_config
     frame.iloc[:1].to_parquet(test)
     assert download.read_source(hub_cfg(export, ("english", "french"), hub_config="none"))[1]["content_md5"] != (
         first["content_md5"])
+    # one config with a language column: its three files, german rows included (read, then left out)
+    single = download.read_source(hub_cfg(make_hub_export(tmp_path / "single"), ("english",)))[1]
+    assert single["files"] == 3 and single["content_md5"] != first["content_md5"]
 
 
 def test_bad_params_exit_2_and_write_nothing(tmp_path, csv_source, capsys):

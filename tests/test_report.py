@@ -100,6 +100,10 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     write_json(prov, metrics / "provenance.json")
     text = run_report(tmp_path, p, metrics)
     assert f"Data: a local copy of the hub export, `/data/export`: 18 files, content md5 `{'b' * 32}`." in text
+    prov["data"] = {"source": "hub", "hub_id": "/data/export", "revision": "refs/convert/parquet", "commit": None}
+    write_json(prov, metrics / "provenance.json")  # as an older crossling recorded a local copy of the export
+    assert ("Data: a local copy of the hub export, `/data/export` (no commit or content hash recorded)."
+            in run_report(tmp_path, p, metrics))
 
 
 def test_report_flags_degenerate_runs_at_the_top_and_marks_nothing_of_them(tmp_path, pred_dir):  # noqa: F811

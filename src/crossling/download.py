@@ -206,15 +206,20 @@ def content_md5(root: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def provenance(data: DataConfig, hub_root: Path | None = None, configs: list[str] = ()) -> dict:
+def provenance(data: DataConfig, hub_root: Path | None = None, configs: list[str] | None = None) -> dict:
     """What the raw dataset was read from: the hub commit behind data.revision (the cache folder's name), or the
-    content hash of a local source (CSV layout) or of a local copy of the hub export (the configs read)."""
+    content hash of a local source (CSV layout) or of a local copy of the hub export (the files of the configs
+    read, as datasets finds them: hidden and `__` folders skipped; no revision applies to it)."""
+    if data.is_hub and not Path(data.hub_id).is_dir():
+        commit = hub_root.name if re.fullmatch(r"[0-9a-f]{40}", hub_root.name) else None
+        return {"source": "hub", "hub_id": data.hub_id, "revision": data.revision, "commit": commit}
     if data.is_hub:
-        out = {"source": "hub", "hub_id": data.hub_id, "revision": data.revision, "commit": None}
-        if re.fullmatch(r"[0-9a-f]{40}", hub_root.name):
-            return out | {"commit": hub_root.name}
-        files = [p for c in configs for p in (hub_root / c).rglob("*") if p.is_file() and not p.name.startswith(".")]
-        return out | {"files": len(files), "content_md5": content_md5(hub_root, files)}
+        if not configs:
+            raise ValueError("provenance of a local copy of the hub export needs the configs read")
+        files = [p for c in configs for p in (hub_root / c).rglob("*") if p.is_file()
+                 and not any(part.startswith((".", "__")) for part in p.relative_to(hub_root).parts)]
+        return {"source": "hub", "hub_id": data.hub_id, "revision": None, "commit": None, "files": len(files),
+                "content_md5": content_md5(hub_root, files)}
     root = Path(data.source)
     files = local_files(root, data)
     return {"source": "local", "path": str(root), "files": len(files), "content_md5": content_md5(root, files)}

@@ -235,9 +235,11 @@ def _provenance(prov: dict) -> list[str]:
     data = prov["data"]
     if data.get("source") == "hub" and data.get("commit"):
         where = f"hub `{data['hub_id']}`, revision `{data.get('revision')}`, commit `{data['commit']}`"
-    elif data.get("source") == "hub":  # data.hub_id is a directory: no revision applied
-        where = (f"a local copy of the hub export, `{data.get('hub_id')}`: {data.get('files', '?')} files, content "
-                 f"md5 `{data.get('content_md5', '?')}`")
+    elif data.get("source") == "hub" and data.get("content_md5"):  # data.hub_id is a directory: no revision applied
+        where = (f"a local copy of the hub export, `{data['hub_id']}`: {data['files']} files, content md5 "
+                 f"`{data['content_md5']}`")
+    elif data.get("source") == "hub":  # recorded by an older crossling
+        where = f"a local copy of the hub export, `{data.get('hub_id')}` (no commit or content hash recorded)"
     else:
         where = (f"local `{data.get('path', '?')}`: {data.get('files', '?')} files, content md5 "
                  f"`{data.get('content_md5', '?')}`")
