@@ -21,6 +21,9 @@ LONGEST_FIRST = ("test_pipeline.py", "test_pipeline_growth.py", "test_docs.py", 
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    renamed = [name for name in LONGEST_FIRST if not (ROOT / "tests" / name).exists()]
+    if renamed:
+        raise pytest.UsageError(f"tests/conftest.py LONGEST_FIRST names missing files {renamed}; rename them there")
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
 
