@@ -312,6 +312,10 @@ def test_local_copy_of_the_hub_export_is_identified_by_the_content_of_the_config
     frame.iloc[:1].to_parquet(test)
     assert download.read_source(hub_cfg(export, ("english", "french"), hub_config="none"))[1]["content_md5"] != (
         first["content_md5"])
+    root = Path("/export/english")  # what datasets leaves out below a config folder, and what it reads
+    assert download.skipped(root / "test" / ".cache" / "0.parquet", root) and download.skipped(root / ".x", root)
+    assert download.skipped(root / "__pycache__" / "0.parquet", root)
+    assert not download.skipped(root / "test" / "__0.parquet", root)
     # one config with a language column: its three files, german rows included (read, then left out)
     single = download.read_source(hub_cfg(make_hub_export(tmp_path / "single"), ("english",)))[1]
     assert single["files"] == 3 and single["content_md5"] != first["content_md5"]

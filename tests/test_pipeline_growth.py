@@ -104,7 +104,7 @@ def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experi
 
 
 def test_adding_a_language_trains_only_its_own_monolingual_model(project):
-    # last in this file: it leaves german in the workspace's params
+    # last in this file: it leaves german and one seed in the workspace's params
     assert "up to date" in dvc(project, "status").stdout
     assert yaml.safe_load((project / "params.yaml").read_text())["train"]["seeds"] == [1, 2]
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]

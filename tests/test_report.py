@@ -95,8 +95,8 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
             in text)
     assert "| predict | cuda (NVIDIA H200) | bf16 | ? | 2.9.1 | 5.24.0 | 0.1.0 | 2 |" in text
     assert "| train | ? (?) | ? | ? | ? | ? | ? | 10 |" in text
-    prov["data"] = {"source": "hub", "hub_id": "/data/export", "revision": "refs/convert/parquet", "commit": None,
-                    "files": 18, "content_md5": "b" * 32}
+    prov["data"] = {"source": "hub", "hub_id": "/data/export", "revision": None, "commit": None, "files": 18,
+                    "content_md5": "b" * 32}
     write_json(prov, metrics / "provenance.json")
     text = run_report(tmp_path, p, metrics)
     assert f"Data: a local copy of the hub export, `/data/export`: 18 files, content md5 `{'b' * 32}`." in text

@@ -206,6 +206,12 @@ def content_md5(root: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def skipped(path: Path, root: Path) -> bool:
+    """A file datasets does not read below a data folder: hidden (a part starting with "."), or in a "__" folder."""
+    parts = path.relative_to(root).parts
+    return any(p.startswith(".") for p in parts) or any(p.startswith("__") for p in parts[:-1])
+
+
 def provenance(data: DataConfig, hub_root: Path | None = None, configs: list[str] | None = None) -> dict:
     """What the raw dataset was read from: the hub commit behind data.revision (the cache folder's name), or the
     content hash of a local source (CSV layout) or of a local copy of the hub export (the files of the configs
@@ -216,8 +222,7 @@ def provenance(data: DataConfig, hub_root: Path | None = None, configs: list[str
     if data.is_hub:
         if not configs:
             raise ValueError("provenance of a local copy of the hub export needs the configs read")
-        files = [p for c in configs for p in (hub_root / c).rglob("*") if p.is_file()
-                 and not any(part.startswith((".", "__")) for part in p.relative_to(hub_root).parts)]
+        files = [p for c in configs for p in (hub_root / c).rglob("*") if p.is_file() and not skipped(p, hub_root / c)]
         return {"source": "hub", "hub_id": data.hub_id, "revision": None, "commit": None, "files": len(files),
                 "content_md5": content_md5(hub_root, files)}
     root = Path(data.source)
