@@ -100,6 +100,14 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     write_json(prov, metrics / "provenance.json")
     text = run_report(tmp_path, p, metrics)
     assert f"Data: a local copy of the hub export, `/data/export`: 18 files, content md5 `{'b' * 32}`." in text
+    prov["data"] = {"source": "local", "path": "/data/mirror"}  # no count or hash: an older download stage
+    prov["runs"] = {run: {"train": gpu, "predict": gpu} for run in prov["runs"]}
+    write_json(prov, metrics / "provenance.json")
+    text = run_report(tmp_path, p, metrics)
+    assert "Data: local `/data/mirror`: ? files, content md5 `?`." in text and "? = not recorded" in text
+    prov["data"] |= {"files": 6, "content_md5": "x"}
+    write_json(prov, metrics / "provenance.json")
+    assert "? = not recorded" not in run_report(tmp_path, p, metrics)  # everything recorded: no footnote
     prov["data"] = {"source": "hub", "hub_id": "/data/export", "revision": "refs/convert/parquet", "commit": None}
     write_json(prov, metrics / "provenance.json")  # as an older crossling recorded a local copy of the export
     assert ("Data: a local copy of the hub export, `/data/export` (no commit or content hash recorded)."

@@ -254,8 +254,8 @@ def _provenance(prov: dict) -> list[str]:
                    checkpoint, *(versions.get(name) or "?" for name in ("torch", "transformers", "crossling")))
             setups.setdefault(key, []).append(run)
     rows = [[*key, str(len(runs))] for key, runs in setups.items()]
-    recorded = all("?" not in cell for row in rows for cell in row)
-    unknown = "" if recorded else "? = not recorded (a run of an older crossling). "
+    recorded = "?" not in where and all("?" not in cell for row in rows for cell in row)
+    unknown = "" if recorded else "? = not recorded (by an older crossling). "
     return ["## Provenance", f"Data: {where}.",
             table(["phase", "device", "precision", "checkpoint", "torch", "transformers", "crossling", "runs"], rows),
             f"{unknown}Every run's record, with the versions of the whole pinned stack: `metrics/provenance.json`; "
