@@ -92,11 +92,16 @@ def hub_unreachable(data: DataConfig, what: str, exc: Exception) -> DataError:
                      f"Hub: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}; {OFFLINE_HINT}")
 
 
+def local_export(data: DataConfig) -> bool:
+    """data.hub_id names a local copy of the hub export (a folder), read as it is: no revision applies."""
+    return Path(data.hub_id).is_dir()
+
+
 def hub_snapshot(data: DataConfig, config: str | None = None) -> Path:
     """The export's folder at data.revision (or only one config's files) in the local Hugging Face cache, through
     huggingface_hub: downloaded when online; offline (HF_HUB_OFFLINE=1) what the cache holds. Its folder name
     is the commit the revision resolved to. A local copy of the export (data.hub_id a directory) is used as it is."""
-    if Path(data.hub_id).is_dir():
+    if local_export(data):
         return Path(data.hub_id)
     from huggingface_hub import snapshot_download
 
@@ -113,7 +118,7 @@ def hub_configs(data: DataConfig) -> list[str]:
     from huggingface_hub import HfApi, constants
     from huggingface_hub.hf_api import RepoFolder
 
-    if Path(data.hub_id).is_dir() or constants.HF_HUB_OFFLINE:
+    if local_export(data) or constants.HF_HUB_OFFLINE:
         return subfolders(hub_snapshot(data))
     try:
         tree = HfApi().list_repo_tree(data.hub_id, repo_type="dataset", revision=data.revision)
@@ -216,7 +221,7 @@ def provenance(data: DataConfig, hub_root: Path | None = None, configs: list[str
     """What the raw dataset was read from: the hub commit behind data.revision (the cache folder's name), or the
     content hash of a local source (CSV layout) or of a local copy of the hub export (the files of the configs
     read, as datasets finds them: hidden and `__` folders skipped; no revision applies to it)."""
-    if data.is_hub and not Path(data.hub_id).is_dir():
+    if data.is_hub and not local_export(data):
         commit = hub_root.name if re.fullmatch(r"[0-9a-f]{40}", hub_root.name) else None
         return {"source": "hub", "hub_id": data.hub_id, "revision": data.revision, "commit": commit}
     if data.is_hub:
