@@ -38,7 +38,8 @@ def test_resources_come_from_params_with_the_command_line_over_them():
     assert options == ["--job-name=crossling-train", "--output=/r/logs/task-%a.out", "--cpus-per-task=8",
                        "--time=04:00:00", "--partition=gpu", "--gres=gpu:a100:2", "--qos=high", "--constraint=x"]
     assert "--gres" not in " ".join(slurm.sbatch_options(cfg, "p", Path("p.out"), gpus=False))
-    assert slurm.gres(resources(("--gpus", "0"), base)) == []
+    no_gpus = resources(("--gpus", "0"), base)
+    assert "--gres" not in " ".join(slurm.sbatch_options(no_gpus, "t", Path("t.out"), gpus=True))
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -4,7 +4,8 @@ DVC assigns no GPUs to queued experiments; with `train.device: auto` every worke
 training stage with `train.processes: 1` on a CUDA machine therefore claims one GPU before CUDA starts: it
 takes an exclusive lock on a file per GPU (`filelock`, an OS-level `flock`, released by the kernel when the
 process ends, crash or kill included), and pins itself to that GPU through `CUDA_VISIBLE_DEVICES`. When every
-GPU is taken it waits for one to be released. The claim is logged and recorded in the run's dvclive directory.
+GPU is taken it waits for one to be released. The claim is logged in the stage log only (not in the run's
+cached dvclive directory, whose hash must not depend on which GPU a run got).
 
 GPUs are counted without initializing CUDA in this process (`nvidia-smi -L` in a child process, or the
 entries of `CUDA_VISIBLE_DEVICES`): once CUDA has started, `CUDA_VISIBLE_DEVICES` has no effect any more.
@@ -12,14 +13,13 @@ entries of `CUDA_VISIBLE_DEVICES`): once CUDA has started, `CUDA_VISIBLE_DEVICES
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from crossling.common import DataError
@@ -65,8 +65,6 @@ def visible_gpus(environ: dict, list_gpus: Callable[[], list[str]] | None = None
 
 def nvidia_smi_gpus() -> list[str]:
     """Indices of the machine's NVIDIA GPUs from `nvidia-smi -L` (no CUDA context in this process); [] without."""
-    if shutil.which("nvidia-smi") is None:
-        return []
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=60, check=False).stdout
     except (OSError, subprocess.TimeoutExpired):
@@ -74,13 +72,8 @@ def nvidia_smi_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(l for l in out.splitlines() if l.startswith("GPU "))]
 
 
-def lock_path(lock_dir: Path, gpu: str) -> Path:
-    return lock_dir / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu)}.lock"
-
-
-def claim_gpu(train: TrainConfig, environ: dict | None = None, lock_dir: str | Path | None = None,
-              list_gpus: Callable[[], list[str]] | None = None, poll_s: float = 1.0, timeout_s: float | None = None,
-              log: Callable[[str], None] = print) -> Claim:
+def claim_gpu(train: TrainConfig, environ: dict | None = None, list_gpus: Callable[[], list[str]] | None = None,
+              poll_s: float = 1.0, timeout_s: float | None = None, log: Callable[[str], None] = print) -> Claim:
     """Claim one free GPU for this process and pin it there (CUDA_VISIBLE_DEVICES); must run before CUDA starts.
 
     No claim when the run is not on CUDA (train.device cpu or mps), when it is data-parallel (train.processes > 1:
@@ -111,17 +104,16 @@ def claim_gpu(train: TrainConfig, environ: dict | None = None, lock_dir: str | P
     gpus = visible_gpus(environ, list_gpus)
     if not gpus:
         return Claim(None, "no CUDA GPU visible")
-    directory = Path(environ.get(LOCK_DIR_ENV) or lock_dir or DEFAULT_LOCK_DIR)
+    directory = Path(environ.get(LOCK_DIR_ENV) or DEFAULT_LOCK_DIR)
     directory.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(PermissionError):
         directory.chmod(0o1777)  # every user of the machine claims from the same files, as /tmp
-    except PermissionError:
-        pass
     start = time.monotonic()
     told = False
     while True:
         for gpu in gpus:
-            lock = FileLock(lock_path(directory, gpu), mode=0o666, thread_local=False)
+            name = re.sub(r"[^A-Za-z0-9_.-]", "_", gpu)
+            lock = FileLock(directory / f"gpu-{name}.lock", mode=0o666, thread_local=False)
             try:
                 lock.acquire(timeout=0)
             except Timeout:
@@ -147,7 +139,7 @@ def release_all() -> None:
         _held.pop().release(force=True)
 
 
-def claim_for_training(train: TrainConfig, live_dir: str | Path, logger) -> Claim:
+def claim_for_training(train: TrainConfig, logger) -> Claim:
     """The training stage's one call: claim (or not) and say so in the stage log. Which GPU index a run got is
     not written into its logs: they are a cached DVC output, whose hash must not depend on the queue's draw (the
     run's provenance records the device and its name, as dvclive params)."""
@@ -156,7 +148,7 @@ def claim_for_training(train: TrainConfig, live_dir: str | Path, logger) -> Clai
     return claim
 
 
-def launch_device(requested: str, environ: dict | None = None, list_gpus: Callable[[], list[str]] | None = None):
+def launch_device(requested: str, environ: dict = os.environ):
     """The device a torchrun launch will train on, found without initializing CUDA in the launching process
     (accelerate's probe would create a context on GPU 0 and keep it for the whole run): CUDA where this torch
     has CUDA and a GPU is visible, else Apple MPS, else CPU; checked against train.device as the stage does."""
@@ -164,10 +156,9 @@ def launch_device(requested: str, environ: dict | None = None, list_gpus: Callab
 
     from crossling.modeling import check_device
 
-    environ = os.environ if environ is None else environ
     if requested == "cpu":
         found = "cpu"
-    elif _cuda_built() and visible_gpus(environ, list_gpus):
+    elif _cuda_built() and visible_gpus(environ):
         found = "cuda"
     elif torch.backends.mps.is_available():
         found = "mps"
@@ -176,15 +167,13 @@ def launch_device(requested: str, environ: dict | None = None, list_gpus: Callab
     return check_device(requested, torch.device(found))
 
 
-def check_launch(train: TrainConfig, environ: dict | None = None,
-                 list_gpus: Callable[[], list[str]] | None = None):
+def check_launch(train: TrainConfig, environ: dict = os.environ):
     """Before relaunching under torchrun: one process per device, refused here in one line (CUDA not started)."""
-    environ = os.environ if environ is None else environ
-    device = launch_device(train.device, environ, list_gpus)
+    device = launch_device(train.device, environ)
     if device.type == "mps":
         raise ConfigError("train.processes", f"{train.processes} processes, but Apple MPS is one device; use 1")
     if device.type == "cuda":
-        count = len(visible_gpus(environ, list_gpus))
+        count = len(visible_gpus(environ))
         if count < train.processes:
             raise ConfigError("train.processes", f"{train.processes} processes, but {count} GPU(s) are visible; use "
                                                  "at most that many (CUDA_VISIBLE_DEVICES)")

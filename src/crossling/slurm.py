@@ -34,12 +34,12 @@ class SlurmError(RuntimeError):
     """A submission that cannot go ahead; one line saying why and what to do."""
 
 
-def run(cmd: list[str], cwd: Path | None = None, check: bool = True) -> str:
+def run(cmd: list[str], cwd: Path | None = None) -> str:
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     except FileNotFoundError:
         raise SlurmError(f"{cmd[0]} not found; run this on a Slurm login node (with sbatch on PATH)") from None
-    if check and proc.returncode:
+    if proc.returncode:
         last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["(no output)"]
         raise SlurmError(f"`{' '.join(cmd)}` failed: {last[0]}")
     return proc.stdout
@@ -68,19 +68,14 @@ def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
         return tasks, sorted(s.addressing for s in prep)
 
 
-def gres(cfg: SlurmConfig) -> list[str]:
-    if not cfg.gpus:
-        return []
-    return [f"--gres=gpu:{cfg.gpu_type}:{cfg.gpus}" if cfg.gpu_type else f"--gres=gpu:{cfg.gpus}"]
-
-
 def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[str]:
     """The options of one sbatch: what crossling sets, the resources, then the pass-through options."""
     options = [f"--job-name={name}", f"--output={log}", f"--cpus-per-task={cfg.cpus}", f"--time={cfg.time}"]
     options += [f"--mem={cfg.mem}"] if cfg.mem else []
     options += [f"--partition={cfg.partition}"] if cfg.partition else []
     options += [f"--account={cfg.account}"] if cfg.account else []
-    options += gres(cfg) if gpus else []
+    if gpus and cfg.gpus:
+        options.append(f"--gres=gpu:{cfg.gpu_type}:{cfg.gpus}" if cfg.gpu_type else f"--gres=gpu:{cfg.gpus}")
     return options + list(cfg.sbatch_options)
 
 
@@ -228,12 +223,12 @@ def resources(args: argparse.Namespace, base: SlurmConfig, passthrough: list[str
         over["mem"] = None
     merged = asdict(base) | over
     merged["sbatch_options"] = list(base.sbatch_options) + passthrough
-    from pydantic import TypeAdapter, ValidationError
+    from pydantic import ValidationError
 
     from crossling.config import _one_line
 
     try:
-        return TypeAdapter(SlurmConfig).validate_python(merged)
+        return SlurmConfig(**merged)
     except ValidationError as exc:
         error = _one_line(exc)
         raise ConfigError(f"slurm.{error.field}", f"{error.message} (params.yaml or the command line)") from None
@@ -257,11 +252,9 @@ def main(argv: list[str] | None = None) -> None:
             return
         cfg = resources(args, load_config(args.params).slurm, passthrough)
         record = submit(Path.cwd(), cfg, repo=args.repo, dry_run=args.dry_run)
-    except ConfigError as exc:
-        print(f"{PREFIX}: error: {args.params}: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except SlurmError as exc:
-        print(f"{PREFIX}: error: {exc}", file=sys.stderr)
+    except (ConfigError, SlurmError) as exc:
+        where = f"{args.params}: " if isinstance(exc, ConfigError) else ""
+        print(f"{PREFIX}: error: {where}{exc}", file=sys.stderr)
         sys.exit(2)
     jobs, run_dir = record["jobs"], record["run_dir"]
     if args.dry_run:

@@ -335,7 +335,7 @@ def main(args, cfg: Config) -> None:
         devices.check_launch(cfg.train)  # found without initializing CUDA here: the launcher holds no GPU
         relaunch_distributed(cfg.train.processes, args.argv)
         return
-    devices.claim_for_training(cfg.train, args.live, log)  # one free GPU, pinned before CUDA starts
+    devices.claim_for_training(cfg.train, log)  # one free GPU, pinned before CUDA starts
     one_device_per_process(os.environ, cfg.train.processes)
     device, precision = inference_device(cfg.train.device, cfg.train.precision)  # a missing device fails at once
     seed = cfg.train.seeds[0] if args.seed is None else args.seed
