@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import confusion_matrix
 
 from crossling import figures, stats
 from crossling.common import (EQUAL_BUDGET, DataError, joint_name, log, log_params, loo_name, mono_name, read_json,
@@ -78,10 +79,6 @@ def gold_labels(runs: dict[str, pd.DataFrame], languages: tuple[str, ...]) -> di
     return gold
 
 
-def top_class_share(pred: np.ndarray, n_labels: int) -> float:
-    return round(float(np.bincount(pred, minlength=n_labels).max() / len(pred)), 6)
-
-
 def evaluate_model(runs: dict[str, pd.DataFrame], gold: dict[str, np.ndarray], idx: dict[str, np.ndarray],
                    seed_idx: np.ndarray, cfg: Config) -> tuple[dict, dict, dict, dict]:
     """Seed-aggregated scores, per-run scores, per-run confusion matrices and the macro-F1 of every bootstrap
@@ -94,8 +91,8 @@ def evaluate_model(runs: dict[str, pd.DataFrame], gold: dict[str, np.ndarray], i
                  for name, run in runs.items()}
         for name, pred in preds.items():
             detailed[name][lang] = stats.scores(gold[lang], pred, labels) | {
-                "top_class_share": top_class_share(pred, len(labels))}
-            confusions[name][lang] = stats.confusion(gold[lang], pred, len(labels))
+                "top_class_share": round(float(np.bincount(pred, minlength=len(labels)).max() / len(pred)), 6)}
+            confusions[name][lang] = confusion_matrix(gold[lang], pred, labels=list(range(len(labels)))).tolist()
         f1 = [detailed[name][lang]["macro_f1"] for name in runs]
         acc = [detailed[name][lang]["accuracy"] for name in runs]
         means = stats.resampled_means(gold[lang], list(preds.values()), idx[lang], len(labels), seed_idx)
@@ -171,9 +168,9 @@ def transfer_matrix(transfer: dict, languages: tuple[str, ...], domains: dict[st
 def normalized_transfer(diffs: dict, cfg: Config) -> dict[str, dict[str, dict]]:
     """Each zero-shot cell (and leave-one-out model) minus the target language's own monolingual model, on the
     target's test texts: what a model loses by not seeing the target language."""
-    langs, out = cfg.data.languages, {}
-    for src in langs:
-        out[src] = {tgt: diffs[f"{mono_name(src)}_minus_{mono_name(tgt)}_on_{tgt}"] for tgt in langs if tgt != src}
+    langs = cfg.data.languages
+    out = {src: {tgt: diffs[f"{mono_name(src)}_minus_{mono_name(tgt)}_on_{tgt}"] for tgt in langs if tgt != src}
+           for src in langs}
     if cfg.sample.leave_one_out:
         out["leave_one_out"] = {lang: diffs[f"{loo_name(lang)}_minus_{mono_name(lang)}_on_{lang}"]
                                 for lang in cfg.sample.leave_one_out}
@@ -341,13 +338,9 @@ def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, in
 def at_chance(resampled: dict, chance: dict, cfg: Config) -> set[str]:
     """Models whose in-language test macro-F1 is not above chance on any language they were trained on: the
     interval of (macro-F1 - chance), seeds and test texts resampled together, reaches 0 on every one."""
-    out = set()
-    for model in model_names(cfg):
-        lows = [stats.interval(resampled[model][lang] - chance[lang][1], cfg.evaluate.confidence)[0]
-                for lang in training_languages(model, cfg.data.languages)]
-        if all(low <= 0 for low in lows):
-            out.add(model)
-    return out
+    return {model for model in model_names(cfg)
+            if all(stats.interval(resampled[model][lang] - chance[lang][1], cfg.evaluate.confidence)[0] <= 0
+                   for lang in training_languages(model, cfg.data.languages))}
 
 
 def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], data_counts: dict,
