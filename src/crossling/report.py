@@ -120,7 +120,6 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     joint, transfer, tsum, data, tok = m["joint"], m["transfer"], m["transfer_summary"], m["data"], m["tokenization"]
     d, costs, top, norm, loo = m["differences"], m["budgets"], joint_name(largest), m["transfer_normalized"], m["leave_one_out"]
     domains = domains_of(data, cfg)
-    pct = round(cfg.evaluate.confidence * 100)
     t = cfg.train
     length = f"{t.max_steps} optimizer steps for every model" if t.max_steps else f"{t.epochs} epochs"
     method = (f"LoRA fine-tuning (rank {t.lora.rank}, alpha {t.lora.alpha:g}, on {t.lora.target_modules}; the head in "
@@ -161,7 +160,7 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         + ("each model keeps its epoch with the best mean dev macro-F1 (train.select: best)" if t.select == "best"
            else "each model keeps its last epoch (train.select: last)")
         + "; choose settings on dev, report test. Every score is macro-F1 on a language's test split.",
-        variance_note(cfg, pct),
+        variance_note(cfg, round(cfg.evaluate.confidence * 100)),
         "## Headline",
         table(head_cols, head_rows),
         f"{EQUAL_BUDGET} trains on as many examples in total as one monolingual model ({costs[EQUAL_BUDGET]['examples']}),"
