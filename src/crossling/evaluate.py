@@ -262,8 +262,7 @@ def rerun(path: Path) -> str:
 def run_budget(log_dir: Path, model: str, seed: int, cfg: Config) -> dict[str, int]:
     """What a run trained, from its dvclive summary: optimizer steps, steps per epoch, and the epoch (and
     step) whose weights it kept; checked against the params."""
-    run = run_name(model, seed)
-    path = log_dir / run / "metrics.json"
+    path = log_dir / run_name(model, seed) / "metrics.json"
     if not path.exists():
         raise DataError(f"{path} not found: the training stage that writes it did not finish; {rerun(path)}")
     summary = read_json(path)
@@ -431,7 +430,6 @@ def evaluate(pred_dir: Path, cfg: Config) -> dict:
         detailed |= per_run
         confusions |= conf
     chance = {lang: stats.chance_macro_f1(gold[lang], idx[lang], len(cfg.data.labels)) for lang in langs}
-    chance = {lang: (round(point, 6), per_resample) for lang, (point, per_resample) in chance.items()}
     joint = {name: aggregate[name] for name in model_names(cfg) if name.startswith("joint_")}
     transfer = {mono_name(lang): aggregate[mono_name(lang)] for lang in langs}
     loo = {lang: aggregate[loo_name(lang)] for lang in cfg.sample.leave_one_out}

@@ -60,7 +60,7 @@ def seed_indices(n_runs: int, resamples: int, seed) -> np.ndarray:
 
 
 def chance_macro_f1(gold: np.ndarray, idx: np.ndarray, n_labels: int) -> tuple[float, np.ndarray]:
-    """Expected macro-F1 of a uniform random guesser, on the test texts and on every resample.
+    """Expected macro-F1 of a uniform random guesser, on the test texts (rounded) and on every resample.
 
     Guessing each of k classes with probability 1/k (the class prior of the balanced training samples)
     gives, in expectation, n_c/k true positives and n/k predictions of class c, so
@@ -73,7 +73,7 @@ def chance_macro_f1(gold: np.ndarray, idx: np.ndarray, n_labels: int) -> tuple[f
     classes = np.arange(n_labels)
     point = macro((gold[:, None] == classes).sum(axis=0))
     per_resample = macro(np.stack([(gold[idx] == c).sum(axis=1) for c in classes], axis=1))
-    return float(point), per_resample
+    return round(float(point), 6), per_resample
 
 
 def interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
