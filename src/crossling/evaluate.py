@@ -356,8 +356,7 @@ def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], da
     for run, (model, _) in runs.items():
         collapsed = [lang for lang, s in detailed[run].items() if s["top_class_share"] >= cfg.evaluate.collapse_share]
         langs = training_languages(model, cfg.data.languages)
-        mine = dev_frame[dev_frame["model"] == run]
-        best = float(mine.groupby("step")["macro_f1"].mean().max())
+        best = float(dev_frame[dev_frame["model"] == run].groupby("step")["macro_f1"].mean().max())
         single = float(np.mean([level[lang] for lang in langs]))
         at_level = best <= single + 0.01  # no epoch did better than predicting one class
         chance_model = model in chance_level
