@@ -54,8 +54,6 @@ def resampled_means(gold: np.ndarray, preds: list[np.ndarray], idx: np.ndarray, 
 
 def seed_indices(n_runs: int, resamples: int, seed) -> np.ndarray:
     """Rows of run (seed) indices drawn with replacement, one row per bootstrap resample; one run: all zeros."""
-    if n_runs == 1:
-        return np.zeros((resamples, 1), dtype=np.int64)
     return np.random.default_rng(seed).integers(0, n_runs, size=(resamples, n_runs))
 
 
