@@ -289,7 +289,7 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
     """Training loss and dev macro-F1 of every run (run name -> (model, seed)), against optimizer step and
     epoch = step / steps per epoch, so models of different sizes share one axis."""
     losses, dev = [], []
-    for run, (model, seed) in runs.items():
+    for run, (model, _) in runs.items():
         metrics, budget = log_dir / run / "plots" / "metrics", budgets[run]
         per_epoch = budget["steps_per_epoch"]
         loss = read_metric_log(metrics / "loss.tsv", "loss")

@@ -118,7 +118,7 @@ def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str]) -> 
 def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     langs, sizes, largest = cfg.data.languages, sorted(cfg.sample.sizes), cfg.sample.largest
     joint, transfer, tsum, data, tok = m["joint"], m["transfer"], m["transfer_summary"], m["data"], m["tokenization"]
-    d, costs, top, norm, loo = m["differences"], m["budgets"], joint_name(largest), m["transfer_normalized"], m["leave_one_out"]
+    costs, top, norm, loo = m["budgets"], joint_name(largest), m["transfer_normalized"], m["leave_one_out"]
     domains = domains_of(data, cfg)
     t = cfg.train
     length = f"{t.max_steps} optimizer steps for every model" if t.max_steps else f"{t.epochs} epochs"
@@ -199,7 +199,7 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
                     f"{s['normalized_transfer_out_mean']:+.3f}", f"{s['zero_shot_into_mean_macro_f1']:.3f}",
                     f"{s['normalized_transfer_into_mean']:+.3f}", f"{s['joint_macro_f1']:.3f}"] for lang, s in tsum.items()]),
         ]
-    parts += _differences(cfg, d, domains)
+    parts += _differences(cfg, m["differences"])
     parts += [
         "## Training",
         "Training loss and dev macro-F1 per run against epochs (optimizer step / steps per epoch), so models "
@@ -261,7 +261,7 @@ def _provenance(prov: dict) -> list[str]:
             "`python -m crossling.compare` sets two experiments' records side by side."]
 
 
-def _differences(cfg: Config, d: dict, domains: dict[str, str]) -> list[str]:
+def _differences(cfg: Config, d: dict) -> list[str]:
     langs, sizes, top = cfg.data.languages, sorted(cfg.sample.sizes), joint_name(cfg.sample.largest)
     findings = sum(v["finding"] for v in d.values())
     out = [
