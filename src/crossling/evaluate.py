@@ -461,9 +461,8 @@ def main(args, cfg: Config) -> None:
     diffs = mark_findings(out["differences"], degenerate, collapsed_cells, cfg)
     normalized = normalized_transfer(diffs, cfg)
     domains = domains_of(data_counts, cfg)
-    examples = training_examples(cfg)
-    budget_table = {model: {"examples": examples[model]} | {
-        f"seed{seed}": budgets[run_name(model, seed)] for seed in cfg.train.seeds} for model in model_names(cfg)}
+    budget_table = {model: {"examples": examples} | {f"seed{s}": budgets[run_name(model, s)] for s in cfg.train.seeds}
+                    for model, examples in training_examples(cfg).items()}
     top = joint_name(cfg.sample.largest)
     summary = headline(out["joint"], out["transfer"], out["leave_one_out"], diffs, out["transfer_summary"], cfg)
     loss = last_epoch_loss(losses, [run_name(top, s) for s in cfg.train.seeds],
