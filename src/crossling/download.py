@@ -54,9 +54,7 @@ def read_split_csv(path: Path, data: DataConfig) -> pd.DataFrame:
         raise DataError(f"{path}: column 'label' holds numbers (e.g. {values.iloc[0]!r}) without names; "
                         f"name each in data.label_map as the dataset documents them, "
                         f"e.g. {{{values.iloc[0]}: <one of {', '.join(data.labels)}>}}")
-    if "source" not in df.columns:
-        df["source"] = ""
-    return df[["text", "label", "source"]]
+    return df.reindex(columns=["text", "label", "source"], fill_value="")
 
 
 def subfolders(root: Path) -> list[str]:
@@ -76,14 +74,12 @@ def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
     require_languages(data.languages, subfolders(root), str(root))
     frames = []
     for lang in data.languages:
-        folder = root / lang
         for split in SPLITS:
-            path = folder / CSV_FILES[split]
+            path = root / lang / CSV_FILES[split]
             if not path.exists():
                 log.warning("%s: no %s split (%s absent)", lang, split, path.name)
                 continue
-            df = read_split_csv(path, data)
-            frames.append(df.assign(language=lang, split=split))
+            frames.append(read_split_csv(path, data).assign(language=lang, split=split))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -151,9 +147,8 @@ def load_hub_config(data: DataConfig, root: Path, config: str, language: str | N
                             "names; name each id in data.label_map as the dataset documents them")
         if "language" not in df.columns:
             df["language"] = language
-        if "source" not in df.columns:
-            df["source"] = ""
-        frames.append(df.assign(split=split)[["language", "split", "text", "label", "source"]])
+        frames.append(df.assign(split=split).reindex(columns=["language", "split", "text", "label", "source"],
+                                                     fill_value=""))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RAW_SCHEMA.names)
 
 
@@ -187,8 +182,7 @@ def normalize(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
     df["source"] = df["source"].fillna("").astype(str)
     df["_lang"] = df["language"].map({lang: i for i, lang in enumerate(data.languages)})
     df["_split"] = df["split"].map({s: i for i, s in enumerate(SPLITS)})
-    df = df.reset_index(drop=True).reset_index(names="_row")
-    df = df.sort_values(["_lang", "_split", "_row"], kind="stable")
+    df = df.sort_values(["_lang", "_split"], kind="stable")  # stable: source order within a language and split
     for lang in data.languages:
         if not ((df["language"] == lang) & (df["split"] == "test")).any():
             raise DataError(f"language {lang!r} has no test split in the source; add it or remove the language")
