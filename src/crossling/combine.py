@@ -131,9 +131,7 @@ def script_of(char: str) -> str | None:
 
 def describe(df: pd.DataFrame) -> dict:
     """Where a split's texts come from and what they look like: sources with counts, script shares, mean length."""
-    letters: Counter[str] = Counter()
-    for text in df["text"]:
-        letters.update(filter(None, map(script_of, text)))
+    letters = Counter(filter(None, map(script_of, "".join(df["text"]))))
     total = sum(letters.values())
     return {"sources": {src or "unknown": int(n) for src, n in df["source"].value_counts(sort=False).sort_index().items()},
             "scripts": {script: round(n / total, 4) for script, n in sorted(letters.items(), key=lambda kv: -kv[1])},
