@@ -17,8 +17,7 @@ import torch
 
 from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_json
 from crossling.config import Config, ConfigError, ScratchConfig
-from crossling.modeling import (INIT_RECORD, SPECIAL_TOKENS, check_labels, draw_weights, generic_labels, head_modules,
-                                quiet_transformers)
+from crossling.modeling import INIT_RECORD, SPECIAL_TOKENS, check_labels, draw_weights, head_modules, quiet_transformers
 
 OFFLINE_HINT = ("offline? use a local checkpoint directory, a checkpoint already in the Hugging Face cache with "
                 "HF_HUB_OFFLINE=1, or -S model.checkpoint=scratch (see README, Set up and run)")
@@ -100,8 +99,7 @@ def head_names(config, head_label_map: dict[str, str]) -> tuple[str, ...]:
     unknown = sorted(set(head_label_map) - set(names))
     if unknown:
         raise ConfigError("model.head_label_map", f"{unknown} are not labels of the checkpoint's head ({list(names)})")
-    mapped = tuple(head_label_map.get(name, name) for name in names)
-    return mapped
+    return tuple(head_label_map.get(name, name) for name in names)
 
 
 def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_label_map: dict[str, str]):
@@ -127,7 +125,8 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
     if any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
         if config.num_labels != len(labels):
             check_labels(config, labels, f"model.checkpoint {checkpoint}")  # refused: another task's head
-        if generic_labels(config) and not head_label_map:
+        generic = all(config.id2label[i] == f"LABEL_{i}" for i in range(config.num_labels))
+        if generic and not head_label_map:
             log.info("model.checkpoint %s: its head has generic labels %s: re-initialized (set model.head_label_map "
                      "to keep it)", checkpoint, list(config.id2label.values()))
         else:

@@ -72,8 +72,8 @@ def deduplicate(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
     return df[~(conflicting | repeated)]
 
 
-def clean_language(rows: pd.DataFrame, labels: tuple[str, ...], other_test_texts: frozenset[str] = frozenset(),
-                   pool_splits: tuple[str, ...] = ("train", "validation")) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def clean_language(rows: pd.DataFrame, other_test_texts: frozenset[str],
+                   pool_splits: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Pool (from `pool_splits`) and test for one language, plus counts of everything removed or found."""
     counts: dict[str, int] = {f"raw_{s}": int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
     pool = deduplicate(drop_invalid(rows[rows["split"].isin(pool_splits)], "pool", counts), "pool", counts)
@@ -131,9 +131,7 @@ def script_of(char: str) -> str | None:
 
 def describe(df: pd.DataFrame) -> dict:
     """Where a split's texts come from and what they look like: sources with counts, script shares, mean length."""
-    letters: Counter[str] = Counter()
-    for text in df["text"]:
-        letters.update(filter(None, map(script_of, text)))
+    letters = Counter(filter(None, map(script_of, "".join(df["text"]))))
     total = sum(letters.values())
     return {"sources": {src or "unknown": int(n) for src, n in df["source"].value_counts(sort=False).sort_index().items()},
             "scripts": {script: round(n / total, 4) for script, n in sorted(letters.items(), key=lambda kv: -kv[1])},
@@ -175,7 +173,7 @@ def combine(raw: pd.DataFrame, data: DataConfig,
     for lang in data.languages:
         rows = raw[raw["language"] == lang]
         others = frozenset().union(*(texts for other, texts in test_texts.items() if other != lang))
-        pools[lang], tests[lang], report[lang] = clean_language(rows, data.labels, others,
+        pools[lang], tests[lang], report[lang] = clean_language(rows, others,
                                                                 ("train", "validation") if carve else ("train",))
         if carve:
             devs[lang] = carve_dev(pools[lang], lang, dev_size, data.labels)
@@ -197,12 +195,9 @@ def combine(raw: pd.DataFrame, data: DataConfig,
         for key in ("dev_empty_text", "dev_unknown_label", "dev_duplicate_rows", "dev_conflicting_label_rows",
                     "dev_test_overlap_rows"):
             counts.setdefault(key, 0)  # the same names in both modes: nothing is removed from a carved dev split
-        splits = {"pool": pools[lang], "dev": devs[lang], "test": tests[lang]}
+        described = {"pool": describe(pools[lang]), "dev": describe(devs[lang]), "test": describe(tests[lang])}
         for part in ("sources", "scripts", "mean_chars"):
-            counts[part] = {}
-        for split, df in splits.items():
-            for part, value in describe(df).items():
-                counts[part][split] = value
+            counts[part] = {split: d[part] for split, d in described.items()}
     return (pd.concat(pools.values(), ignore_index=True), pd.concat(devs.values(), ignore_index=True),
             pd.concat(tests.values(), ignore_index=True), report)
 

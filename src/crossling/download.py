@@ -54,9 +54,7 @@ def read_split_csv(path: Path, data: DataConfig) -> pd.DataFrame:
         raise DataError(f"{path}: column 'label' holds numbers (e.g. {values.iloc[0]!r}) without names; "
                         f"name each in data.label_map as the dataset documents them, "
                         f"e.g. {{{values.iloc[0]}: <one of {', '.join(data.labels)}>}}")
-    if "source" not in df.columns:
-        df["source"] = ""
-    return df[["text", "label", "source"]]
+    return df.reindex(columns=["text", "label", "source"], fill_value="")
 
 
 def subfolders(root: Path) -> list[str]:
@@ -76,14 +74,12 @@ def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
     require_languages(data.languages, subfolders(root), str(root))
     frames = []
     for lang in data.languages:
-        folder = root / lang
         for split in SPLITS:
-            path = folder / CSV_FILES[split]
+            path = root / lang / CSV_FILES[split]
             if not path.exists():
                 log.warning("%s: no %s split (%s absent)", lang, split, path.name)
                 continue
-            df = read_split_csv(path, data)
-            frames.append(df.assign(language=lang, split=split))
+            frames.append(read_split_csv(path, data).assign(language=lang, split=split))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -151,9 +147,8 @@ def load_hub_config(data: DataConfig, root: Path, config: str, language: str | N
                             "names; name each id in data.label_map as the dataset documents them")
         if "language" not in df.columns:
             df["language"] = language
-        if "source" not in df.columns:
-            df["source"] = ""
-        frames.append(df.assign(split=split)[["language", "split", "text", "label", "source"]])
+        frames.append(df.assign(split=split).reindex(columns=["language", "split", "text", "label", "source"],
+                                                     fill_value=""))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RAW_SCHEMA.names)
 
 

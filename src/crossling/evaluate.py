@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import confusion_matrix
 
 from crossling import figures, stats
 from crossling.common import (EQUAL_BUDGET, DataError, joint_name, log, log_params, loo_name, mono_name, read_json,
@@ -78,10 +79,6 @@ def gold_labels(runs: dict[str, pd.DataFrame], languages: tuple[str, ...]) -> di
     return gold
 
 
-def top_class_share(pred: np.ndarray, n_labels: int) -> float:
-    return round(float(np.bincount(pred, minlength=n_labels).max() / len(pred)), 6)
-
-
 def evaluate_model(runs: dict[str, pd.DataFrame], gold: dict[str, np.ndarray], idx: dict[str, np.ndarray],
                    seed_idx: np.ndarray, cfg: Config) -> tuple[dict, dict, dict, dict]:
     """Seed-aggregated scores, per-run scores, per-run confusion matrices and the macro-F1 of every bootstrap
@@ -94,8 +91,8 @@ def evaluate_model(runs: dict[str, pd.DataFrame], gold: dict[str, np.ndarray], i
                  for name, run in runs.items()}
         for name, pred in preds.items():
             detailed[name][lang] = stats.scores(gold[lang], pred, labels) | {
-                "top_class_share": top_class_share(pred, len(labels))}
-            confusions[name][lang] = stats.confusion(gold[lang], pred, len(labels))
+                "top_class_share": round(float(np.bincount(pred, minlength=len(labels)).max() / len(pred)), 6)}
+            confusions[name][lang] = confusion_matrix(gold[lang], pred, labels=list(range(len(labels)))).tolist()
         f1 = [detailed[name][lang]["macro_f1"] for name in runs]
         acc = [detailed[name][lang]["accuracy"] for name in runs]
         means = stats.resampled_means(gold[lang], list(preds.values()), idx[lang], len(labels), seed_idx)
@@ -171,9 +168,9 @@ def transfer_matrix(transfer: dict, languages: tuple[str, ...], domains: dict[st
 def normalized_transfer(diffs: dict, cfg: Config) -> dict[str, dict[str, dict]]:
     """Each zero-shot cell (and leave-one-out model) minus the target language's own monolingual model, on the
     target's test texts: what a model loses by not seeing the target language."""
-    langs, out = cfg.data.languages, {}
-    for src in langs:
-        out[src] = {tgt: diffs[f"{mono_name(src)}_minus_{mono_name(tgt)}_on_{tgt}"] for tgt in langs if tgt != src}
+    langs = cfg.data.languages
+    out = {src: {tgt: diffs[f"{mono_name(src)}_minus_{mono_name(tgt)}_on_{tgt}"] for tgt in langs if tgt != src}
+           for src in langs}
     if cfg.sample.leave_one_out:
         out["leave_one_out"] = {lang: diffs[f"{loo_name(lang)}_minus_{mono_name(lang)}_on_{lang}"]
                                 for lang in cfg.sample.leave_one_out}
@@ -265,8 +262,7 @@ def rerun(path: Path) -> str:
 def run_budget(log_dir: Path, model: str, seed: int, cfg: Config) -> dict[str, int]:
     """What a run trained, from its dvclive summary: optimizer steps, steps per epoch, and the epoch (and
     step) whose weights it kept; checked against the params."""
-    run = run_name(model, seed)
-    path = log_dir / run / "metrics.json"
+    path = log_dir / run_name(model, seed) / "metrics.json"
     if not path.exists():
         raise DataError(f"{path} not found: the training stage that writes it did not finish; {rerun(path)}")
     summary = read_json(path)
@@ -293,7 +289,7 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
     """Training loss and dev macro-F1 of every run (run name -> (model, seed)), against optimizer step and
     epoch = step / steps per epoch, so models of different sizes share one axis."""
     losses, dev = [], []
-    for run, (model, seed) in runs.items():
+    for run, (model, _) in runs.items():
         metrics, budget = log_dir / run / "plots" / "metrics", budgets[run]
         per_epoch = budget["steps_per_epoch"]
         loss = read_metric_log(metrics / "loss.tsv", "loss")
@@ -341,13 +337,9 @@ def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, in
 def at_chance(resampled: dict, chance: dict, cfg: Config) -> set[str]:
     """Models whose in-language test macro-F1 is not above chance on any language they were trained on: the
     interval of (macro-F1 - chance), seeds and test texts resampled together, reaches 0 on every one."""
-    out = set()
-    for model in model_names(cfg):
-        lows = [stats.interval(resampled[model][lang] - chance[lang][1], cfg.evaluate.confidence)[0]
-                for lang in training_languages(model, cfg.data.languages)]
-        if all(low <= 0 for low in lows):
-            out.add(model)
-    return out
+    return {model for model in model_names(cfg)
+            if all(stats.interval(resampled[model][lang] - chance[lang][1], cfg.evaluate.confidence)[0] <= 0
+                   for lang in training_languages(model, cfg.data.languages))}
 
 
 def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], data_counts: dict,
@@ -364,8 +356,7 @@ def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], da
     for run, (model, _) in runs.items():
         collapsed = [lang for lang, s in detailed[run].items() if s["top_class_share"] >= cfg.evaluate.collapse_share]
         langs = training_languages(model, cfg.data.languages)
-        mine = dev_frame[dev_frame["model"] == run]
-        best = float(mine.groupby("step")["macro_f1"].mean().max())
+        best = float(dev_frame[dev_frame["model"] == run].groupby("step")["macro_f1"].mean().max())
         single = float(np.mean([level[lang] for lang in langs]))
         at_level = best <= single + 0.01  # no epoch did better than predicting one class
         chance_model = model in chance_level
@@ -438,7 +429,6 @@ def evaluate(pred_dir: Path, cfg: Config) -> dict:
         detailed |= per_run
         confusions |= conf
     chance = {lang: stats.chance_macro_f1(gold[lang], idx[lang], len(cfg.data.labels)) for lang in langs}
-    chance = {lang: (round(point, 6), per_resample) for lang, (point, per_resample) in chance.items()}
     joint = {name: aggregate[name] for name in model_names(cfg) if name.startswith("joint_")}
     transfer = {mono_name(lang): aggregate[mono_name(lang)] for lang in langs}
     loo = {lang: aggregate[loo_name(lang)] for lang in cfg.sample.leave_one_out}
@@ -471,9 +461,8 @@ def main(args, cfg: Config) -> None:
     diffs = mark_findings(out["differences"], degenerate, collapsed_cells, cfg)
     normalized = normalized_transfer(diffs, cfg)
     domains = domains_of(data_counts, cfg)
-    examples = training_examples(cfg)
-    budget_table = {model: {"examples": examples[model]} | {
-        f"seed{seed}": budgets[run_name(model, seed)] for seed in cfg.train.seeds} for model in model_names(cfg)}
+    budget_table = {model: {"examples": examples} | {f"seed{s}": budgets[run_name(model, s)] for s in cfg.train.seeds}
+                    for model, examples in training_examples(cfg).items()}
     top = joint_name(cfg.sample.largest)
     summary = headline(out["joint"], out["transfer"], out["leave_one_out"], diffs, out["transfer_summary"], cfg)
     loss = last_epoch_loss(losses, [run_name(top, s) for s in cfg.train.seeds],

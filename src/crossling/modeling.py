@@ -96,8 +96,7 @@ def one_device_per_process(environ: dict, processes: int) -> None:
     """With one process, show it one GPU: the Trainer would otherwise wrap the model in DataParallel over
     every visible GPU and silently multiply the batch. Must run before CUDA is initialized."""
     if processes == 1:
-        visible = environ.get("CUDA_VISIBLE_DEVICES")
-        environ["CUDA_VISIBLE_DEVICES"] = "0" if visible is None else visible.split(",")[0]
+        environ["CUDA_VISIBLE_DEVICES"] = environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]
 
 
 def quiet_transformers() -> None:
@@ -115,8 +114,7 @@ def load_classifier(path: str | Path, labels: tuple[str, ...] | None = None):
     path = Path(path)
     if not (path / "config.json").exists():
         raise DataError(f"no model at {path} (config.json missing); run `dvc repro` or `dvc pull {path}`")
-    weights = list(path.glob("*.safetensors"))
-    if not weights:
+    if not any(path.glob("*.safetensors")):
         raise DataError(f"{path} has no .safetensors weights; only safetensors checkpoints are loaded")
     # float32 whatever train.save_dtype stored: every path computes alike; train.precision sets autocast
     model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True, trust_remote_code=False,
@@ -146,10 +144,6 @@ def head_modules(model) -> list[str]:
             if name != model.base_model_prefix and any(True for _ in module.parameters())]
 
 
-def generic_labels(config) -> bool:
-    return all(config.id2label[i] == f"LABEL_{i}" for i in range(config.num_labels))
-
-
 def check_labels(config, labels: tuple[str, ...], where: str) -> None:
     """A classification head must have exactly data.labels, by name and in that order."""
     names = tuple(config.id2label[i] for i in range(config.num_labels))
@@ -161,11 +155,10 @@ def check_labels(config, labels: tuple[str, ...], where: str) -> None:
                         f"read with the wrong names: set data.labels to {list(names)}")
 
 
-def tokenize(tokenizer, texts: list[str], max_length: int) -> dict[str, list[list[int]]]:
+def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     """Tokenize once, unpadded: padding happens per batch, to that batch's longest text."""
-    enc = tokenizer(texts, truncation=True, max_length=max_length, padding=False,
-                    return_attention_mask=False, return_token_type_ids=False)
-    return {"input_ids": enc["input_ids"]}
+    return tokenizer(texts, truncation=True, max_length=max_length, padding=False,
+                     return_attention_mask=False, return_token_type_ids=False)["input_ids"]
 
 
 def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_size: int,
@@ -174,7 +167,7 @@ def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_siz
     padded by the tokenizer to its longest text (a text's result depends only on its batch)."""
     dev = device or torch.device("cpu")
     model.to(dev).eval()
-    ids = tokenize(tokenizer, texts, max_length)["input_ids"]
+    ids = tokenize(tokenizer, texts, max_length)
     order = np.argsort([len(x) for x in ids], kind="stable")
     out = np.empty((len(texts), model.config.num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
@@ -193,9 +186,8 @@ def usable_length(model) -> int:
     limit = model.config.max_position_embeddings
     for name, module in model.named_modules():
         if name.endswith("position_embeddings") and isinstance(module, torch.nn.Embedding):
-            if module.padding_idx is not None:
-                return min(limit, module.num_embeddings) - module.padding_idx - 1
-            return min(limit, module.num_embeddings)
+            reserved = 0 if module.padding_idx is None else module.padding_idx + 1
+            return min(limit, module.num_embeddings) - reserved
     return limit
 
 

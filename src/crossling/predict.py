@@ -30,11 +30,9 @@ def predictions(model, tokenizer, test: pd.DataFrame, labels: tuple[str, ...], t
                 device=None, precision: str = "fp32") -> pd.DataFrame:
     probs = predict_proba(model, tokenizer, test["text"].tolist(), train.max_length, train.eval_batch_size,
                           device, precision)
-    out = pd.DataFrame({"language": test["language"].to_numpy(), "test_row": range(len(test)),
-                        "label_id": test["label_id"].to_numpy(), "pred_id": probs.argmax(axis=1)})
-    for i, name in enumerate(labels):
-        out[f"prob_{name}"] = probs[:, i]
-    return out
+    return pd.DataFrame({"language": test["language"].to_numpy(), "test_row": range(len(test)),
+                         "label_id": test["label_id"].to_numpy(), "pred_id": probs.argmax(axis=1),
+                         **{f"prob_{name}": probs[:, i] for i, name in enumerate(labels)}})
 
 
 def main(args, cfg: Config) -> None:

@@ -118,9 +118,8 @@ def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str]) -> 
 def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     langs, sizes, largest = cfg.data.languages, sorted(cfg.sample.sizes), cfg.sample.largest
     joint, transfer, tsum, data, tok = m["joint"], m["transfer"], m["transfer_summary"], m["data"], m["tokenization"]
-    d, costs, top, norm, loo = m["differences"], m["budgets"], joint_name(largest), m["transfer_normalized"], m["leave_one_out"]
+    costs, top, norm, loo = m["budgets"], joint_name(largest), m["transfer_normalized"], m["leave_one_out"]
     domains = domains_of(data, cfg)
-    pct = round(cfg.evaluate.confidence * 100)
     t = cfg.train
     length = f"{t.max_steps} optimizer steps for every model" if t.max_steps else f"{t.epochs} epochs"
     method = (f"LoRA fine-tuning (rank {t.lora.rank}, alpha {t.lora.alpha:g}, on {t.lora.target_modules}; the head in "
@@ -161,7 +160,7 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         + ("each model keeps its epoch with the best mean dev macro-F1 (train.select: best)" if t.select == "best"
            else "each model keeps its last epoch (train.select: last)")
         + "; choose settings on dev, report test. Every score is macro-F1 on a language's test split.",
-        variance_note(cfg, pct),
+        variance_note(cfg, round(cfg.evaluate.confidence * 100)),
         "## Headline",
         table(head_cols, head_rows),
         f"{EQUAL_BUDGET} trains on as many examples in total as one monolingual model ({costs[EQUAL_BUDGET]['examples']}),"
@@ -200,7 +199,7 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
                     f"{s['normalized_transfer_out_mean']:+.3f}", f"{s['zero_shot_into_mean_macro_f1']:.3f}",
                     f"{s['normalized_transfer_into_mean']:+.3f}", f"{s['joint_macro_f1']:.3f}"] for lang, s in tsum.items()]),
         ]
-    parts += _differences(cfg, d, domains)
+    parts += _differences(cfg, m["differences"])
     parts += [
         "## Training",
         "Training loss and dev macro-F1 per run against epochs (optimizer step / steps per epoch), so models "
@@ -262,7 +261,7 @@ def _provenance(prov: dict) -> list[str]:
             "`python -m crossling.compare` sets two experiments' records side by side."]
 
 
-def _differences(cfg: Config, d: dict, domains: dict[str, str]) -> list[str]:
+def _differences(cfg: Config, d: dict) -> list[str]:
     langs, sizes, top = cfg.data.languages, sorted(cfg.sample.sizes), joint_name(cfg.sample.largest)
     findings = sum(v["finding"] for v in d.values())
     out = [

@@ -39,9 +39,7 @@ def ranked(pool: pd.DataFrame, languages: tuple[str, ...], n_classes: int, seed:
             part = pool[(pool["language"] == lang) & (pool["label_id"] == c)]
             keys = part["text"].map(lambda t: hashlib.sha256(f"{seed}\0{t}".encode("utf-8")).hexdigest())
             order = np.lexsort((part["text"].to_numpy(), keys.to_numpy()))  # text breaks (impossible) ties
-            rank = np.empty(len(part), dtype=np.int64)
-            rank[order] = np.arange(len(part))
-            parts.append(part.assign(rank=rank))
+            parts.append(part.assign(rank=np.argsort(order)))  # the inverse permutation: each row's place in order
     return pd.concat(parts, ignore_index=True)
 
 
@@ -78,11 +76,6 @@ def equal_budget_sizes(total: int, languages: tuple[str, ...]) -> dict[str, int]
     return {lang: class_quota(total, len(languages), i) for i, lang in enumerate(languages)}
 
 
-def draw_seed(sample_seed: int, training_seed: int, redraw: bool) -> str:
-    """What orders the pool for a training seed's samples: sample.seed alone, or with the training seed."""
-    return f"{sample_seed}/{training_seed}" if redraw else str(sample_seed)
-
-
 def sample_path(folder: str | Path, seed: int, size: int | str, language: str | None = None) -> Path:
     """`seed<S>/sample_<N>.parquet`, or one language's part of it (what that language's monolingual model reads);
     size "equal" is the equal-budget sample."""
@@ -113,7 +106,9 @@ def main(args, cfg: Config) -> None:
     pool = read_parquet(args.pool, "training pool")
     languages, labels = cfg.data.languages, cfg.data.labels
     for seed in cfg.train.seeds:
-        ranked_pool = ranked(pool, languages, len(labels), draw_seed(cfg.sample.seed, seed, cfg.sample.redraw_per_seed))
+        # What orders the pool for a training seed's samples: sample.seed alone, or with the training seed.
+        draw_seed = f"{cfg.sample.seed}/{seed}" if cfg.sample.redraw_per_seed else str(cfg.sample.seed)
+        ranked_pool = ranked(pool, languages, len(labels), draw_seed)
         check_capacity(ranked_pool, cfg.sample.largest, languages, labels,
                        cfg.sample.dev_size if cfg.data.dev_split == "carve" else None)
         write_samples(Path(args.out), ranked_pool, cfg, seed)

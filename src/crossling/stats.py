@@ -6,23 +6,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 
 def scores(gold: np.ndarray, pred: np.ndarray, labels: tuple[str, ...]) -> dict:
     """Accuracy, macro precision/recall/F1 (F1 = mean of per-class F1), per-class F1 and support."""
-    ids = list(range(len(labels)))
-    p, r, f1, _ = precision_recall_fscore_support(gold, pred, labels=ids, average="macro", zero_division=0)
-    per_class = precision_recall_fscore_support(gold, pred, labels=ids, average=None, zero_division=0)[2]
-    out = {"accuracy": accuracy_score(gold, pred), "macro_precision": p, "macro_recall": r, "macro_f1": f1}
-    out.update({f"f1_{name}": per_class[i] for i, name in enumerate(labels)})
+    p, r, f1, _ = precision_recall_fscore_support(gold, pred, labels=list(range(len(labels))), zero_division=0)
+    out = {"accuracy": accuracy_score(gold, pred), "macro_precision": p.mean(), "macro_recall": r.mean(),
+           "macro_f1": f1.mean()}
+    out.update({f"f1_{name}": value for name, value in zip(labels, f1)})
     out = {k: round(float(v), 6) for k, v in out.items()}
     out["support"] = int(len(gold))
     return out
-
-
-def confusion(gold: np.ndarray, pred: np.ndarray, n_labels: int) -> list[list[int]]:
-    return confusion_matrix(gold, pred, labels=list(range(n_labels))).tolist()
 
 
 def _resampled(gold: np.ndarray, pred: np.ndarray, idx: np.ndarray, n_labels: int) -> dict[str, np.ndarray]:
@@ -59,13 +54,11 @@ def resampled_means(gold: np.ndarray, preds: list[np.ndarray], idx: np.ndarray, 
 
 def seed_indices(n_runs: int, resamples: int, seed) -> np.ndarray:
     """Rows of run (seed) indices drawn with replacement, one row per bootstrap resample; one run: all zeros."""
-    if n_runs == 1:
-        return np.zeros((resamples, 1), dtype=np.int64)
     return np.random.default_rng(seed).integers(0, n_runs, size=(resamples, n_runs))
 
 
 def chance_macro_f1(gold: np.ndarray, idx: np.ndarray, n_labels: int) -> tuple[float, np.ndarray]:
-    """Expected macro-F1 of a uniform random guesser, on the test texts and on every resample.
+    """Expected macro-F1 of a uniform random guesser, on the test texts (rounded) and on every resample.
 
     Guessing each of k classes with probability 1/k (the class prior of the balanced training samples)
     gives, in expectation, n_c/k true positives and n/k predictions of class c, so
@@ -78,7 +71,7 @@ def chance_macro_f1(gold: np.ndarray, idx: np.ndarray, n_labels: int) -> tuple[f
     classes = np.arange(n_labels)
     point = macro((gold[:, None] == classes).sum(axis=0))
     per_resample = macro(np.stack([(gold[idx] == c).sum(axis=1) for c in classes], axis=1))
-    return float(point), per_resample
+    return round(float(point), 6), per_resample
 
 
 def interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -109,18 +102,12 @@ def adjust(p: dict[str, float], method: str) -> dict[str, float]:
     """p-values adjusted for multiple comparisons: Holm (family-wise error) or Benjamini-Hochberg ("bh", false
     discovery rate), over every p-value given."""
     names = sorted(p, key=lambda k: (p[k], k))
-    m, out = len(names), {}
-    if method == "holm":
-        running = 0.0
-        for i, name in enumerate(names):
-            running = max(running, min(1.0, (m - i) * p[name]))
-            out[name] = running
-    else:
-        running = 1.0
-        for i in range(m - 1, -1, -1):
-            running = min(running, m * p[names[i]] / (i + 1))
-            out[names[i]] = min(1.0, running)
-    return {name: round(value, 6) for name, value in out.items()}
+    ranked, m = np.array([p[name] for name in names], dtype=float), len(names)
+    if method == "holm":  # running maximum of (m - i) p_(i), from the smallest p-value up
+        adjusted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * ranked))
+    else:  # running minimum of m p_(i) / i, from the largest p-value down
+        adjusted = np.minimum(1.0, np.minimum.accumulate((m * ranked / np.arange(1, m + 1))[::-1])[::-1])
+    return {name: round(float(value), 6) for name, value in zip(names, adjusted)}
 
 
 def single_class_macro_f1(counts: list[int]) -> float:

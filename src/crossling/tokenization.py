@@ -24,13 +24,11 @@ def diagnostics(tokenizer, texts: list[str], language: str, max_length: int) -> 
     ids = tokenizer(texts, add_special_tokens=True, truncation=False, return_attention_mask=False)["input_ids"]
     lengths = np.array([len(x) for x in ids])
     content = lengths - tokenizer.num_special_tokens_to_add()
-    if language in NO_SPACE_LANGUAGES:
-        units = sum(len("".join(t.split())) for t in texts)
-    else:
-        units = sum(len(t.split()) for t in texts)
+    no_space = language in NO_SPACE_LANGUAGES
+    units = sum(len("".join(t.split())) if no_space else len(t.split()) for t in texts)
     unk = sum(x.count(tokenizer.unk_token_id) for x in ids) if tokenizer.unk_token_id is not None else 0
     return {"tokens_per_unit": round(float(content.sum() / max(units, 1)), 4),
-            "unit": "character" if language in NO_SPACE_LANGUAGES else "word",
+            "unit": "character" if no_space else "word",
             "unk_rate": round(float(unk / max(content.sum(), 1)), 6),
             "truncated_share": round(float((lengths > max_length).mean()), 6),
             "mean_tokens": round(float(lengths.mean()), 2), "texts": len(texts)}

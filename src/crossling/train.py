@@ -43,16 +43,12 @@ RUN_RECORD = "crossling_run.json"
 
 def training_frame(sample: pd.DataFrame, language: str | None, exclude: str | None = None) -> pd.DataFrame:
     """The sample, or one language's part of it, or every other language's (leave-one-language-out)."""
-    if exclude is not None:
-        if exclude not in set(sample["language"]):
-            raise DataError(f"language {exclude!r} has no rows in the sample; is it in data.languages?")
-        return sample[sample["language"] != exclude]
-    if language is None:
+    named = language if exclude is None else exclude
+    if named is None:
         return sample
-    part = sample[sample["language"] == language]
-    if part.empty:
-        raise DataError(f"language {language!r} has no rows in the sample; is it in data.languages?")
-    return part
+    if named not in set(sample["language"]):
+        raise DataError(f"language {named!r} has no rows in the sample; is it in data.languages?")
+    return sample[sample["language"] == named] if exclude is None else sample[sample["language"] != named]
 
 
 def draw_created_weights(model, base_dir: Path, seed: int) -> str:
@@ -186,8 +182,7 @@ def dev_metrics(languages: np.ndarray, n_labels: int):
     def compute(pred) -> dict[str, float]:
         # argmax of the probabilities, as the predict stage takes it (softmax can round near-ties to ties)
         guess = torch.softmax(torch.from_numpy(pred.predictions).float(), dim=-1).numpy().argmax(axis=1)
-        gold = pred.label_ids
-        scores = {f"macro_f1_{lang}": float(f1_score(gold[languages == lang], guess[languages == lang],
+        scores = {f"macro_f1_{lang}": float(f1_score(pred.label_ids[languages == lang], guess[languages == lang],
                                                      labels=list(range(n_labels)), average="macro", zero_division=0))
                   for lang in dict.fromkeys(languages)}
         return scores | {"macro_f1_mean": sum(scores.values()) / len(scores)}
@@ -198,7 +193,7 @@ def dev_metrics(languages: np.ndarray, n_labels: int):
 def dataset(tokenizer, frame: pd.DataFrame, max_length: int):
     from datasets import Dataset
 
-    ids = tokenize(tokenizer, frame["text"].tolist(), max_length)["input_ids"]
+    ids = tokenize(tokenizer, frame["text"].tolist(), max_length)
     return Dataset.from_dict({"input_ids": ids, "labels": frame["label_id"].astype(int).tolist(),
                               "length": [len(x) for x in ids]})
 
@@ -208,10 +203,9 @@ def with_lora(model, lora) -> torch.nn.Module:
     trained fully."""
     from peft import LoraConfig, get_peft_model
 
-    head = head_modules(model)
     targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
     config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
-                        modules_to_save=head, task_type="SEQ_CLS")
+                        modules_to_save=head_modules(model), task_type="SEQ_CLS")
     try:
         return get_peft_model(model, config)
     except ValueError as exc:
@@ -294,12 +288,10 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     state = trainer.state
     if not first:
         return None
+    kept_step = state.best_global_step if train.select == "best" else state.global_step
+    kept = -(-kept_step // per_epoch)
     if train.select == "best":
-        kept_step = state.best_global_step
-        kept = -(-kept_step // per_epoch)
         log.info("kept epoch %d of %d (best mean dev macro-F1 %.4f)", kept, round(state.epoch), state.best_metric)
-    else:
-        kept_step, kept = state.global_step, -(-state.global_step // per_epoch)
     metrics_cb = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "Metrics")
     metrics_cb.live.summary |= {"selected_epoch": kept, "selected_step": kept_step,
                                 "optimizer_steps": state.global_step, "steps_per_epoch": per_epoch,
@@ -325,8 +317,7 @@ def relaunch_distributed(processes: int, argv: list[str]) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
            "-m", "crossling.train", *argv]
     log.info("train.processes=%d: %s", processes, " ".join(cmd))
-    returncode = subprocess.run(cmd, check=False).returncode
-    if returncode:
+    if returncode := subprocess.run(cmd, check=False).returncode:
         sys.exit(returncode)
 
 
