@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,7 +148,7 @@ def claim_for_training(train: TrainConfig, logger) -> Claim:
     return claim
 
 
-def launch_device(requested: str, environ: dict = os.environ):
+def launch_device(requested: str, environ: Mapping[str, str] = os.environ):
     """The device a torchrun launch will train on, found without initializing CUDA in the launching process
     (accelerate's probe would create a context on GPU 0 and keep it for the whole run): CUDA where this torch
     has CUDA and a GPU is visible, else Apple MPS, else CPU; checked against train.device as the stage does."""
@@ -167,7 +167,7 @@ def launch_device(requested: str, environ: dict = os.environ):
     return check_device(requested, torch.device(found))
 
 
-def check_launch(train: TrainConfig, environ: dict = os.environ):
+def check_launch(train: TrainConfig, environ: Mapping[str, str] = os.environ):
     """Before relaunching under torchrun: one process per device, refused here in one line (CUDA not started)."""
     device = launch_device(train.device, environ)
     if device.type == "mps":

@@ -461,6 +461,7 @@ def main(args, cfg: Config) -> None:
     diffs = mark_findings(out["differences"], degenerate, collapsed_cells, cfg)
     normalized = normalized_transfer(diffs, cfg)
     domains = domains_of(data_counts, cfg)
+    # training_examples lists the models of model_names in the same order (the JSON's key order)
     budget_table = {model: {"examples": examples} | {f"seed{s}": budgets[run_name(model, s)] for s in cfg.train.seeds}
                     for model, examples in training_examples(cfg).items()}
     top = joint_name(cfg.sample.largest)

@@ -103,7 +103,8 @@ def adjust(p: dict[str, float], method: str) -> dict[str, float]:
     discovery rate), over every p-value given."""
     names = sorted(p, key=lambda k: (p[k], k))
     ranked, m = np.array([p[name] for name in names], dtype=float), len(names)
-    if method == "holm":  # running maximum of (m - i) p_(i), from the smallest p-value up
+    # p_(i), i = 1..m, the p-values in increasing order; the result is keyed by name (its order means nothing)
+    if method == "holm":  # running maximum of (m - i + 1) p_(i), from the smallest p-value up
         adjusted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * ranked))
     else:  # running minimum of m p_(i) / i, from the largest p-value down
         adjusted = np.minimum(1.0, np.minimum.accumulate((m * ranked / np.arange(1, m + 1))[::-1])[::-1])

@@ -43,12 +43,13 @@ RUN_RECORD = "crossling_run.json"
 
 def training_frame(sample: pd.DataFrame, language: str | None, exclude: str | None = None) -> pd.DataFrame:
     """The sample, or one language's part of it, or every other language's (leave-one-language-out)."""
-    named = language if exclude is None else exclude
-    if named is None:
+    if language is None and exclude is None:
         return sample
+    named = language if exclude is None else exclude  # exclude wins (the stage never passes both)
     if named not in set(sample["language"]):
         raise DataError(f"language {named!r} has no rows in the sample; is it in data.languages?")
-    return sample[sample["language"] == named] if exclude is None else sample[sample["language"] != named]
+    keep = sample["language"] == language if exclude is None else sample["language"] != exclude
+    return sample[keep]
 
 
 def draw_created_weights(model, base_dir: Path, seed: int) -> str:
