@@ -21,6 +21,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import asdict
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 
 import pandas as pd
@@ -131,7 +132,7 @@ def script_of(char: str) -> str | None:
 
 def describe(df: pd.DataFrame) -> dict:
     """Where a split's texts come from and what they look like: sources with counts, script shares, mean length."""
-    letters = Counter(filter(None, map(script_of, "".join(df["text"]))))
+    letters = Counter(filter(None, map(script_of, chain.from_iterable(df["text"]))))  # no copy of all the text
     total = sum(letters.values())
     return {"sources": {src or "unknown": int(n) for src, n in df["source"].value_counts(sort=False).sort_index().items()},
             "scripts": {script: round(n / total, 4) for script, n in sorted(letters.items(), key=lambda kv: -kv[1])},

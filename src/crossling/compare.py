@@ -144,6 +144,7 @@ def predictions(root: str, side: Side, model: str, languages: tuple[str, ...]) -
 def compare(root: str, sides: list[Side], resamples: int, confidence: float, correction: str, seed: int) -> dict:
     languages = check_same_texts(sides)
     base = sides[0]
+    n_labels = len(base.cfg.data.labels)
     gold = {lang: base.test[base.test["language"] == lang]["label_id"].to_numpy() for lang in languages}
     idx = {lang: stats.resample_indices(len(gold[lang]), resamples, [seed, zlib.crc32(lang.encode())])
            for lang in languages}
@@ -155,7 +156,7 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
             seeds = stats.seed_indices(len(side.cfg.train.seeds), resamples, [seed, side_no, zlib.crc32(b"seeds")])
             cache[side.name, model] = {
                 lang: (float(np.mean([stats.scores(gold[lang], p, side.cfg.data.labels)["macro_f1"] for p in runs])),
-                       stats.resampled_means(gold[lang], runs, idx[lang], len(base.cfg.data.labels), seeds)["macro_f1"])
+                       stats.resampled_means(gold[lang], runs, idx[lang], n_labels, seeds)["macro_f1"])
                 for lang, runs in preds.items()}
         return cache[side.name, model]
 
@@ -177,9 +178,10 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
                              "degenerate_model": int(base.degenerate(model, lang) or
                                                          other.degenerate(other_roles[role], lang))})
     adjusted = stats.adjust({str(i): r["p"] for i, r in enumerate(rows)}, correction)
+    alpha = 1 - confidence
     for i, row in enumerate(rows):
         row |= {"p_adjusted": adjusted[str(i)],
-                "significant": int(adjusted[str(i)] < 1 - confidence and not row["degenerate_model"])}
+                "significant": int(adjusted[str(i)] < alpha and not row["degenerate_model"])}
     return {"baseline": base.name, "revisions": {s.name: s.rev or WORKSPACE for s in sides},
             "test_languages": list(languages), "params_that_differ": params_that_differ(sides),
             "provenance": {s.name: provenance_summary(s.provenance) for s in sides},

@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +72,9 @@ def nvidia_smi_gpus() -> list[str]:
     return [str(i) for i, line in enumerate(l for l in out.splitlines() if l.startswith("GPU "))]
 
 
-def claim_gpu(train: TrainConfig, environ: dict | None = None, list_gpus: Callable[[], list[str]] | None = None,
-              poll_s: float = 1.0, timeout_s: float | None = None, log: Callable[[str], None] = print) -> Claim:
+def claim_gpu(train: TrainConfig, environ: MutableMapping[str, str] = os.environ,
+              list_gpus: Callable[[], list[str]] | None = None, poll_s: float = 1.0, timeout_s: float | None = None,
+              log: Callable[[str], None] = print) -> Claim:
     """Claim one free GPU for this process and pin it there (CUDA_VISIBLE_DEVICES); must run before CUDA starts.
 
     No claim when the run is not on CUDA (train.device cpu or mps), when it is data-parallel (train.processes > 1:
@@ -82,7 +83,6 @@ def claim_gpu(train: TrainConfig, environ: dict | None = None, list_gpus: Callab
     """
     from filelock import FileLock, Timeout
 
-    environ = os.environ if environ is None else environ
     if train.device in ("cpu", "mps"):
         return Claim(None, f"train.device={train.device}")
     if train.processes > 1:
