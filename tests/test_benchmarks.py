@@ -149,3 +149,23 @@ def test_group_by_length_benchmark_runs_on_a_tiny_config(tiny, tmp_path):
     for split in ("dev", "test"):
         cell = report["per_language"][split]["english"]
         assert cell["paired_difference_ci_low"] <= cell["paired_difference_mean"] <= cell["paired_difference_ci_high"]
+
+
+def test_pretrained_run_builds_on_the_committed_params_not_an_experiments(tmp_path, monkeypatch, capsys):
+    """`dvc exp run -S` leaves its values in the workspace's params.yaml; the benchmark must not inherit them."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import pretrained_run
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "params.yaml").write_text("train:\n  warmup_ratio: 0.0\n")
+    subprocess.run([*git, "add", "params.yaml"], check=True)
+    subprocess.run([*git, "commit", "-qm", "params"], check=True)
+    monkeypatch.setattr(pretrained_run, "ROOT", tmp_path)
+    assert pretrained_run.committed_params() == {"train": {"warmup_ratio": 0.0}}
+    assert capsys.readouterr().err == ""
+    (tmp_path / "params.yaml").write_text("train:\n  warmup_ratio: 0.1\n")  # what make offline's exp run leaves
+    assert pretrained_run.committed_params() == {"train": {"warmup_ratio": 0.0}}
+    assert "differs from HEAD's; this run uses HEAD's" in capsys.readouterr().err
