@@ -234,13 +234,13 @@ def headline(joint: dict, transfer: dict, loo: dict, diffs: dict, tsum: dict, cf
     return {k: round(float(v), 6) for k, v in out.items()}
 
 
-def read_metric_log(path: Path, column: str) -> pd.DataFrame:
-    """A dvclive metric history (`step` and the metric, named after the last part of its name)."""
+def read_metric_log(path: Path) -> pd.DataFrame:
+    """A dvclive metric history: `step` and the metric, in a column named like the file (loss.tsv: loss)."""
     if not path.exists():
         raise DataError(f"{path} not found: the training stage that writes it did not finish; {rerun(path)}")
     table = pd.read_csv(path, sep="\t")
-    if not {"step", column} <= set(table.columns):
-        raise DataError(f"{path}: expected columns step and {column}, found {', '.join(table.columns)}")
+    if not {"step", path.stem} <= set(table.columns):
+        raise DataError(f"{path}: expected columns step and {path.stem}, found {', '.join(table.columns)}")
     if table.empty:
         raise DataError(f"{path} has no rows: the training stage that writes it did not finish; {rerun(path)}")
     return table
@@ -292,8 +292,8 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
     for run, (model, _) in runs.items():
         metrics, budget = log_dir / run / "plots" / "metrics", budgets[run]
         per_epoch = budget["steps_per_epoch"]
-        loss = read_metric_log(metrics / "loss.tsv", "loss")
-        epochs = read_metric_log(metrics / "epoch.tsv", "epoch")
+        loss = read_metric_log(metrics / "loss.tsv")
+        epochs = read_metric_log(metrics / "epoch.tsv")
         off = (epochs["epoch"] - epochs["step"] / per_epoch).abs() > 1e-4  # the Trainer logs step / steps per epoch
         if off.any():
             row = epochs[off].iloc[0]
@@ -307,7 +307,7 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
         losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),
                     "loss": round(float(r.loss), 6)} for r in loss.itertuples()]
         for lang in training_languages(model, cfg.data.languages):
-            scores = read_metric_log(metrics / "dev" / f"macro_f1_{lang}.tsv", f"macro_f1_{lang}")
+            scores = read_metric_log(metrics / "dev" / f"macro_f1_{lang}.tsv")
             dev += [{"model": run, "language": lang, "step": int(step), "epoch": round(step / per_epoch, 4),
                      "macro_f1": round(float(f1), 6)} for step, f1 in zip(scores["step"], scores[f"macro_f1_{lang}"])]
     return losses, dev
