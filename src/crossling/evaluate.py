@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+import yaml
 from sklearn.metrics import confusion_matrix
 
 from crossling import figures, stats
@@ -396,9 +398,6 @@ def remove_leftovers(pred_dir: Path, log_dir: Path, expected: set[str]) -> list[
 def run_provenance(pred_path: Path, log_dir: Path) -> dict:
     """What produced a run: the training stage's record (dvclive params: device, precision, versions, checkpoint
     commit) and the predict stage's (its Parquet metadata)."""
-    import pyarrow.parquet as pq
-    import yaml
-
     params = log_dir / "params.yaml"
     meta = pq.read_schema(pred_path).metadata or {}
     predict = json.loads(meta[b"crossling.provenance"]) if b"crossling.provenance" in meta else {}
