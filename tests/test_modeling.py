@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from crossling.config import ConfigError
-from crossling.modeling import DeviceInfo, check_device, choose_precision, library_device, one_device_per_process
+from crossling.modeling import DeviceInfo, check_device, choose_precision, inference_device, one_device_per_process
 
 H100 = DeviceInfo("cuda", "NVIDIA H100", (9, 0))
 A100 = DeviceInfo("cuda", "NVIDIA A100", (8, 0))
@@ -58,13 +58,13 @@ def test_missing_device_is_refused_never_replaced(requested, found):
 
 
 def test_this_machine_through_accelerate():
-    assert library_device("cpu").type == "cpu"
+    assert inference_device("cpu", "auto") == (torch.device("cpu"), "fp32")
     if not torch.cuda.is_available():  # the CI machines
         with pytest.raises(ConfigError, match="train.device: cuda was requested"):
-            library_device("cuda")
+            inference_device("cuda", "auto")
     if not torch.backends.mps.is_available():
         with pytest.raises(ConfigError, match="train.device: mps was requested"):
-            library_device("mps")
+            inference_device("mps", "auto")
 
 
 @pytest.mark.parametrize("processes, visible, expected", [

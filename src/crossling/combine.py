@@ -142,8 +142,7 @@ def describe(df: pd.DataFrame) -> dict:
 def count_split(counts: dict, split: str, df: pd.DataFrame, labels: tuple[str, ...]) -> None:
     counts[split] = len(df)
     per_label = df["label_id"].value_counts()
-    for i, name in enumerate(labels):
-        counts[f"{split}_{name}"] = int(per_label.get(i, 0))
+    counts |= {f"{split}_{name}": int(per_label.get(i, 0)) for i, name in enumerate(labels)}
 
 
 def carve_dev(pool: pd.DataFrame, language: str, dev_size: int, labels: tuple[str, ...]) -> pd.DataFrame:
@@ -183,14 +182,14 @@ def combine(raw: pd.DataFrame, data: DataConfig,
             devs[lang] = validation_dev(rows, lang, all_test_texts, report[lang])
         count_split(report[lang], "test", tests[lang], data.labels)
     dev_texts = {lang: frozenset(_key(dev["text"])) for lang, dev in devs.items()}
+    all_dev_texts = frozenset().union(*dev_texts.values())
     for lang in data.languages:
         pool, counts = pools[lang], report[lang]
         in_own_dev = _key(pool["text"]).isin(dev_texts[lang])  # none when carved: the pool has no repeats
-        others = frozenset().union(*(texts for other, texts in dev_texts.items() if other != lang))
-        in_other_dev = _key(pool["text"]).isin(others) & ~in_own_dev
+        in_any_dev = _key(pool["text"]).isin(all_dev_texts)
         counts["pool_dev_overlap_rows"] = int(in_own_dev.sum())
-        counts["pool_other_language_dev_overlap_rows"] = int(in_other_dev.sum())
-        pools[lang] = pool[~(in_own_dev | in_other_dev)]
+        counts["pool_other_language_dev_overlap_rows"] = int((in_any_dev & ~in_own_dev).sum())
+        pools[lang] = pool[~in_any_dev]
         count_split(counts, "pool", pools[lang], data.labels)
         count_split(counts, "dev", devs[lang], data.labels)
         for key in ("dev_empty_text", "dev_unknown_label", "dev_duplicate_rows", "dev_conflicting_label_rows",

@@ -167,7 +167,7 @@ def launch_device(requested: str, environ: Mapping[str, str] = os.environ):
     return check_device(requested, torch.device(found))
 
 
-def check_launch(train: TrainConfig, environ: Mapping[str, str] = os.environ):
+def check_launch(train: TrainConfig, environ: Mapping[str, str] = os.environ) -> None:
     """Before relaunching under torchrun: one process per device, refused here in one line (CUDA not started)."""
     device = launch_device(train.device, environ)
     if device.type == "mps":
@@ -177,4 +177,3 @@ def check_launch(train: TrainConfig, environ: Mapping[str, str] = os.environ):
         if count < train.processes:
             raise ConfigError("train.processes", f"{train.processes} processes, but {count} GPU(s) are visible; use "
                                                  "at most that many (CUDA_VISIBLE_DEVICES)")
-    return device

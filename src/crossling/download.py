@@ -192,12 +192,6 @@ def normalize(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
     return df[RAW_SCHEMA.names].reset_index(drop=True)
 
 
-def local_files(root: Path, data: DataConfig) -> list[Path]:
-    """The files a local source is read from: the configured languages' CSV files."""
-    return [root / lang / CSV_FILES[split] for lang in data.languages for split in SPLITS
-            if (root / lang / CSV_FILES[split]).exists()]
-
-
 def content_md5(root: Path, files: list[Path]) -> str:
     """One md5 over the files' paths (relative to root) and contents: what identifies a local source."""
     digest = hashlib.md5()
@@ -220,13 +214,12 @@ def provenance(data: DataConfig, hub_root: Path | None = None, configs: list[str
         commit = hub_root.name if re.fullmatch(r"[0-9a-f]{40}", hub_root.name) else None
         return {"source": "hub", "hub_id": data.hub_id, "revision": data.revision, "commit": commit}
     if data.is_hub:
-        if not configs:
-            raise ValueError("provenance of a local copy of the hub export needs the configs read")
         files = [p for c in configs for p in (hub_root / c).rglob("*") if p.is_file() and not skipped(p, hub_root / c)]
         return {"source": "hub", "hub_id": data.hub_id, "revision": None, "commit": None, "files": len(files),
                 "content_md5": content_md5(hub_root, files)}
     root = Path(data.source)
-    files = local_files(root, data)
+    files = [path for path in (root / lang / CSV_FILES[split] for lang in data.languages for split in SPLITS)
+             if path.exists()]  # the configured languages' CSV files, as load_local reads them
     return {"source": "local", "path": str(root), "files": len(files), "content_md5": content_md5(root, files)}
 
 

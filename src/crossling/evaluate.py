@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+import yaml
 from sklearn.metrics import confusion_matrix
 
 from crossling import figures, stats
@@ -126,7 +128,7 @@ def differences(scores: dict, resampled: dict, chance: dict, cfg: Config) -> dic
     for lang in langs:
         for smaller, larger in zip(sizes, sizes[1:]):
             paired(joint_name(larger), joint_name(smaller), lang)
-        for joint in dict.fromkeys([joint_name(cfg.sample.largest), EQUAL_BUDGET]):
+        for joint in (joint_name(cfg.sample.largest), EQUAL_BUDGET):
             paired(joint, mono_name(lang), lang)
     for src in langs:
         for tgt in (t for t in langs if t != src):
@@ -234,13 +236,13 @@ def headline(joint: dict, transfer: dict, loo: dict, diffs: dict, tsum: dict, cf
     return {k: round(float(v), 6) for k, v in out.items()}
 
 
-def read_metric_log(path: Path, column: str) -> pd.DataFrame:
-    """A dvclive metric history (`step` and the metric, named after the last part of its name)."""
+def read_metric_log(path: Path) -> pd.DataFrame:
+    """A dvclive metric history: `step` and the metric, in a column named like the file (loss.tsv: loss)."""
     if not path.exists():
         raise DataError(f"{path} not found: the training stage that writes it did not finish; {rerun(path)}")
     table = pd.read_csv(path, sep="\t")
-    if not {"step", column} <= set(table.columns):
-        raise DataError(f"{path}: expected columns step and {column}, found {', '.join(table.columns)}")
+    if not {"step", path.stem} <= set(table.columns):
+        raise DataError(f"{path}: expected columns step and {path.stem}, found {', '.join(table.columns)}")
     if table.empty:
         raise DataError(f"{path} has no rows: the training stage that writes it did not finish; {rerun(path)}")
     return table
@@ -271,7 +273,7 @@ def run_budget(log_dir: Path, model: str, seed: int, cfg: Config) -> dict[str, i
         raise DataError(f"{path} has no {missing[0]}: its training did not finish, or an older version of the stage "
                         f"wrote it; {rerun(path)}")
     budget = {k: int(summary[k]) for k in ("optimizer_steps", "steps_per_epoch", "selected_epoch", "selected_step")}
-    max_steps = getattr(cfg.train, "max_steps", 0)
+    max_steps = cfg.train.max_steps
     expected = max_steps or cfg.train.epochs * budget["steps_per_epoch"]
     if budget["optimizer_steps"] != expected:
         asked = f"train.max_steps is {max_steps}" if max_steps else f"train.epochs ({cfg.train.epochs}) gives {expected}"
@@ -292,8 +294,8 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
     for run, (model, _) in runs.items():
         metrics, budget = log_dir / run / "plots" / "metrics", budgets[run]
         per_epoch = budget["steps_per_epoch"]
-        loss = read_metric_log(metrics / "loss.tsv", "loss")
-        epochs = read_metric_log(metrics / "epoch.tsv", "epoch")
+        loss = read_metric_log(metrics / "loss.tsv")
+        epochs = read_metric_log(metrics / "epoch.tsv")
         off = (epochs["epoch"] - epochs["step"] / per_epoch).abs() > 1e-4  # the Trainer logs step / steps per epoch
         if off.any():
             row = epochs[off].iloc[0]
@@ -307,7 +309,7 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
         losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),
                     "loss": round(float(r.loss), 6)} for r in loss.itertuples()]
         for lang in training_languages(model, cfg.data.languages):
-            scores = read_metric_log(metrics / "dev" / f"macro_f1_{lang}.tsv", f"macro_f1_{lang}")
+            scores = read_metric_log(metrics / "dev" / f"macro_f1_{lang}.tsv")
             dev += [{"model": run, "language": lang, "step": int(step), "epoch": round(step / per_epoch, 4),
                      "macro_f1": round(float(f1), 6)} for step, f1 in zip(scores["step"], scores[f"macro_f1_{lang}"])]
     return losses, dev
@@ -396,9 +398,6 @@ def remove_leftovers(pred_dir: Path, log_dir: Path, expected: set[str]) -> list[
 def run_provenance(pred_path: Path, log_dir: Path) -> dict:
     """What produced a run: the training stage's record (dvclive params: device, precision, versions, checkpoint
     commit) and the predict stage's (its Parquet metadata)."""
-    import pyarrow.parquet as pq
-    import yaml
-
     params = log_dir / "params.yaml"
     meta = pq.read_schema(pred_path).metadata or {}
     predict = json.loads(meta[b"crossling.provenance"]) if b"crossling.provenance" in meta else {}
@@ -432,12 +431,10 @@ def evaluate(pred_dir: Path, cfg: Config) -> dict:
     joint = {name: aggregate[name] for name in model_names(cfg) if name.startswith("joint_")}
     transfer = {mono_name(lang): aggregate[mono_name(lang)] for lang in langs}
     loo = {lang: aggregate[loo_name(lang)] for lang in cfg.sample.leave_one_out}
-    top_runs = [run_name(joint_name(cfg.sample.largest), seed) for seed in cfg.train.seeds]
     return {"joint": joint, "transfer": transfer, "leave_one_out": loo, "detailed": detailed, "confusion": confusions,
-            "chance": chance, "differences": differences(aggregate, resampled, chance, cfg),
+            "differences": differences(aggregate, resampled, chance, cfg),
             "at_chance": at_chance(resampled, chance, cfg),
             "transfer_summary": transfer_summary(joint, transfer, loo, chance, cfg),
-            "confusion_largest_joint": confusion_rows(confusions, top_runs, cfg.data.labels),
             "learning_curve": learning_curve(joint, cfg.sample.sizes)}
 
 
@@ -465,9 +462,9 @@ def main(args, cfg: Config) -> None:
     budget_table = {model: {"examples": examples} | {f"seed{s}": budgets[run_name(model, s)] for s in cfg.train.seeds}
                     for model, examples in training_examples(cfg).items()}
     top = joint_name(cfg.sample.largest)
+    top_runs = [run_name(top, s) for s in cfg.train.seeds]
     summary = headline(out["joint"], out["transfer"], out["leave_one_out"], diffs, out["transfer_summary"], cfg)
-    loss = last_epoch_loss(losses, [run_name(top, s) for s in cfg.train.seeds],
-                           {run: b["steps_per_epoch"] for run, b in budgets.items()})
+    loss = last_epoch_loss(losses, top_runs, {run: b["steps_per_epoch"] for run, b in budgets.items()})
     summary |= {"joint_largest_last_epoch_train_loss": loss} if loss is not None else {}
     summary["degenerate_runs"] = sum(h["degenerate"] for h in run_health.values())
     metrics, plots = Path(args.metrics), Path(args.plots)
@@ -480,15 +477,16 @@ def main(args, cfg: Config) -> None:
                metrics / "confusion_matrices.json")
     matrix = transfer_matrix(out["transfer"], cfg.data.languages, domains)
     norm_rows = normalized_rows(normalized, domains)
+    confusion = confusion_rows(out["confusion"], top_runs, cfg.data.labels)
     for name, rows in (("learning_curve", out["learning_curve"]), ("transfer_matrix", matrix),
-                       ("transfer_normalized", norm_rows), ("confusion_largest_joint", out["confusion_largest_joint"]),
+                       ("transfer_normalized", norm_rows), ("confusion_largest_joint", confusion),
                        ("training_loss", losses), ("dev_curve", dev)):
         write_json(rows, plots / f"{name}.json")
     figures.learning_curve(pd.DataFrame(out["learning_curve"]), plots / "learning_curve.png")
     figures.transfer_matrix(pd.DataFrame(matrix), plots / "transfer_matrix.png")
     figures.transfer_normalized(pd.DataFrame(norm_rows), plots / "transfer_normalized.png")
     figures.training_curves(pd.DataFrame(losses), pd.DataFrame(dev), plots / "training_curves.png")
-    figures.confusion_matrices(pd.DataFrame(out["confusion_largest_joint"]), top, plots / "confusion_largest_joint.png")
+    figures.confusion_matrices(pd.DataFrame(confusion), top, plots / "confusion_largest_joint.png")
     write_json({"data": read_json(args.source), "runs": {
         run: run_provenance(Path(args.predictions) / f"{run}.parquet", Path(args.logs) / run) for run in runs}},
         metrics / "provenance.json")

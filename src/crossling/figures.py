@@ -34,18 +34,13 @@ def label_distribution(dist: pd.DataFrame, path: str | Path) -> None:
 def training_curves(losses: pd.DataFrame, dev: pd.DataFrame, path: str | Path) -> None:
     """Training loss and dev macro-F1 (mean over the run's training languages) against epochs, side by side."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharex=True)
-    if not losses.empty:
-        sns.lineplot(data=losses, x="epoch", y="loss", hue="model", ax=axes[0], linewidth=1)
-    if not dev.empty:
-        mean_dev = dev.groupby(["model", "epoch"], sort=False, as_index=False)["macro_f1"].mean()
-        sns.lineplot(data=mean_dev, x="epoch", y="macro_f1", hue="model", marker="o", ax=axes[1])
-    else:
-        axes[1].text(0.5, 0.5, "no dev macro-F1 in the training logs", ha="center", transform=axes[1].transAxes)
+    sns.lineplot(data=losses, x="epoch", y="loss", hue="model", ax=axes[0], linewidth=1)
+    mean_dev = dev.groupby(["model", "epoch"], sort=False, as_index=False)["macro_f1"].mean()
+    sns.lineplot(data=mean_dev, x="epoch", y="macro_f1", hue="model", marker="o", ax=axes[1])
     axes[0].set(title="Training loss", xlabel="epoch (optimizer step / steps per epoch)", ylabel="loss")
     axes[1].set(title="Dev macro-F1 (mean over the training languages)", xlabel="epoch", ylabel="macro-F1")
     for ax in axes:
-        if ax.get_legend():
-            ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=2)
     _save(fig, path)
 
 
@@ -74,10 +69,9 @@ def learning_curve(curve: pd.DataFrame, path: str | Path) -> None:
     for ax, metric, title in zip(axes, ("accuracy", "macro_f1"), ("Accuracy", "Macro-F1")):
         sns.lineplot(data=curve, x="size", y=metric, hue="language", marker="o", ax=ax)
         lo, hi = f"{metric}_ci_low", f"{metric}_ci_high"
-        if lo in curve and hi in curve:
-            for (_, part), color in zip(curve.groupby("language", sort=False),
-                                           sns.color_palette(n_colors=curve["language"].nunique())):
-                ax.fill_between(part["size"], part[lo], part[hi], alpha=0.15, color=color, linewidth=0)
+        for (_, part), color in zip(curve.groupby("language", sort=False),
+                                    sns.color_palette(n_colors=curve["language"].nunique())):
+            ax.fill_between(part["size"], part[lo], part[hi], alpha=0.15, color=color, linewidth=0)
         ax.set(title=title, xlabel="training examples per language", ylabel=title)
     fig.suptitle("Joint model: learning curve per test language")
     _save(fig, path)

@@ -44,16 +44,12 @@ def check_device(requested: str, found: torch.device) -> torch.device:
     return found
 
 
-def library_device(requested: str) -> torch.device:
-    """The device accelerate picks (CUDA, else Apple MPS, else CPU; CPU only when asked), checked against the request."""
+def inference_device(device: str, precision: str) -> tuple[torch.device, str]:
+    """The device accelerate picks (CUDA, else Apple MPS, else CPU; CPU only when asked), checked against the request,
+    and the precision chosen for it, for prediction outside the Trainer."""
     from accelerate import PartialState
 
-    return check_device(requested, PartialState(cpu=requested == "cpu").device)
-
-
-def inference_device(device: str, precision: str) -> tuple[torch.device, str]:
-    """The device (checked as library_device does) and the precision chosen for it, for prediction outside the Trainer."""
-    found = library_device(device)
+    found = check_device(device, PartialState(cpu=device == "cpu").device)
     return found, choose_precision(precision, device_info(found))
 
 

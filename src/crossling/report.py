@@ -29,9 +29,9 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
-def with_ci(m: dict, metric: str = "macro_f1") -> str:
-    text = f"{m[metric]:.3f} [{m[f'{metric}_ci_low']:.3f}, {m[f'{metric}_ci_high']:.3f}]"
-    return text + (f" ±{m['macro_f1_seed_std']:.3f}" if metric == "macro_f1" and m.get("seeds", 1) > 1 else "")
+def with_ci(m: dict) -> str:
+    text = f"{m['macro_f1']:.3f} [{m['macro_f1_ci_low']:.3f}, {m['macro_f1_ci_high']:.3f}]"
+    return text + (f" ±{m['macro_f1_seed_std']:.3f}" if m.get("seeds", 1) > 1 else "")
 
 
 def diff(d: dict) -> str:

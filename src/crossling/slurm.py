@@ -25,7 +25,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from crossling.config import ConfigError, SlurmConfig, load_config
+from pydantic import ValidationError
+
+from crossling.config import ConfigError, SlurmConfig, _one_line, load_config
 
 PREFIX = "crossling.slurm"
 
@@ -223,10 +225,6 @@ def resources(args: argparse.Namespace, base: SlurmConfig, passthrough: list[str
         over["mem"] = None
     merged = asdict(base) | over
     merged["sbatch_options"] = list(base.sbatch_options) + passthrough
-    from pydantic import ValidationError
-
-    from crossling.config import _one_line
-
     try:
         return SlurmConfig(**merged)
     except ValidationError as exc:

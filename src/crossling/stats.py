@@ -32,8 +32,12 @@ def _resampled(gold: np.ndarray, pred: np.ndarray, idx: np.ndarray, n_labels: in
 
 
 def resample_indices(n: int, resamples: int, seed) -> np.ndarray:
-    """Rows of test-text indices drawn with replacement; one row per bootstrap resample."""
+    """Rows of n indices (test texts, or runs) drawn with replacement; one row per bootstrap resample."""
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+# The runs (seeds) each resample averages over, drawn like test texts; one run: all zeros.
+seed_indices = resample_indices
 
 
 def resampled_means(gold: np.ndarray, preds: list[np.ndarray], idx: np.ndarray, n_labels: int,
@@ -50,11 +54,6 @@ def resampled_means(gold: np.ndarray, preds: list[np.ndarray], idx: np.ndarray, 
         runs = np.stack([run[metric] for run in per_run])  # runs x resamples
         out[metric] = runs.mean(axis=0) if seed_idx is None else runs[seed_idx.T, np.arange(idx.shape[0])].mean(axis=0)
     return out
-
-
-def seed_indices(n_runs: int, resamples: int, seed) -> np.ndarray:
-    """Rows of run (seed) indices drawn with replacement, one row per bootstrap resample; one run: all zeros."""
-    return np.random.default_rng(seed).integers(0, n_runs, size=(resamples, n_runs))
 
 
 def chance_macro_f1(gold: np.ndarray, idx: np.ndarray, n_labels: int) -> tuple[float, np.ndarray]:

@@ -80,7 +80,6 @@ def training_arguments(train: TrainConfig, output_dir: str, seed: int, device, p
         activation_checkpointing=train.gradient_checkpointing,
         warmup_steps=train.warmup_ratio, lr_scheduler_type="linear", seed=seed, data_seed=seed,
         train_sampling_strategy="group_by_length" if train.group_by_length else "random",
-        length_column_name="length",
         # the classification loss is a mean per example: averaging "tokens" across processes would multiply it
         # (and the gradients) by the number of processes
         average_tokens_across_devices=False,
@@ -140,9 +139,9 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
                 elapsed = time.monotonic() - self.start
                 rate = (done - self.done_before) / elapsed if elapsed else 0.0
                 left = (total - done) / rate if rate else float("nan")
-                batch = args.train_batch_size * args.gradient_accumulation_steps * args.world_size
                 log.info("%s: step %d/%d (%.0f%%), %.2f steps/s (%.0f examples/s), %s elapsed, %s left, loss %s",
-                         name, done, total, 100 * done / total, rate, rate * batch, _clock(elapsed), _clock(left),
+                         name, done, total, 100 * done / total, rate, rate * run_params["global_batch"],
+                         _clock(elapsed), _clock(left),
                          "-" if self.loss != self.loss else f"{self.loss:.4f}")
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
@@ -195,8 +194,7 @@ def dataset(tokenizer, frame: pd.DataFrame, max_length: int):
     from datasets import Dataset
 
     ids = tokenize(tokenizer, frame["text"].tolist(), max_length)
-    return Dataset.from_dict({"input_ids": ids, "labels": frame["label_id"].astype(int).tolist(),
-                              "length": [len(x) for x in ids]})
+    return Dataset.from_dict({"input_ids": ids, "labels": frame["label_id"].astype(int).tolist()})
 
 
 def with_lora(model, lora) -> torch.nn.Module:
@@ -230,7 +228,7 @@ def resume_point(checkpoints: Path, fingerprint: str, first: bool) -> str | None
     from transformers.trainer_utils import get_last_checkpoint
 
     record = checkpoints / RUN_RECORD
-    if checkpoints.is_dir() and record.exists() and read_json(record).get("fingerprint") == fingerprint:
+    if record.exists() and read_json(record).get("fingerprint") == fingerprint:
         last = get_last_checkpoint(str(checkpoints))
         if last:
             return last
@@ -263,7 +261,7 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     dev_set, metrics = None, None
     if dev is not None:  # sorted by length: the batches (and so the scores) predict_proba would make
         dev_set = dataset(tokenizer, dev, train.max_length)
-        order = np.argsort(dev_set["length"], kind="stable")
+        order = np.argsort([len(x) for x in dev_set["input_ids"]], kind="stable")
         dev_set, metrics = dev_set.select(order), dev_metrics(dev["language"].to_numpy()[order], len(cfg.data.labels))
     class DevInOrder(Trainer):
         """train_sampling_strategy=group_by_length shuffles the evaluation batches too; the dev scores per language
