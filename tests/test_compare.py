@@ -1,6 +1,7 @@
 """compare's per-side health: what keeps a paired difference from being marked (the end-to-end comparison of two
 queued experiments is in tests/test_pipeline.py)."""
 
+import numpy as np
 import pandas as pd
 from conftest import make_config
 
@@ -23,3 +24,35 @@ def test_a_collapsed_cell_marks_only_its_language_and_a_degenerate_seed_marks_ev
 def test_unknown_health_is_never_a_finding():
     assert side({}).degenerate("mono_english", "english")  # no metrics/health.json: an older pipeline's run
     assert side({"mono_english_seed1": {"degenerate": 0}}).degenerate("mono_english", "english")  # seed2 missing
+
+
+def scored_sides(monkeypatch, seeds_a, seeds_b, shift: int = 0):
+    """Two sides on the same 60 test texts whose runs predict alike seed by seed (side b: `shift` more texts right
+    per run); the seeds' predictions differ much from each other."""
+    from crossling import compare
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, 60)
+    runs = [np.where(rng.random(60) < quality, gold, (gold + 1) % 3) for quality in (0.3, 0.6, 0.9)]
+    test = pd.DataFrame({"language": "english", "text": [f"t{i}" for i in range(60)], "label_id": gold,
+                         "label": np.array(["negative", "neutral", "positive"])[gold]})
+    sides = [Side(name, None, make_config({"data": {"languages": ["english"]}, "train": {"seeds": seeds}}), {}, test,
+                  {}, {}) for name, seeds in (("a", seeds_a), ("b", seeds_b))]
+
+    def predictions(root, side, model, languages):
+        if side.name == "a":
+            return {"english": runs}
+        return {"english": [np.where(np.arange(60) < shift, gold, run) for run in runs]}
+
+    monkeypatch.setattr(compare, "predictions", predictions)
+    rows = compare.compare(".", sides, 400, 0.95, "holm", 0)["differences"]
+    return next(r for r in rows if r["role"] == "joint_largest")
+
+
+def test_sides_that_trained_the_same_seeds_resample_them_together(monkeypatch):
+    same = scored_sides(monkeypatch, [1, 2, 3], [1, 2, 3])
+    assert same["difference"] == same["ci_low"] == same["ci_high"] == 0 and same["p"] == 1.0  # run for run alike
+    other = scored_sides(monkeypatch, [1, 2, 3], [4, 5, 6])  # other seeds: nothing pairs them, the spread stays
+    assert other["difference"] == 0 and other["ci_low"] < -0.05 and other["ci_high"] > 0.05
+    shifted = scored_sides(monkeypatch, [1, 2, 3], [1, 2, 3], shift=20)  # b better on the same texts in every run
+    assert shifted["difference"] > 0 and shifted["ci_low"] > 0 and shifted["p"] < 0.05

@@ -6,9 +6,10 @@ remote when missing there). The first is the baseline: for every other one, per 
 (the largest joint model, the equal-budget joint model, each joint size both have, each monolingual model on
 every test language both have, i.e. in-language and zero-shot cells, each leave-one-out model) and test
 language, the difference of seed-averaged macro-F1 (other minus baseline) with a two-level paired bootstrap
-interval (the same resampled test texts on both sides, each side's seeds resampled), and p-values adjusted
-together for multiple comparisons. Refused in one line when the test texts of a language differ. Prints a
-Markdown report (params that differ, each side's provenance, the differences) and writes it as JSON.
+interval (the same resampled test texts on both sides, and the same resampled seeds where both trained the
+same seeds; other seed lists are resampled independently), and p-values adjusted together for multiple
+comparisons. Refused in one line when the test texts of a language differ. Prints a Markdown report (params
+that differ, each side's provenance, the differences) and writes it as JSON.
 """
 
 from __future__ import annotations
@@ -150,10 +151,13 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
            for lang in languages}
     cache: dict[tuple[str, str], dict] = {}
 
-    def scored(side: Side, side_no: int, model: str) -> dict[str, tuple[float, np.ndarray]]:
+    def scored(side: Side, model: str) -> dict[str, tuple[float, np.ndarray]]:
         if (side.name, model) not in cache:
             preds = predictions(root, side, model, languages)
-            seeds = stats.seed_indices(len(side.cfg.train.seeds), resamples, [seed, side_no, zlib.crc32(b"seeds")])
+            # drawn from the seed list: sides that trained the same seeds (the same sample draws and data order)
+            # resample them together, paired like the test texts; other seed lists are drawn independently
+            seeds = stats.seed_indices(len(side.cfg.train.seeds), resamples,
+                                       [seed, zlib.crc32(b"seeds"), *side.cfg.train.seeds])
             cache[side.name, model] = {
                 lang: (float(np.mean([stats.scores(gold[lang], p, side.cfg.data.labels)["macro_f1"] for p in runs])),
                        stats.resampled_means(gold[lang], runs, idx[lang], n_labels, seeds)["macro_f1"])
@@ -162,12 +166,12 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
 
     rows = []
     base_roles = roles(base.cfg)
-    for side_no, other in enumerate(sides[1:], start=1):
+    for other in sides[1:]:
         other_roles = roles(other.cfg)
         for role, model in base_roles.items():
             if role not in other_roles:
                 continue
-            a, b = scored(base, 0, model), scored(other, side_no, other_roles[role])
+            a, b = scored(base, model), scored(other, other_roles[role])
             for lang in languages:
                 if role.startswith("loo_") and lang != role.removeprefix("loo_"):
                     continue  # a leave-one-out model is meant for its held-out language
@@ -233,7 +237,8 @@ def markdown(result: dict) -> str:
     lines += [f"| {k} | " + " | ".join(str(result["provenance"][n].get(k, "—")) for n in names) + " |" for k in keys]
     lines += ["", "## Differences in macro-F1 (other minus baseline, paired on the same test texts)", "",
               f"{pct}% percentile intervals of a two-level bootstrap ({result['bootstrap_samples']} resamples: the same "
-              "test texts on both sides, each side's seeds resampled); p-values from the bootstrap standard error, "
+              "test texts on both sides, seeds resampled together where both sides trained the same seeds, "
+              "independently otherwise); p-values from the bootstrap standard error, "
               f"adjusted together with {CORRECTIONS[result['correction']]}; **bold**: adjusted p below "
               f"{1 - result['confidence']:.2f}; ⚠: a degenerate run on either side, or predictions collapsed on "
               "that test language (metrics/health.json; without it, health unknown), never marked.", "",
