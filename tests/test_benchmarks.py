@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import ROOT, make_csv_source, tiny_params, write_params
 
 SCRIPTS = sorted([*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "scripts").glob("*.py")])
@@ -158,14 +159,26 @@ def test_pretrained_run_builds_on_the_committed_params_not_an_experiments(tmp_pa
         import pretrained_run
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    (tmp_path / "params.yaml").write_text("train:\n  warmup_ratio: 0.0\n")
+    repo = tmp_path / "repo"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "-C", str(repo)]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "params.yaml").write_text("train:\n  warmup_ratio: 0.0\n  epochs: 5\n")
     subprocess.run([*git, "add", "params.yaml"], check=True)
     subprocess.run([*git, "commit", "-qm", "params"], check=True)
-    monkeypatch.setattr(pretrained_run, "ROOT", tmp_path)
-    assert pretrained_run.committed_params() == {"train": {"warmup_ratio": 0.0}}
+    monkeypatch.setattr(pretrained_run, "ROOT", repo)
+    commit = pretrained_run.git("rev-parse", "HEAD").strip()
+    assert pretrained_run.committed_params(commit) == {"train": {"warmup_ratio": 0.0, "epochs": 5}}
     assert capsys.readouterr().err == ""
-    (tmp_path / "params.yaml").write_text("train:\n  warmup_ratio: 0.1\n")  # what make offline's exp run leaves
-    assert pretrained_run.committed_params() == {"train": {"warmup_ratio": 0.0}}
-    assert "differs from HEAD's; this run uses HEAD's" in capsys.readouterr().err
+    (repo / "params.yaml").write_text("train:\n  warmup_ratio: 0.1\n  epochs: 5\n")  # make offline's exp run
+    params = pretrained_run.committed_params(commit)
+    assert params == {"train": {"warmup_ratio": 0.0, "epochs": 5}}
+    assert "differs from the committed one" in capsys.readouterr().err
+    monkeypatch.setattr(pretrained_run, "run", lambda cmd, cwd: None)  # no git init, dvc init or commit
+    monkeypatch.setattr(pretrained_run.shutil, "copytree", lambda *a, **k: None)
+    monkeypatch.setattr(pretrained_run.shutil, "copy", lambda *a, **k: None)
+    pretrained_run.make_project(tmp_path / "project", params, {"train.epochs": 2})
+    written = yaml.safe_load((tmp_path / "project" / "params.yaml").read_text())
+    assert written == {"train": {"warmup_ratio": 0.0, "epochs": 2}}  # the committed values, then the overrides
+    monkeypatch.setattr(pretrained_run, "ROOT", tmp_path / "project")  # not a git checkout
+    with pytest.raises(SystemExit, match="pretrained_run: error: git rev-parse HEAD failed in"):
+        pretrained_run.git("rev-parse", "HEAD")

@@ -208,8 +208,8 @@ def skipped(path: Path, root: Path) -> bool:
 
 def provenance(data: DataConfig, hub_root: Path | None = None, configs: list[str] | None = None) -> dict:
     """What the raw dataset was read from: the hub commit behind data.revision (the cache folder's name), or the
-    content hash of a local source (CSV layout) or of a local copy of the hub export (the files of the configs
-    read, as datasets finds them: hidden and `__` folders skipped; no revision applies to it)."""
+    content hash of a local source (CSV layout) or of a local copy of the hub export (the files of `configs`, the
+    configs read, as datasets finds them: hidden and `__` folders skipped; no revision applies to it)."""
     if data.is_hub and not local_export(data):
         commit = hub_root.name if re.fullmatch(r"[0-9a-f]{40}", hub_root.name) else None
         return {"source": "hub", "hub_id": data.hub_id, "revision": data.revision, "commit": commit}

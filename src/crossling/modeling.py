@@ -46,7 +46,7 @@ def check_device(requested: str, found: torch.device) -> torch.device:
 
 def inference_device(device: str, precision: str) -> tuple[torch.device, str]:
     """The device accelerate picks (CUDA, else Apple MPS, else CPU; CPU only when asked), checked against the request,
-    and the precision chosen for it, for prediction outside the Trainer."""
+    and the precision chosen for it: for prediction outside the Trainer, and the train stage's check before it."""
     from accelerate import PartialState
 
     found = check_device(device, PartialState(cpu=device == "cpu").device)

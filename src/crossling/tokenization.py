@@ -26,7 +26,8 @@ def diagnostics(tokenizer, texts: list[str], language: str, max_length: int) -> 
     content = lengths - tokenizer.num_special_tokens_to_add()
     no_space = language in NO_SPACE_LANGUAGES
     units = sum(len("".join(t.split())) if no_space else len(t.split()) for t in texts)
-    unk = sum(x.count(tokenizer.unk_token_id) for x in ids)  # 0 without an unknown token (None)
+    # guarded: without an unknown token, every read of unk_token_id logs an error (a verbose tokenizer)
+    unk = sum(x.count(tokenizer.unk_token_id) for x in ids) if tokenizer.unk_token_id is not None else 0
     return {"tokens_per_unit": round(float(content.sum() / max(units, 1)), 4),
             "unit": "character" if no_space else "word",
             "unk_rate": round(float(unk / max(content.sum(), 1)), 6),
