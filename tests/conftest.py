@@ -135,17 +135,27 @@ def csv_source(tmp_path: Path) -> Path:
     return make_csv_source(tmp_path / "source")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _offline(tmp_path_factory):
+    """Tests never reach the network, and keep the Hugging Face caches out of the home directory.
+
+    Session scope, so these are set before any module-scoped fixture runs: huggingface_hub reads them once, when
+    it is first imported, and a module fixture that builds a tokenizer imports it (set per test, the library kept
+    whatever the first importer saw, and hub tests later in that process went online, order-dependently)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HF_HUB_OFFLINE", "1")
+        env.setenv("HF_DATASETS_OFFLINE", "1")
+        env.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf_home"))
+        env.setenv("DVC_NO_ANALYTICS", "1")
+        # Subprocesses (the torchrun relaunch of train) import this checkout's code, not an installed copy.
+        env.setenv("PYTHONPATH", str(ROOT / "src"))
+        yield
+
+
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path_factory, tmp_path):
+def _in_tmp_path(monkeypatch, tmp_path):
     # Relative paths in a test land under tmp_path, never in the checkout.
     monkeypatch.chdir(tmp_path)
-    # Tests never reach the network, and keep the datasets cache out of the home directory.
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path_factory.getbasetemp() / "hf_home"))
-    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
-    # Subprocesses (the torchrun relaunch of train) import this checkout's code, not an installed copy.
-    monkeypatch.setenv("PYTHONPATH", str(ROOT / "src"))
 
 
 def run_download(params: Path, out: Path) -> None:

@@ -22,6 +22,21 @@ def hub_cfg(repo, languages, **kw) -> DataConfig:
     return data_cfg("hub", languages, hub_id=str(repo), **kw)
 
 
+@pytest.fixture(scope="module")
+def hub_constants():
+    # Imported by a module-scoped fixture, as test_tokenization's tokenizer imports transformers: such a fixture is
+    # set up before any function-scoped one, and huggingface_hub reads the environment once, on import.
+    from huggingface_hub import constants
+
+    return constants
+
+
+def test_huggingface_hub_imported_by_a_module_fixture_is_offline_with_the_tests_cache(hub_constants,
+                                                                                      tmp_path_factory):
+    assert hub_constants.HF_HUB_OFFLINE
+    assert Path(hub_constants.HF_HUB_CACHE).is_relative_to(tmp_path_factory.getbasetemp())
+
+
 def test_local_source_is_normalized(csv_source):
     df = download.download(data_cfg(csv_source))
     assert list(df.columns) == download.RAW_SCHEMA.names
