@@ -154,7 +154,8 @@ def _offline(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _in_tmp_path(monkeypatch, tmp_path):
-    # Relative paths in a test land under tmp_path, never in the checkout.
+    # Relative paths in a test land under tmp_path, never in the checkout (module fixtures run in the launch
+    # directory, so they write only to absolute paths).
     monkeypatch.chdir(tmp_path)
 
 

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -26,15 +27,21 @@ def hub_cfg(repo, languages, **kw) -> DataConfig:
 def hub_constants():
     # Imported by a module-scoped fixture, as test_tokenization's tokenizer imports transformers: such a fixture is
     # set up before any function-scoped one, and huggingface_hub reads the environment once, on import.
+    # The environment as a module fixture sees it: the constants alone pass whenever an earlier test in this
+    # process imported the library under a function-scoped setting.
+    env = {name: os.environ.get(name) for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HOME")}
     from huggingface_hub import constants
 
-    return constants
+    return env, constants
 
 
 def test_huggingface_hub_imported_by_a_module_fixture_is_offline_with_the_tests_cache(hub_constants,
                                                                                       tmp_path_factory):
-    assert hub_constants.HF_HUB_OFFLINE
-    assert Path(hub_constants.HF_HUB_CACHE).is_relative_to(tmp_path_factory.getbasetemp())
+    env, constants = hub_constants
+    assert env["HF_HUB_OFFLINE"] == env["HF_DATASETS_OFFLINE"] == "1"
+    assert Path(env["HF_HOME"]).is_relative_to(tmp_path_factory.getbasetemp())
+    assert constants.HF_HUB_OFFLINE
+    assert Path(constants.HF_HUB_CACHE).is_relative_to(tmp_path_factory.getbasetemp())
 
 
 def test_local_source_is_normalized(csv_source):
