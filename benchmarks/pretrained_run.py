@@ -86,12 +86,28 @@ def figures(project: Path, languages: list[str], sizes: list[int]) -> dict:
     def load(name: str) -> dict:
         return json.loads((project / "metrics" / f"{name}.json").read_text())
 
+    def last_dev(run: Path) -> dict:
+        # dvclive's step-wise dev scores: the last row is the last epoch's (train.select: last keeps that model)
+        rows = {f.stem.removeprefix("macro_f1_"): f.read_text().splitlines()[-1].split("\t")[1]
+                for f in sorted((run / "plots" / "metrics" / "dev").glob("macro_f1_*.tsv"))}
+        return {name: round(float(value), 6) for name, value in rows.items()}
+
     joint, transfer, tokenization = load("joint"), load("transfer"), load("tokenization")
+    tested = {**joint, **transfer}
     return {
         "joint_macro_f1": {size: {lang: joint[f"joint_{size}"][lang]["macro_f1"] for lang in languages}
                            for size in sizes},
         "transfer_macro_f1": {src: {tgt: transfer[f"mono_{src}"][tgt]["macro_f1"] for tgt in languages}
                               for src in languages},
+        # what docs/results.md reads beyond the tables above, so every figure there is in this file
+        "test_macro_f1_interval": {model: {lang: [scores[lang]["macro_f1_ci_low"], scores[lang]["macro_f1_ci_high"]]
+                                           for lang in languages if lang in scores}
+                                   for model, scores in tested.items()},
+        "joint_equal_macro_f1": {lang: s["macro_f1"] for lang, s in joint.get("joint_equal", {}).items()},
+        "dev_macro_f1_last_epoch": {run.name: last_dev(run)
+                                    for run in sorted((project / "logs").iterdir()) if run.is_dir()},
+        "health": load("health"),
+        "differences": load("differences"),
         "headline": load("headline"),
         "tokenization_test": {lang: {k.removeprefix("test_"): v for k, v in tokenization[lang].items()
                                      if k.startswith("test_")} for lang in languages},

@@ -539,3 +539,28 @@ def test_llama_without_pad_with_lora_killed_after_an_epoch_resumes_to_the_same_m
     out = sh(repo, str(BIN / "python"), "-m", "crossling.classify", "--model", f"models/{name}", "--json",
              "good day", PYTHONPATH=str(repo / "src"))
     assert json.loads(out.stdout.splitlines()[0])["label"] in ("positive", "neutral", "negative")
+
+
+def test_pretrained_benchmark_figures_carry_every_number_its_docs_read(project):
+    """benchmarks/pretrained_run.py's JSON holds what docs/results.md quotes: intervals, dev, health, differences."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import pretrained_run
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    out = pretrained_run.figures(project, list(LANGS), [12, 30])
+    joint = json.loads((project / "metrics" / "joint.json").read_text())
+    scores = {**joint, **json.loads((project / "metrics" / "transfer.json").read_text())}
+    assert out["joint_equal_macro_f1"] == {lang: joint["joint_equal"][lang]["macro_f1"] for lang in LANGS}
+    assert set(out["test_macro_f1_interval"]) == {"joint_12", "joint_30", "joint_equal", "mono_english", "mono_french"}
+    for model, intervals in out["test_macro_f1_interval"].items():
+        for lang, (low, high) in intervals.items():
+            assert low <= scores[model][lang]["macro_f1"] <= high, (model, lang)
+    assert set(out["dev_macro_f1_last_epoch"]) == {"joint_12_seed1", "joint_30_seed1", "joint_equal_seed1",
+                                                   "mono_english_seed1", "mono_french_seed1"}
+    rows = list(csv.DictReader((project / "logs" / "joint_30_seed1" / "plots" / "metrics" / "dev"
+                                / "macro_f1_french.tsv").open(), delimiter="\t"))
+    assert out["dev_macro_f1_last_epoch"]["joint_30_seed1"]["french"] == round(float(rows[-1]["macro_f1_french"]), 6)
+    assert set(out["dev_macro_f1_last_epoch"]["mono_french_seed1"]) == {"french", "mean"}
+    assert out["health"] == json.loads((project / "metrics" / "health.json").read_text())
+    assert out["differences"] == json.loads((project / "metrics" / "differences.json").read_text())
