@@ -92,7 +92,7 @@ def figures(project: Path, languages: list[str], sizes: list[int]) -> dict:
                 for f in sorted((run / "plots" / "metrics" / "dev").glob("macro_f1_*.tsv"))}
         return {name: round(float(value), 6) for name, value in rows.items()}
 
-    joint, transfer, tokenization = load("joint"), load("transfer"), load("tokenization")
+    joint, transfer, tokenization, data = load("joint"), load("transfer"), load("tokenization"), load("data")
     tested = {**joint, **transfer}
     return {
         "joint_macro_f1": {size: {lang: joint[f"joint_{size}"][lang]["macro_f1"] for lang in languages}
@@ -106,11 +106,14 @@ def figures(project: Path, languages: list[str], sizes: list[int]) -> dict:
         "joint_equal_macro_f1": {lang: s["macro_f1"] for lang, s in joint.get("joint_equal", {}).items()},
         "dev_macro_f1_last_epoch": {run.name: last_dev(run)
                                     for run in sorted((project / "logs").iterdir()) if run.is_dir()},
+        "top_class_share": {run: {lang: s["top_class_share"] for lang, s in scores.items()}
+                            for run, scores in load("detailed").items()},
         "health": load("health"),
         "differences": load("differences"),
         "headline": load("headline"),
         "tokenization_test": {lang: {k.removeprefix("test_"): v for k, v in tokenization[lang].items()
                                      if k.startswith("test_")} for lang in languages},
+        "test_scripts": {lang: data[lang]["scripts"]["test"] for lang in languages},
     }
 
 

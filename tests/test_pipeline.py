@@ -562,5 +562,11 @@ def test_pretrained_benchmark_figures_carry_every_number_its_docs_read(project):
                                 / "macro_f1_french.tsv").open(), delimiter="\t"))
     assert out["dev_macro_f1_last_epoch"]["joint_30_seed1"]["french"] == round(float(rows[-1]["macro_f1_french"]), 6)
     assert set(out["dev_macro_f1_last_epoch"]["mono_french_seed1"]) == {"french", "mean"}
+    detailed = json.loads((project / "metrics" / "detailed.json").read_text())
+    assert set(out["top_class_share"]) == set(out["dev_macro_f1_last_epoch"])
+    share = detailed["mono_french_seed1"]["english"]["top_class_share"]
+    assert out["top_class_share"]["mono_french_seed1"]["english"] == share
+    data = json.loads((project / "metrics" / "data.json").read_text())
+    assert out["test_scripts"] == {lang: data[lang]["scripts"]["test"] for lang in LANGS}
     assert out["health"] == json.loads((project / "metrics" / "health.json").read_text())
     assert out["differences"] == json.loads((project / "metrics" / "differences.json").read_text())
