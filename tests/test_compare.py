@@ -56,3 +56,19 @@ def test_sides_that_trained_the_same_seeds_resample_them_together(monkeypatch):
     assert other["difference"] == 0 and other["ci_low"] < -0.05 and other["ci_high"] > 0.05
     shifted = scored_sides(monkeypatch, [1, 2, 3], [1, 2, 3], shift=20)  # b better on the same texts in every run
     assert shifted["difference"] > 0 and shifted["ci_low"] > 0 and shifted["p"] < 0.05
+
+
+def test_the_report_shows_only_provenance_that_differs_after_the_differences():
+    from crossling import compare
+
+    a = {"train.device": "cpu", "train.torch": "2.13.0", "data.content_md5": "abc"}
+    result = {"baseline": "a", "revisions": {"a": "1" * 40, "b": "2" * 40}, "test_languages": ["english"],
+              "params_that_differ": {}, "provenance": {"a": a, "b": a | {"train.device": "cuda"}},
+              "bootstrap_samples": 10, "confidence": 0.95, "correction": "holm", "differences": []}
+    out = compare.markdown(result)
+    assert out.index("## Differences in macro-F1") < out.index("## Provenance that differs")
+    assert "| train.device | cpu | cuda |" in out and "train.torch" not in out and "content_md5" not in out
+    assert "2 of 3 recorded entries" in out
+    result["provenance"]["b"] = a
+    out = compare.markdown(result)
+    assert "0 of 3" not in out and "3 of 3 recorded entries" in out and "| train.device |" not in out

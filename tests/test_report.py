@@ -188,3 +188,12 @@ def test_metrics_of_other_params_are_refused_in_one_line(tmp_path, pred_dir, cap
     assert err[-1].endswith("lack 'seed2', which params.yaml asks for: they are not evaluate's output "
                             "for these params; re-run evaluate (dvc repro)")
     assert not path.exists()
+
+
+def test_one_domain_and_one_epoch_read_as_such(tmp_path, pred_dir):  # noqa: F811
+    p = params(tmp_path, data={"source_domains": {"sem_eval_2017": "tweets", "amazon_reviews_multi": "tweets"}},
+               train={"epochs": 1})
+    text = run_report(tmp_path, p, evaluated(tmp_path, pred_dir, p))
+    assert "different datasets of one domain (tweets)" in text
+    assert "†" not in text and "Raw cells compare different test sets" in text  # no cell crosses domains
+    assert "full fine-tuning, 1 epoch," in text

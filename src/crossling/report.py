@@ -121,7 +121,7 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     costs, top, norm, loo = m["budgets"], joint_name(largest), m["transfer_normalized"], m["leave_one_out"]
     domains = domains_of(data, cfg)
     t = cfg.train
-    length = f"{t.max_steps} optimizer steps for every model" if t.max_steps else f"{t.epochs} epochs"
+    length = f"{t.max_steps} optimizer steps for every model" if t.max_steps else f"{t.epochs} epoch{'s' * (t.epochs != 1)}"
     method = (f"LoRA fine-tuning (rank {t.lora.rank}, alpha {t.lora.alpha:g}, on {t.lora.target_modules}; the head in "
               "full)" if t.method == "lora" else "full fine-tuning")
     dev = ("the dataset's own validation split (data.dev_split: validation)" if cfg.data.dev_split == "validation"
@@ -180,8 +180,9 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         table(["train \\ test", "training budget"] + [f"{lang} ({domains[lang]})" for lang in langs],
               [[src, budget(costs[mono_name(src)])] + [f"{transfer[mono_name(src)][tgt]['macro_f1']:.3f}{cross(src, tgt)}"
                                                        for tgt in langs] for src in langs]),
-        "† the two languages' test splits come from different domains. Raw cells compare different test sets "
-        "(domain, size, class prior): read the normalized matrix below for transfer.",
+        ("† the two languages' test splits come from different domains. " if len(set(domains.values())) > 1 else "")
+        + "Raw cells compare different test sets (domain, size, class prior): read the normalized matrix below for "
+        "transfer.",
         f"![transfer matrix]({figures['transfer_matrix']})",
     ]
     if len(langs) > 1:
