@@ -139,3 +139,11 @@ def test_every_test_the_docs_cite_exists():
     missing = [c for c in cited if not (ROOT / "tests" / c[1]).exists()
                or not re.search(rf"def {c[2]}\b", (ROOT / "tests" / c[1]).read_text(encoding="utf-8"))]
     assert not missing, f"docs cite tests that do not exist: {missing}"
+
+
+def test_the_readme_gives_the_number_of_tests_there_are():
+    said = re.search(r"make test .*\((\d+) tests\)", (ROOT / "README.md").read_text(encoding="utf-8"))
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-n", "0", "-p", "no:cacheprovider"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    collected = re.search(r"^(\d+) tests collected", out, re.M)
+    assert said and collected and said[1] == collected[1], f"README says {said and said[1]}, pytest collects {collected}"
