@@ -65,8 +65,7 @@ def drop_invalid(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
 def deduplicate(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
     """One copy of each repeated text whose copies agree; none of a text whose copies' labels conflict."""
     key = _key(df["text"])
-    labels_per_text = df.groupby(key)["label_id"].nunique()
-    conflicting = key.map(labels_per_text) > 1
+    conflicting = df.groupby(key)["label_id"].transform("nunique") > 1
     repeated = key.duplicated(keep="first") & ~conflicting
     counts[f"{prefix}_conflicting_label_rows"] = int(conflicting.sum())
     counts[f"{prefix}_duplicate_rows"] = int(repeated.sum())

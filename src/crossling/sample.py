@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from crossling.combine import EXAMPLE_SCHEMA, class_quota
@@ -33,14 +32,11 @@ def ranked(pool: pd.DataFrame, languages: tuple[str, ...], n_classes: int, seed:
     removing a pool text (another language, a cleaning rule) moves no other text, and samples change by
     that text only.
     """
-    parts = []
-    for lang in languages:
-        for c in range(n_classes):
-            part = pool[(pool["language"] == lang) & (pool["label_id"] == c)]
-            keys = part["text"].map(lambda t: hashlib.sha256(f"{seed}\0{t}".encode("utf-8")).hexdigest())
-            order = np.lexsort((part["text"].to_numpy(), keys.to_numpy()))  # text breaks (impossible) ties
-            parts.append(part.assign(rank=np.argsort(order)))  # the inverse permutation: each row's place in order
-    return pd.concat(parts, ignore_index=True)
+    asked = pool[pool["language"].isin(languages) & pool["label_id"].isin(range(n_classes))]
+    keys = asked["text"].map(lambda t: hashlib.sha256(f"{seed}\0{t}".encode("utf-8")).hexdigest())
+    # text breaks (impossible) ties; rank: each row's place in its (language, class) in that order
+    ordered = asked.assign(_key=keys).sort_values(["language", "label_id", "_key", "text"], ignore_index=True)
+    return ordered.assign(rank=ordered.groupby(["language", "label_id"]).cumcount()).drop(columns="_key")
 
 
 def check_capacity(ranked_pool: pd.DataFrame, largest: int, languages: tuple[str, ...], labels: tuple[str, ...],
