@@ -182,7 +182,7 @@ def normalize(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
     df["source"] = df["source"].fillna("").astype(str)
     df["_lang"] = df["language"].map({lang: i for i, lang in enumerate(data.languages)})
     df["_split"] = df["split"].map({s: i for i, s in enumerate(SPLITS)})
-    df = df.sort_values(["_lang", "_split"])  # multi-column sorts are stable (pandas GH#38426): source order within
+    df = df.sort_values(["_lang", "_split"])  # stable on several columns (pandas GH#38426): keeps the source order
     for lang in data.languages:
         if not ((df["language"] == lang) & (df["split"] == "test")).any():
             raise DataError(f"language {lang!r} has no test split in the source; add it or remove the language")
