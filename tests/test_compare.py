@@ -58,17 +58,32 @@ def test_sides_that_trained_the_same_seeds_resample_them_together(monkeypatch):
     assert shifted["difference"] > 0 and shifted["ci_low"] > 0 and shifted["p"] < 0.05
 
 
-def test_the_report_shows_only_provenance_that_differs_after_the_differences():
+def test_the_report_shows_the_shared_identity_and_only_the_provenance_that_differs_after_the_differences():
     from crossling import compare
 
-    a = {"train.device": "cpu", "train.torch": "2.13.0", "data.content_md5": "abc"}
+    a = {"train.device": "cpu", "train.versions.torch": "2.13.0", "data.content_md5": "abc", "train.seed": "1"}
     result = {"baseline": "a", "revisions": {"a": "1" * 40, "b": "2" * 40}, "test_languages": ["english"],
               "params_that_differ": {}, "provenance": {"a": a, "b": a | {"train.device": "cuda"}},
               "bootstrap_samples": 10, "confidence": 0.95, "correction": "holm", "differences": []}
     out = compare.markdown(result)
-    assert out.index("## Differences in macro-F1") < out.index("## Provenance that differs")
-    assert "| train.device | cpu | cuda |" in out and "train.torch" not in out and "content_md5" not in out
-    assert "2 of 3 recorded entries" in out
+    assert out.index("## Differences in macro-F1") < out.index("## Provenance")
+    assert "| train.device | cpu | cuda |" in out and "train.versions.torch" not in out
+    assert "- Same on every side: data.content_md5 = abc; and 2 more" in out  # identity shown, versions counted
     result["provenance"]["b"] = a
     out = compare.markdown(result)
-    assert "0 of 3" not in out and "3 of 3 recorded entries" in out and "| train.device |" not in out
+    assert "| train.device |" not in out and "data.content_md5 = abc, train.device = cpu; and 2 more" in out
+
+
+def test_a_side_without_provenance_is_named_never_counted_as_the_same():
+    from crossling import compare
+
+    none = compare.provenance_summary({})
+    result = {"baseline": "a", "revisions": {"a": "1" * 40, "b": "2" * 40}, "test_languages": ["english"],
+              "params_that_differ": {}, "provenance": {"a": none, "b": none},
+              "bootstrap_samples": 10, "confidence": 0.95, "correction": "holm", "differences": []}
+    out = compare.markdown(result)
+    assert "- a: none recorded: metrics/provenance.json absent" in out and "- b: none recorded" in out
+    assert "Same on every side" not in out
+    result["provenance"]["b"] = {"train.device": "cuda"}
+    out = compare.markdown(result)
+    assert "- a: none recorded" in out and "Same on every side with a record: train.device = cuda" in out

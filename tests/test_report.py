@@ -72,7 +72,7 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     # sources and domains: the transfer cells cross domains, and the report says so
     assert "| english | sem_eval_2017 (tweets) |" in text
     assert "**The languages come from different sources and domains** (product reviews, tweets)" in text
-    assert "| french | 12 ex., 4 steps |" in text and "†" in text
+    assert "| french | 12 ex., 4 steps |" in text and "†" in text and "different test sets (domain, size, class prior)" in text
     assert "| french | product reviews | test | amazon_reviews_multi 40 | Latin 100% | 42.5 |" in text
     assert "leave one out (all others)" in text  # params(): sample.leave_one_out [french]
     assert "full fine-tuning, 2 epochs" in text and "weights saved as float32" in text
@@ -195,5 +195,5 @@ def test_one_domain_and_one_epoch_read_as_such(tmp_path, pred_dir):  # noqa: F81
                train={"epochs": 1})
     text = run_report(tmp_path, p, evaluated(tmp_path, pred_dir, p))
     assert "different datasets of one domain (tweets)" in text
-    assert "†" not in text and "Raw cells compare different test sets" in text  # no cell crosses domains
+    assert "†" not in text and "Raw cells compare different test sets (size, class prior)" in text  # one domain
     assert "full fine-tuning, 1 epoch," in text

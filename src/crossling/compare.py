@@ -9,7 +9,7 @@ language, the difference of seed-averaged macro-F1 (other minus baseline) with a
 interval (the same resampled test texts on both sides, and the same resampled seeds where both trained the
 same seeds; other seed lists are resampled independently), and p-values adjusted together for multiple
 comparisons. Refused in one line when the test texts of a language differ. Prints a Markdown report (params
-that differ, the differences, the provenance entries that differ) and writes all of it as JSON.
+that differ, the differences, the provenance shared and the entries that differ) and writes all of it as JSON.
 """
 
 from __future__ import annotations
@@ -207,6 +207,10 @@ def params_that_differ(sides: list[Side]) -> dict[str, dict[str, object]]:
             if len({json.dumps(values.get(k), sort_keys=True) for values in flat.values()}) > 1}
 
 
+IDENTITY = ("checkpoint", "checkpoint_commit", "device", "device_name", "precision", "source", "hub_id", "revision",
+            "commit", "path", "content_md5")  # the provenance entries a reader checks first
+
+
 def provenance_summary(provenance: dict) -> dict[str, object]:
     """What produced a side's runs: each distinct device/precision/versions/checkpoint, and the data's identity."""
     if not provenance:
@@ -246,15 +250,23 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['experiment']} | {model} | {r['test_language']} | {r['baseline_macro_f1']:.3f} | "
                      f"{r['macro_f1']:.3f} | {f'**{text}**' if r['significant'] else text}"
                      f"{' ⚠' if r['degenerate_model'] else ''} | {r['p_adjusted']:.3g} |")
-    # the entries every side shares (often all of them) would bury the few that explain a difference
+    # identity first (what ran, on what, from which data); identical library versions would bury the few that differ
     prov = result["provenance"]
-    keys = sorted(set().union(*(p.keys() for p in prov.values())))
-    differ = [k for k in keys if len({str(prov[n].get(k, "—")) for n in names}) > 1]
-    lines += ["", "## Provenance that differs", "",
-              f"{len(keys) - len(differ)} of {len(keys)} recorded entries (device, precision, library versions, "
-              "checkpoint, data) are the same on every side; the JSON output holds them all.", ""]
-    lines += (["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-              + [f"| {k} | " + " | ".join(str(prov[n].get(k, "—")) for n in names) + " |" for k in differ]
+    missing = [n for n in names if "recorded" in prov[n]]
+    recorded = [n for n in names if n not in missing]
+    keys = sorted(set().union(*(prov[n].keys() for n in recorded)))
+    differ = [k for k in keys if len({str(prov[n].get(k, "—")) for n in recorded}) > 1]
+    same = [k for k in keys if k not in differ]
+    shown = [k for k in same if k.rsplit(".", 1)[-1] in IDENTITY and ".versions." not in k]
+    lines += ["", "## Provenance", ""]
+    lines += [f"- {n}: none recorded: {prov[n]['recorded'].removeprefix('no (').removesuffix(')')}" for n in missing]
+    if recorded:
+        lines += [f"- Same on every side{' with a record' if missing else ''}: "
+                  + ", ".join(f"{k} = {prov[recorded[0]][k]}" for k in shown)
+                  + f"{'; and ' if shown else ''}{len(same) - len(shown)} more (library versions, batch, seeds); "
+                  "the JSON output holds them all."]
+    lines += (["", "| differs | " + " | ".join(recorded) + " |", "|---|" + "---|" * len(recorded)]
+              + [f"| {k} | " + " | ".join(str(prov[n].get(k, "—")) for n in recorded) + " |" for k in differ]
               if differ else [])
     return "\n".join(lines) + "\n"
 

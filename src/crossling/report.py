@@ -127,6 +127,8 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     dev = ("the dataset's own validation split (data.dev_split: validation)" if cfg.data.dev_split == "validation"
            else f"{cfg.sample.dev_size} texts per language carved from train + validation, classes balanced")
 
+    mixed = len(set(domains.values())) > 1
+
     def cross(src: str, tgt: str) -> str:
         return "†" if domains[src] != domains[tgt] else ""
 
@@ -180,9 +182,9 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         table(["train \\ test", "training budget"] + [f"{lang} ({domains[lang]})" for lang in langs],
               [[src, budget(costs[mono_name(src)])] + [f"{transfer[mono_name(src)][tgt]['macro_f1']:.3f}{cross(src, tgt)}"
                                                        for tgt in langs] for src in langs]),
-        ("† the two languages' test splits come from different domains. " if len(set(domains.values())) > 1 else "")
-        + "Raw cells compare different test sets (domain, size, class prior): read the normalized matrix below for "
-        "transfer.",
+        ("† the two languages' test splits come from different domains. Raw cells compare different test sets "
+         "(domain, size, class prior)" if mixed else "Raw cells compare different test sets (size, class prior)")
+        + ": read the normalized matrix below for transfer.",
         f"![transfer matrix]({figures['transfer_matrix']})",
     ]
     if len(langs) > 1:
