@@ -68,10 +68,13 @@ def test_the_report_shows_the_shared_identity_and_only_the_provenance_that_diffe
     out = compare.markdown(result)
     assert out.index("## Differences in macro-F1") < out.index("## Provenance")
     assert "| train.device | cpu | cuda |" in out and "train.versions.torch" not in out
-    assert "- Same on every side: data.content_md5 = abc; and 2 more" in out  # identity shown, versions counted
+    assert "- Same on every side: data.content_md5 = abc; 2 more entries (library versions" in out  # versions counted
     result["provenance"]["b"] = a
     out = compare.markdown(result)
-    assert "| train.device |" not in out and "data.content_md5 = abc, train.device = cpu; and 2 more" in out
+    assert "| train.device |" not in out and "data.content_md5 = abc; train.device = cpu; 2 more entries" in out
+    result["provenance"] = {"a": {"train.device": "cpu, cuda"}, "b": {"train.device": "cpu"}}  # a ran on both
+    out = compare.markdown(result)
+    assert "- Same on every side: none;" in out and "| train.device | cpu, cuda | cpu |" in out
 
 
 def test_a_side_without_provenance_is_named_never_counted_as_the_same():
@@ -86,4 +89,4 @@ def test_a_side_without_provenance_is_named_never_counted_as_the_same():
     assert "Same on every side" not in out
     result["provenance"]["b"] = {"train.device": "cuda"}
     out = compare.markdown(result)
-    assert "- a: none recorded" in out and "Same on every side with a record: train.device = cuda" in out
+    assert "- a: none recorded" in out and "- b's record: train.device = cuda;" in out and "Same on" not in out

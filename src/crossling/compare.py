@@ -260,11 +260,13 @@ def markdown(result: dict) -> str:
     shown = [k for k in same if k.rsplit(".", 1)[-1] in IDENTITY and ".versions." not in k]
     lines += ["", "## Provenance", ""]
     lines += [f"- {n}: none recorded: {prov[n]['recorded'].removeprefix('no (').removesuffix(')')}" for n in missing]
-    if recorded:
-        lines += [f"- Same on every side{' with a record' if missing else ''}: "
-                  + ", ".join(f"{k} = {prov[recorded[0]][k]}" for k in shown)
-                  + f"{'; and ' if shown else ''}{len(same) - len(shown)} more (library versions, batch, seeds); "
-                  "the JSON output holds them all."]
+    if recorded:  # a side's values are joined with ", " (several devices in one grid): entries take "; "
+        rest = len(same) - len(shown)
+        entries = [f"{k} = {prov[recorded[0]][k]}" for k in shown] + [
+            f"{rest} {'more ' if shown else ''}entr{'y' if rest == 1 else 'ies'} (library versions, training settings)"
+        ] * bool(rest)
+        head = f"{recorded[0]}'s record" if len(recorded) == 1 else "Same on every side" + " with a record" * bool(missing)
+        lines += [f"- {head}: " + ("; ".join(entries) or "none") + "; the JSON output holds them all."]
     lines += (["", "| differs | " + " | ".join(recorded) + " |", "|---|" + "---|" * len(recorded)]
               + [f"| {k} | " + " | ".join(str(prov[n].get(k, "—")) for n in recorded) + " |" for k in differ]
               if differ else [])

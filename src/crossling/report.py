@@ -182,13 +182,13 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         table(["train \\ test", "training budget"] + [f"{lang} ({domains[lang]})" for lang in langs],
               [[src, budget(costs[mono_name(src)])] + [f"{transfer[mono_name(src)][tgt]['macro_f1']:.3f}{cross(src, tgt)}"
                                                        for tgt in langs] for src in langs]),
-        ("† the two languages' test splits come from different domains. Raw cells compare different test sets "
-         "(domain, size, class prior)" if mixed else "Raw cells compare different test sets (size, class prior)")
-        + ": read the normalized matrix below for transfer.",
         f"![transfer matrix]({figures['transfer_matrix']})",
     ]
     if len(langs) > 1:
         parts += [
+            ("† the two languages' test splits come from different domains. Raw cells compare different test sets "
+             "(domain, size, class prior)" if mixed else "Raw cells compare different test sets (size, class prior)")
+            + ": read the normalized matrix below for transfer.",
             "### Normalized transfer (paired: zero-shot cell minus the target's own monolingual model)",
             table(["train \\ test"] + list(langs),
                   [[src if src != "leave_one_out" else "leave one out (all others)"]
