@@ -323,16 +323,12 @@ def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, in
     """
     values = []
     for run in runs:
-        rows = [r for r in losses if r["model"] == run]  # in step order
-        if not rows:
-            continue
-        start, previous, total, weight = rows[-1]["step"] - per_epoch[run], 0, 0.0, 0
-        for row in rows:
-            steps = row["step"] - max(previous, start)
-            if steps > 0:
-                total, weight = total + steps * row["loss"], weight + steps
-            previous = row["step"]
-        values.append(total / weight)
+        rows = [(r["step"], r["loss"]) for r in losses if r["model"] == run]  # in step order
+        if rows:
+            step, loss = np.array(rows).T
+            weight = np.diff(np.maximum(np.r_[0, step], step[-1] - per_epoch[run]))  # each log's steps in it
+            kept = weight > 0
+            values.append(sum(weight[kept] * loss[kept]) / weight[kept].sum())
     return round(float(np.mean(values)), 6) if values else None
 
 
