@@ -372,11 +372,9 @@ def confusion_rows(confusions: dict, runs: list[str], labels: tuple[str, ...]) -
     rows = []
     for lang in confusions[runs[0]]:
         matrix = np.sum([confusions[run][lang] for run in runs], axis=0)
-        for i, actual in enumerate(labels):
-            total = int(matrix[i].sum())
-            rows += [{"language": lang, "actual": actual, "predicted": predicted, "count": int(matrix[i, j]),
-                      "share": round(float(matrix[i, j] / total), 6) if total else 0.0}
-                     for j, predicted in enumerate(labels)]
+        shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)  # a gold class without texts: 0
+        rows += [{"language": lang, "actual": labels[i], "predicted": labels[j], "count": int(count),
+                  "share": round(float(shares[i, j]), 6)} for (i, j), count in np.ndenumerate(matrix)]
     return rows
 
 
