@@ -207,6 +207,7 @@ def params_that_differ(sides: list[Side]) -> dict[str, dict[str, object]]:
             if len({json.dumps(values.get(k), sort_keys=True) for values in flat.values()}) > 1}
 
 
+NO_RECORD = "metrics/provenance.json absent: made before provenance was recorded"
 IDENTITY = ("checkpoint", "checkpoint_commit", "device", "device_name", "precision", "source", "hub_id", "revision",
             "commit", "path", "content_md5")  # the provenance entries a reader checks first
 
@@ -214,7 +215,7 @@ IDENTITY = ("checkpoint", "checkpoint_commit", "device", "device_name", "precisi
 def provenance_summary(provenance: dict) -> dict[str, object]:
     """What produced a side's runs: each distinct device/precision/versions/checkpoint, and the data's identity."""
     if not provenance:
-        return {"recorded": "no (metrics/provenance.json absent: made before provenance was recorded)"}
+        return {"recorded": f"no ({NO_RECORD})"}
     seen: dict[str, set] = {}
     for run in provenance.get("runs", {}).values():
         for stage, record in run.items():
@@ -257,14 +258,14 @@ def markdown(result: dict) -> str:
     keys = sorted(set().union(*(prov[n].keys() for n in recorded)))
     differ = [k for k in keys if len({str(prov[n].get(k, "—")) for n in recorded}) > 1]
     same = [k for k in keys if k not in differ]
-    shown = [k for k in same if k.rsplit(".", 1)[-1] in IDENTITY and ".versions." not in k]
+    shown = [k for k in same if k.rsplit(".", 1)[-1] in IDENTITY]
     lines += ["", "## Provenance", ""]
-    lines += [f"- {n}: none recorded: {prov[n]['recorded'].removeprefix('no (').removesuffix(')')}" for n in missing]
+    lines += [f"- {n}: none recorded: {NO_RECORD}" for n in missing]
     if recorded:  # a side's values are joined with ", " (several devices in one grid): entries take "; "
-        rest = len(same) - len(shown)
-        entries = [f"{k} = {prov[recorded[0]][k]}" for k in shown] + [
-            f"{rest} {'more ' if shown else ''}entr{'y' if rest == 1 else 'ies'} (library versions, training settings)"
-        ] * bool(rest)
+        entries = [f"{k} = {prov[recorded[0]][k]}" for k in shown]
+        if rest := len(same) - len(shown):
+            entries.append(f"{rest} {'more ' if shown else ''}entr{'y' if rest == 1 else 'ies'} "
+                           "(library versions, training settings)")
         head = f"{recorded[0]}'s record" if len(recorded) == 1 else "Same on every side" + " with a record" * bool(missing)
         lines += [f"- {head}: " + ("; ".join(entries) or "none") + "; the JSON output holds them all."]
     lines += (["", "| differs | " + " | ".join(recorded) + " |", "|---|" + "---|" * len(recorded)]
