@@ -258,7 +258,8 @@ def markdown(result: dict) -> str:
     keys = sorted(set().union(*(prov[n].keys() for n in recorded)))
     differ = [k for k in keys if len({str(prov[n].get(k, "—")) for n in recorded}) > 1]
     same = [k for k in keys if k not in differ]
-    shown = [k for k in same if k.rsplit(".", 1)[-1] in IDENTITY]
+    # predict.trained_with.* repeats the training run's record (train.*): a row where it differs, never in this line
+    shown = [k for k in same if k.rsplit(".", 1)[-1] in IDENTITY and ".trained_with." not in k]
     lines += ["", "## Provenance", ""]
     lines += [f"- {n}: none recorded: {NO_RECORD}" for n in missing]
     if recorded:  # a side's values are joined with ", " (several devices in one grid): entries take "; "
