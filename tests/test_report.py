@@ -2,11 +2,13 @@ import json
 
 import pytest
 from conftest import tiny_params, write_params
-from test_evaluate import LABELS, all_logs, collapse, params, pred_dir  # noqa: F401  (two-seed predictions and params)
+from test_evaluate import (LABELS, SEEDS, SIZES, all_logs, collapse, fake_predictions, params,  # noqa: F401
+                           pred_dir)  # two-seed predictions and params
 
 from crossling import evaluate, report
 from crossling.common import write_json
 from crossling.config import load_config
+from crossling.predict import prediction_schema
 
 COUNT_KEYS = ("raw_train", "raw_validation", "raw_test", "pool_empty_text", "test_empty_text", "dev_empty_text",
               "pool_unknown_label", "test_unknown_label", "dev_unknown_label", "pool_duplicate_rows",
@@ -197,3 +199,25 @@ def test_one_domain_and_one_epoch_read_as_such(tmp_path, pred_dir):  # noqa: F81
     assert "different datasets of one domain (tweets)" in text
     assert "†" not in text and "Raw cells compare different test sets (size, class prior)" in text  # one domain
     assert "full fine-tuning, 1 epoch," in text
+
+
+def test_a_one_language_study_reports_no_transfer(tmp_path):
+    preds = tmp_path / "predictions"
+    preds.mkdir()
+    for i, name in enumerate([f"joint_{s}" for s in SIZES] + ["joint_equal", "mono_english"]):
+        for seed in SEEDS:
+            pred = fake_predictions(10 * i + seed)
+            pred[pred["language"] == "english"].to_parquet(preds / f"{evaluate.run_name(name, seed)}.parquet",
+                                                           schema=prediction_schema(LABELS))
+    p = params(tmp_path, data={"languages": ["english"], "source_domains": {"sem_eval_2017": "tweets"}},
+               sample={"leave_one_out": []})
+    metrics = evaluated(tmp_path, preds, p)
+    text = run_report(tmp_path, p, metrics)
+    mono = json.loads((metrics / "transfer.json").read_text())["mono_english"]["english"]
+    assert "| english | sem_eval_2017 (tweets) |" in text and f"{mono['macro_f1']:.3f} [" in text
+    assert ("One language (data.languages): joint_12, joint_equal and the monolingual model all train on english "
+            "alone, and there is no transfer to measure.") in text
+    assert "The test split comes from sem_eval_2017 (tweets)." in text
+    for absent in ("spread over the 1 languages", "Zero-shot transfer", "zero-shot mean into it", "Normalized transfer",
+                   "Raw cells", "transfer_matrix.png", "Zero-shot cell minus chance", "Every language's"):
+        assert absent not in text

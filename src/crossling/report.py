@@ -105,6 +105,8 @@ def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str]) -> 
     sources = {lang: ", ".join(data[lang]["sources"]["test"]) for lang in langs}
     kinds = sorted(set(domains.values()))
     listing = "; ".join(f"{lang}: {sources[lang]} ({domains[lang]})" for lang in langs)
+    if len(langs) == 1:
+        return f"The test split comes from {sources[langs[0]]} ({domains[langs[0]]})."
     if len(set(sources.values())) == 1:
         return f"Every language's test split comes from the same source ({listing})."
     if len(kinds) == 1:
@@ -168,7 +170,9 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         f"{EQUAL_BUDGET} trains on as many examples in total as one monolingual model ({costs[EQUAL_BUDGET]['examples']}),"
         f" spread over the {len(langs)} languages: the joint-vs-monolingual comparison at an equal budget. Normalized "
         "transfer: a zero-shot cell minus the target language's own in-language score (what a model loses by not "
-        "seeing the target language; 0 = nothing lost), on the target's test texts.",
+        "seeing the target language; 0 = nothing lost), on the target's test texts." if len(langs) > 1 else
+        f"One language (data.languages): {top}, {EQUAL_BUDGET} and the monolingual model all train on {langs[0]} "
+        "alone, and there is no transfer to measure.",
         domain_note(langs, data, domains),
         "## Learning curve (joint models)",
         table(["examples per language", "training budget"] + list(langs),
@@ -178,14 +182,15 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         "and compute together; `train.max_steps` gives every model the same steps." if not t.max_steps else
         f"Every model trained {t.max_steps} optimizer steps (train.max_steps): the curve measures data alone.",
         f"![learning curve]({figures['learning_curve']})",
-        "## Zero-shot transfer (train on the row language, test on the column language)",
-        table(["train \\ test", "training budget"] + [f"{lang} ({domains[lang]})" for lang in langs],
-              [[src, budget(costs[mono_name(src)])] + [f"{transfer[mono_name(src)][tgt]['macro_f1']:.3f}{cross(src, tgt)}"
-                                                       for tgt in langs] for src in langs]),
-        f"![transfer matrix]({figures['transfer_matrix']})",
     ]
     if len(langs) > 1:
         parts += [
+            "## Zero-shot transfer (train on the row language, test on the column language)",
+            table(["train \\ test", "training budget"] + [f"{lang} ({domains[lang]})" for lang in langs],
+                  [[src, budget(costs[mono_name(src)])]
+                   + [f"{transfer[mono_name(src)][tgt]['macro_f1']:.3f}{cross(src, tgt)}" for tgt in langs]
+                   for src in langs]),
+            f"![transfer matrix]({figures['transfer_matrix']})",
             ("† the two languages' test splits come from different domains. Raw cells compare different test sets "
              "(domain, size, class prior)" if mixed else "Raw cells compare different test sets (size, class prior)")
             + ": read the normalized matrix below for transfer.",
