@@ -22,7 +22,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -223,10 +223,8 @@ def resources(args: argparse.Namespace, base: SlurmConfig, passthrough: list[str
                                                 "max_parallel") if getattr(args, key) is not None}
     if over.get("mem") == "none":
         over["mem"] = None
-    merged = asdict(base) | over
-    merged["sbatch_options"] = list(base.sbatch_options) + passthrough
     try:
-        return SlurmConfig(**merged)
+        return replace(base, **over, sbatch_options=[*base.sbatch_options, *passthrough])
     except ValidationError as exc:
         error = _one_line(exc)
         raise ConfigError(f"slurm.{error.field}", f"{error.message} (params.yaml or the command line)") from None
