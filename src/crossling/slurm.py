@@ -60,7 +60,7 @@ def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
     with Repo(str(root)) as repo:
         graph = repo.index.graph  # an edge goes from a stage to a stage it depends on
         training = sorted((s for s in graph.nodes if s.addressing.startswith("train_")), key=lambda s: s.addressing)
-        after = set().union(*(nx.ancestors(graph, s) for s in training)) if training else set()
+        after = set().union(*(nx.ancestors(graph, s) for s in training))
         prep = {s for s in graph.nodes if s not in after and s not in training}
         tasks = []
         for stage in training:
@@ -134,7 +134,7 @@ def write_scripts(run_dir: Path, root: Path, commit: str, tasks: list[list[str]]
     (run_dir / "stages.txt").write_text("".join(f"{' '.join(task)}\n" for task in tasks))
     head = SCRIPT_HEAD.format(commit=commit, bin=shlex.quote(str(Path(sys.executable).parent)),
                               run=shlex.quote(str(run_dir)), repo=shlex.quote(repo))
-    bodies = {"prep": PREP.format(upstream=" ".join(shlex.quote(s) for s in upstream)), "task": TASK,
+    bodies = {"prep": PREP.format(upstream=shlex.join(upstream)), "task": TASK,
               "final": FINAL.format(root=shlex.quote(str(root)), commit=commit)}
     for name, body in bodies.items():
         path = run_dir / f"{name}.sh"
@@ -176,7 +176,7 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
         commands.append(cmd)
         jobs[name] = f"<{name}>" if dry_run else run(cmd, cwd=root).strip().split(";")[0]
     record = {"commit": commit, "run_dir": str(run_dir), "jobs": jobs, "tasks": tasks, "prepared": upstream,
-              "slurm": asdict(cfg), "sbatch": [" ".join(shlex.quote(c) for c in cmd) for cmd in commands]}
+              "slurm": asdict(cfg), "sbatch": [shlex.join(cmd) for cmd in commands]}
     (run_dir / "submission.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
