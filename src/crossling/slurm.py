@@ -73,9 +73,7 @@ def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
 def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[str]:
     """The options of one sbatch: what crossling sets, the resources, then the pass-through options."""
     options = [f"--job-name={name}", f"--output={log}", f"--cpus-per-task={cfg.cpus}", f"--time={cfg.time}"]
-    options += [f"--mem={cfg.mem}"] if cfg.mem else []
-    options += [f"--partition={cfg.partition}"] if cfg.partition else []
-    options += [f"--account={cfg.account}"] if cfg.account else []
+    options += [f"--{key}={getattr(cfg, key)}" for key in ("mem", "partition", "account") if getattr(cfg, key)]
     if gpus and cfg.gpus:
         options.append(f"--gres=gpu:{cfg.gpu_type}:{cfg.gpus}" if cfg.gpu_type else f"--gres=gpu:{cfg.gpus}")
     return options + list(cfg.sbatch_options)
