@@ -194,3 +194,10 @@ def test_the_torchrun_launcher_finds_the_device_without_cuda(monkeypatch, tmp_pa
         devices.check_launch(make_config({"train": {"processes": 2, "device": "cuda"}}).train,
                              environ={"CUDA_VISIBLE_DEVICES": ""})
     assert relaunched == [2] and not (tmp_path / "live").exists()  # nothing claimed or recorded by the launcher
+
+
+def test_visible_gpus_end_where_cuda_stops_reading_the_list():
+    assert devices.visible_gpus({"CUDA_VISIBLE_DEVICES": "0, 2"}) == ["0", "2"]
+    assert devices.visible_gpus({"CUDA_VISIBLE_DEVICES": "0,-1,1"}) == ["0"]
+    assert devices.visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == devices.visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
+    assert devices.visible_gpus({}, list_gpus=lambda: ["0", "1"]) == ["0", "1"]

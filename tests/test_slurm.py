@@ -97,7 +97,9 @@ def tiny_project(tmp_path) -> Path:
 
 def test_a_dry_run_writes_the_jobs_of_the_current_params_and_refuses_what_the_jobs_could_not_use(tiny_project):
     python = str(BIN / "python")
-    no_remote = sh(tiny_project, python, "-m", "crossling.slurm", "--dry-run", check=False)
+    # the environment not activated (no dvc on PATH): the dvc beside its python still answers
+    no_remote = subprocess.run([python, "-m", "crossling.slurm", "--dry-run"], cwd=tiny_project, capture_output=True,
+                               text=True, env=dict(os.environ, PATH="/usr/bin:/bin"))
     assert no_remote.returncode == 2 and no_remote.stderr.startswith(
         "crossling.slurm: error: no default DVC remote; the jobs exchange outputs through it: dvc remote add -d")
     dvc(tiny_project, "remote", "add", "-d", "store", str(tiny_project.parent / "store"))

@@ -14,6 +14,7 @@ entries of `CUDA_VISIBLE_DEVICES`): once CUDA has started, `CUDA_VISIBLE_DEVICES
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import subprocess
@@ -58,8 +59,9 @@ class Claim:
 def visible_gpus(environ: dict, list_gpus: Callable[[], list[str]] | None = None) -> list[str]:
     """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs), CUDA not initialized."""
     visible = environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [entry.strip() for entry in visible.split(",") if entry.strip() and entry.strip() != "-1"]
+    if visible is not None:  # CUDA ignores the entries from the first invalid one (-1) on
+        entries = [entry.strip() for entry in visible.split(",")]
+        return [entry for entry in itertools.takewhile(lambda e: e != "-1", entries) if entry]
     return (list_gpus or nvidia_smi_gpus)()
 
 

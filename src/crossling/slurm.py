@@ -146,7 +146,9 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
     if run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root).strip():
         raise SlurmError("the checkout has uncommitted changes; every job runs the committed code and params: "
                          "commit them (or git stash) and submit again")
-    if subprocess.run(["dvc", "remote", "default"], cwd=root, capture_output=True).returncode:
+    # the dvc beside this python, as in the jobs' scripts: the environment need not be activated
+    if subprocess.run([str(Path(sys.executable).parent / "dvc"), "remote", "default"], cwd=root,
+                      capture_output=True).returncode:
         raise SlurmError("no default DVC remote; the jobs exchange outputs through it: dvc remote add -d <name> "
                          "<url reachable from the compute nodes>, commit .dvc/config, submit again")
     commit = run(["git", "rev-parse", "HEAD"], cwd=root).strip()
