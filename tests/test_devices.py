@@ -196,8 +196,14 @@ def test_the_torchrun_launcher_finds_the_device_without_cuda(monkeypatch, tmp_pa
     assert relaunched == [2] and not (tmp_path / "live").exists()  # nothing claimed or recorded by the launcher
 
 
-def test_visible_gpus_end_where_cuda_stops_reading_the_list():
-    assert devices.visible_gpus({"CUDA_VISIBLE_DEVICES": "0, 2"}) == ["0", "2"]
-    assert devices.visible_gpus({"CUDA_VISIBLE_DEVICES": "0,-1,1"}) == ["0"]
-    assert devices.visible_gpus({"CUDA_VISIBLE_DEVICES": "-1"}) == devices.visible_gpus({"CUDA_VISIBLE_DEVICES": ""}) == []
+def test_visible_gpus_are_read_as_cuda_reads_the_variable():
+    def visible(value: str) -> list[str]:
+        return devices.visible_gpus({"CUDA_VISIBLE_DEVICES": value})
+
+    assert visible("0, 2") == ["0", "2"] and visible("1gpu,3") == ["1", "3"]
+    for stops_at_the_second in ("0,-1,1", "0,,1", "0,-2,1", "0,none,1"):
+        assert visible(stops_at_the_second) == ["0"]
+    for no_gpu in ("", "-1", ",1", "0,0", "NoDevFiles"):
+        assert visible(no_gpu) == []
+    assert visible("GPU-aa,MIG-bb,GPU-cc") == ["GPU-aa"] and visible("MIG-aa,MIG-bb") == ["MIG-aa", "MIG-bb"]
     assert devices.visible_gpus({}, list_gpus=lambda: ["0", "1"]) == ["0", "1"]

@@ -201,23 +201,31 @@ def test_one_domain_and_one_epoch_read_as_such(tmp_path, pred_dir):  # noqa: F81
     assert "full fine-tuning, 1 epoch," in text
 
 
-def test_a_one_language_study_reports_no_transfer(tmp_path):
+def test_a_one_language_study_reports_no_transfer_and_compares_no_run_with_itself(tmp_path):
     preds = tmp_path / "predictions"
     preds.mkdir()
-    for i, name in enumerate([f"joint_{s}" for s in SIZES] + ["joint_equal", "mono_english"]):
+    # joint_12, joint_equal and mono_english train on the same texts with the same seeds: on CPU, one run thrice
+    for draw, names in enumerate((["joint_6"], ["joint_12", "joint_equal", "mono_english"])):
         for seed in SEEDS:
-            pred = fake_predictions(10 * i + seed)
-            pred[pred["language"] == "english"].to_parquet(preds / f"{evaluate.run_name(name, seed)}.parquet",
-                                                           schema=prediction_schema(LABELS))
+            pred = fake_predictions(10 * draw + seed)
+            for name in names:
+                pred[pred["language"] == "english"].to_parquet(preds / f"{evaluate.run_name(name, seed)}.parquet",
+                                                               schema=prediction_schema(LABELS))
     p = params(tmp_path, data={"languages": ["english"], "source_domains": {"sem_eval_2017": "tweets"}},
                sample={"leave_one_out": []})
     metrics = evaluated(tmp_path, preds, p)
     text = run_report(tmp_path, p, metrics)
     mono = json.loads((metrics / "transfer.json").read_text())["mono_english"]["english"]
     assert "| english | sem_eval_2017 (tweets) |" in text and f"{mono['macro_f1']:.3f} [" in text
-    assert ("One language (data.languages): joint_12, joint_equal and the monolingual model all train on english "
-            "alone, and there is no transfer to measure.") in text
+    assert ("One language (data.languages): joint_12, joint_equal and the monolingual model train on the same 12 "
+            "english texts with the same seeds and settings, so they repeat one training run") in text
     assert "The test split comes from sem_eval_2017 (tweets)." in text
     for absent in ("spread over the 1 languages", "Zero-shot transfer", "zero-shot mean into it", "Normalized transfer",
-                   "Raw cells", "transfer_matrix.png", "Zero-shot cell minus chance", "Every language's"):
+                   "Raw cells", "transfer_matrix.png", "Zero-shot cell minus chance", "Every language's",
+                   "Joint minus the monolingual model"):
         assert absent not in text
+    assert list(json.loads((metrics / "differences.json").read_text())) == ["joint_12_minus_joint_6_on_english"]
+    assert "1 difference, 0 of them findings" in text and "12 − 6" in text
+    headline = json.loads((metrics / "headline.json").read_text())
+    assert "joint_equal_budget_minus_mono_mean" not in headline and "zero_shot_mean_macro_f1" not in headline
+    assert headline["joint_largest_mean_macro_f1"] == headline["mono_in_language_mean_macro_f1"]

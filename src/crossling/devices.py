@@ -14,7 +14,6 @@ entries of `CUDA_VISIBLE_DEVICES`): once CUDA has started, `CUDA_VISIBLE_DEVICES
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import re
 import subprocess
@@ -57,12 +56,29 @@ class Claim:
 
 
 def visible_gpus(environ: dict, list_gpus: Callable[[], list[str]] | None = None) -> list[str]:
-    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs), CUDA not initialized."""
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs), CUDA not initialized.
+
+    Read as CUDA reads it: up to the first entry that names no GPU (empty, -1, NoDevFiles, a UUID list's entry
+    without its GPU-/MIG- prefix); an index is the entry's leading digits (1gpu is 1); a repeat shows no GPU.
+    """
     visible = environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:  # CUDA ignores the entries from the first invalid one (-1) on
-        entries = [entry.strip() for entry in visible.split(",")]
-        return [entry for entry in itertools.takewhile(lambda e: e != "-1", entries) if entry]
-    return (list_gpus or nvidia_smi_gpus)()
+    if visible is None:
+        return (list_gpus or nvidia_smi_gpus)()
+    entries = [entry.strip() for entry in visible.split(",")]
+    prefix = next((p for p in ("GPU-", "MIG-") if entries[0].startswith(p)), None)
+    gpus: list[str] = []
+    for entry in entries:
+        if prefix:
+            gpu = entry if entry.startswith(prefix) else ""
+        else:
+            index = re.match(r"\+?(\d+)", entry)
+            gpu = str(int(index.group(1))) if index else ""
+        if not gpu:
+            break
+        if gpu in gpus:
+            return []
+        gpus.append(gpu)
+    return gpus
 
 
 def nvidia_smi_gpus() -> list[str]:

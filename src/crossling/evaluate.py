@@ -113,9 +113,9 @@ def differences(scores: dict, resampled: dict, chance: dict, cfg: Config) -> dic
     each with its interval, p-value and the two models it compares (`models`, dropped before writing).
 
     Each learning-curve step; the largest and the equal-budget joint model vs the monolingual model of the
-    test language; each zero-shot cell vs the target language's own monolingual model (normalized
-    transfer); each zero-shot cell vs a uniform random guesser; each leave-one-out model vs the held-out
-    language's own monolingual model.
+    test language (with two or more languages: with one, all three train on the same texts with the same seeds);
+    each zero-shot cell vs the target language's own monolingual model (normalized transfer); each zero-shot cell
+    vs a uniform random guesser; each leave-one-out model vs the held-out language's own monolingual model.
     """
     langs, sizes, conf = cfg.data.languages, sorted(cfg.sample.sizes), cfg.evaluate.confidence
     out = {}
@@ -128,7 +128,7 @@ def differences(scores: dict, resampled: dict, chance: dict, cfg: Config) -> dic
     for lang in langs:
         for smaller, larger in zip(sizes, sizes[1:]):
             paired(joint_name(larger), joint_name(smaller), lang)
-        for joint in (joint_name(cfg.sample.largest), EQUAL_BUDGET):
+        for joint in (joint_name(cfg.sample.largest), EQUAL_BUDGET) if len(langs) > 1 else ():
             paired(joint, mono_name(lang), lang)
     for src in langs:
         for tgt in (t for t in langs if t != src):
@@ -216,11 +216,11 @@ def headline(joint: dict, transfer: dict, loo: dict, diffs: dict, tsum: dict, cf
     langs, top = cfg.data.languages, joint[joint_name(cfg.sample.largest)]
     out = {"joint_largest_mean_macro_f1": np.mean([top[lang]["macro_f1"] for lang in langs]),
            "joint_equal_budget_mean_macro_f1": np.mean([joint[EQUAL_BUDGET][lang]["macro_f1"] for lang in langs]),
-           "mono_in_language_mean_macro_f1": np.mean([transfer[mono_name(lang)][lang]["macro_f1"] for lang in langs]),
-           "joint_equal_budget_minus_mono_mean": np.mean(
-               [diffs[f"{EQUAL_BUDGET}_minus_{mono_name(lang)}_on_{lang}"]["difference"] for lang in langs])}
+           "mono_in_language_mean_macro_f1": np.mean([transfer[mono_name(lang)][lang]["macro_f1"] for lang in langs])}
     cross = [(s, t) for s in langs for t in langs if s != t]
     if cross:
+        out["joint_equal_budget_minus_mono_mean"] = np.mean(
+            [diffs[f"{EQUAL_BUDGET}_minus_{mono_name(lang)}_on_{lang}"]["difference"] for lang in langs])
         out["zero_shot_mean_macro_f1"] = np.mean([transfer[mono_name(s)][t]["macro_f1"] for s, t in cross])
         out["normalized_transfer_mean"] = np.mean(
             [diffs[f"{mono_name(s)}_minus_{mono_name(t)}_on_{t}"]["difference"] for s, t in cross])

@@ -171,8 +171,9 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         f" spread over the {len(langs)} languages: the joint-vs-monolingual comparison at an equal budget. Normalized "
         "transfer: a zero-shot cell minus the target language's own in-language score (what a model loses by not "
         "seeing the target language; 0 = nothing lost), on the target's test texts." if len(langs) > 1 else
-        f"One language (data.languages): {top}, {EQUAL_BUDGET} and the monolingual model all train on {langs[0]} "
-        "alone, and there is no transfer to measure.",
+        f"One language (data.languages): {top}, {EQUAL_BUDGET} and the monolingual model train on the same "
+        f"{largest} {langs[0]} texts with the same seeds and settings, so they repeat one training run (their scores "
+        "differ only by run-to-run nondeterminism, none on CPU) and are not compared; there is no transfer to measure.",
         domain_note(langs, data, domains),
         "## Learning curve (joint models)",
         table(["examples per language", "training budget"] + list(langs),
@@ -274,20 +275,20 @@ def _differences(cfg: Config, d: dict) -> list[str]:
     findings = sum(v["finding"] for v in d.values())
     out = [
         "## Paired differences",
-        f"{len(d)} differences, {findings} of them findings after {CORRECTIONS[cfg.evaluate.correction]} "
-        "(bold); ⚠ = involves a degenerate run or collapsed zero-shot predictions, never a finding. All p-values "
+        f"{len(d)} difference{'s' * (len(d) != 1)}, {findings} of them findings after "
+        f"{CORRECTIONS[cfg.evaluate.correction]} (bold); ⚠ = involves a degenerate run or collapsed zero-shot predictions, never a finding. All p-values "
         "are in `metrics/differences.json`.",
         "### Learning curve: each size minus the previous one",
         table(["step"] + list(langs),
               [[f"{b} − {a}"] + [diff(d[f"joint_{b}_minus_joint_{a}_on_{lang}"]) for lang in langs]
                for a, b in zip(sizes, sizes[1:])]) if len(sizes) > 1 else "One sample size: no steps.",
-        "### Joint minus the monolingual model of the test language",
-        table(["test language", f"{top} − monolingual", f"{EQUAL_BUDGET} − monolingual (equal budget)"],
-              [[lang, diff(d[f"{top}_minus_mono_{lang}_on_{lang}"]), diff(d[f"{EQUAL_BUDGET}_minus_mono_{lang}_on_{lang}"])]
-               for lang in langs]),
     ]
     if len(langs) > 1:
         out += [
+            "### Joint minus the monolingual model of the test language",
+            table(["test language", f"{top} − monolingual", f"{EQUAL_BUDGET} − monolingual (equal budget)"],
+                  [[lang, diff(d[f"{top}_minus_mono_{lang}_on_{lang}"]),
+                    diff(d[f"{EQUAL_BUDGET}_minus_mono_{lang}_on_{lang}"])] for lang in langs]),
             "### Zero-shot cell minus chance",
             "Chance: the expected macro-F1 of guessing each label with equal probability (the label prior of the "
             "balanced training samples), on the same resamples.",

@@ -70,6 +70,14 @@ def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
         return tasks, sorted(s.addressing for s in prep)
 
 
+def default_remote(root: Path) -> str | None:
+    """What `dvc remote default` prints, read in this process (no dvc executable on PATH needed)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return repo.config["core"].get("remote")
+
+
 def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[str]:
     """The options of one sbatch: what crossling sets, the resources, then the pass-through options."""
     options = [f"--job-name={name}", f"--output={log}", f"--cpus-per-task={cfg.cpus}", f"--time={cfg.time}"]
@@ -146,9 +154,7 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
     if run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root).strip():
         raise SlurmError("the checkout has uncommitted changes; every job runs the committed code and params: "
                          "commit them (or git stash) and submit again")
-    # the dvc beside this python, as in the jobs' scripts: the environment need not be activated
-    if subprocess.run([str(Path(sys.executable).parent / "dvc"), "remote", "default"], cwd=root,
-                      capture_output=True).returncode:
+    if not default_remote(root):
         raise SlurmError("no default DVC remote; the jobs exchange outputs through it: dvc remote add -d <name> "
                          "<url reachable from the compute nodes>, commit .dvc/config, submit again")
     commit = run(["git", "rev-parse", "HEAD"], cwd=root).strip()
