@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 from conftest import make_config
 
+from crossling.common import joint_name
 from crossling.compare import Side
 
 
@@ -46,7 +47,7 @@ def scored_sides(monkeypatch, seeds_a, seeds_b, shift: int = 0):
 
     monkeypatch.setattr(compare, "predictions", predictions)
     rows = compare.compare(".", sides, 400, 0.95, "holm", 0)["differences"]
-    return next(r for r in rows if r["role"] == "joint_largest")
+    return next(r for r in rows if r["role"] == "mono_english")
 
 
 def test_sides_that_trained_the_same_seeds_resample_them_together(monkeypatch):
@@ -90,3 +91,29 @@ def test_a_side_without_provenance_is_named_never_counted_as_the_same():
     result["provenance"]["b"] = {"train.device": "cuda"}
     out = compare.markdown(result)
     assert "- a: none recorded" in out and "- b's record: train.device = cuda;" in out and "Same on" not in out
+
+
+def test_one_language_on_both_sides_compares_the_monolingual_run_once(monkeypatch):
+    from crossling import compare
+
+    rng = np.random.default_rng(1)
+    gold = rng.integers(0, 3, 60)
+    test = pd.DataFrame({"language": "english", "text": [f"t{i}" for i in range(60)], "label_id": gold,
+                         "label": np.array(["negative", "neutral", "positive"])[gold]})
+    monkeypatch.setattr(compare, "predictions", lambda root, side, model, languages: {
+        "english": [np.where(rng.random(60) < 0.7, gold, (gold + 1) % 3) for _ in side.cfg.train.seeds]})
+
+    def result(other_languages: list[str]) -> dict:
+        sides = [Side(name, None, make_config({"data": {"languages": langs}, "sample": {"leave_one_out": []}}), {},
+                      test, {}, {}) for name, langs in (("a", ["english"]), ("b", other_languages))]
+        return compare.compare(".", sides, 200, 0.95, "holm", 0)
+
+    one = result(["english"])
+    sizes = make_config().sample.sizes
+    assert [r["role"] for r in one["differences"]] == [joint_name(s) for s in sizes[:-1]] + ["mono_english"]
+    assert one["left_out"] == ["b: joint_largest and joint_equal_budget, which with one language on both sides "
+                               "repeat the monolingual run (compared as mono_english)"]
+    assert "Not compared: b: joint_largest and joint_equal_budget" in compare.markdown(one)
+    two = result(["english", "french"])  # adding french: the joint models are other runs now
+    assert {"joint_largest", "joint_equal_budget", "mono_english"} <= {r["role"] for r in two["differences"]}
+    assert two["left_out"] == [] and "Not compared" not in compare.markdown(two)

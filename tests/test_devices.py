@@ -206,4 +206,5 @@ def test_visible_gpus_are_read_as_cuda_reads_the_variable():
     for no_gpu in ("", "-1", ",1", "0,0", "NoDevFiles"):
         assert visible(no_gpu) == []
     assert visible("GPU-aa,MIG-bb,GPU-cc") == ["GPU-aa"] and visible("MIG-aa,MIG-bb") == ["MIG-aa", "MIG-bb"]
+    assert visible("GPU-aa, GPU-bb") == ["GPU-aa"] and visible(" GPU-aa") == [] and visible("-0,1") == ["0", "1"]
     assert devices.visible_gpus({}, list_gpus=lambda: ["0", "1"]) == ["0", "1"]

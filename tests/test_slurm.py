@@ -97,11 +97,17 @@ def tiny_project(tmp_path) -> Path:
 
 def test_a_dry_run_writes_the_jobs_of_the_current_params_and_refuses_what_the_jobs_could_not_use(tiny_project):
     python = str(BIN / "python")
-    # the environment not activated (no dvc on PATH): the dvc beside its python still answers
+    # the environment not activated (no dvc on PATH): the remote is read without the dvc command
     no_remote = subprocess.run([python, "-m", "crossling.slurm", "--dry-run"], cwd=tiny_project, capture_output=True,
                                text=True, env=dict(os.environ, PATH="/usr/bin:/bin"))
     assert no_remote.returncode == 2 and no_remote.stderr.startswith(
         "crossling.slurm: error: no default DVC remote; the jobs exchange outputs through it: dvc remote add -d")
+    dvc(tiny_project, "remote", "add", "--local", "-d", "store", str(tiny_project.parent / "store"))
+    local = sh(tiny_project, python, "-m", "crossling.slurm", "--dry-run", check=False)
+    assert local.returncode == 2 and local.stderr == (
+        "crossling.slurm: error: the default DVC remote 'store' is set in .dvc/config.local, which the jobs' clones "
+        "do not have: add it without --local (dvc remote add -d <name> <url>), commit .dvc/config, submit again\n")
+    dvc(tiny_project, "remote", "remove", "--local", "store")
     dvc(tiny_project, "remote", "add", "-d", "store", str(tiny_project.parent / "store"))
     dirty = sh(tiny_project, python, "-m", "crossling.slurm", "--dry-run", check=False)
     assert dirty.returncode == 2 and dirty.stderr == (

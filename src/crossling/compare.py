@@ -164,12 +164,17 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
                 for lang, runs in preds.items()}
         return cache[side.name, model]
 
-    rows = []
+    rows, left_out = [], []
     base_roles = roles(base.cfg)
     for other in sides[1:]:
         other_roles = roles(other.cfg)
+        repeats = set()
+        if len(base.cfg.data.languages) == len(other.cfg.data.languages) == 1:
+            repeats = {"joint_largest", "joint_equal_budget"}  # on each side the same texts and seeds as mono
+            left_out.append(f"{other.name}: joint_largest and joint_equal_budget, which with one language on both "
+                            f"sides repeat the monolingual run (compared as {mono_name(languages[0])})")
         for role, model in base_roles.items():
-            if role not in other_roles:
+            if role not in other_roles or role in repeats:
                 continue
             a, b = scored(base, model), scored(other, other_roles[role])
             for lang in languages:
@@ -189,7 +194,8 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
     return {"baseline": base.name, "revisions": {s.name: s.rev or WORKSPACE for s in sides},
             "test_languages": list(languages), "params_that_differ": params_that_differ(sides),
             "provenance": {s.name: provenance_summary(s.provenance) for s in sides},
-            "bootstrap_samples": resamples, "confidence": confidence, "correction": correction, "differences": rows}
+            "bootstrap_samples": resamples, "confidence": confidence, "correction": correction, "differences": rows,
+            "left_out": left_out}
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, object]:
@@ -251,6 +257,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['experiment']} | {model} | {r['test_language']} | {r['baseline_macro_f1']:.3f} | "
                      f"{r['macro_f1']:.3f} | {f'**{text}**' if r['significant'] else text}"
                      f"{' ⚠' if r['degenerate_model'] else ''} | {r['p_adjusted']:.3g} |")
+    lines += ["", "Not compared: " + "; ".join(result["left_out"]) + "."] if result.get("left_out") else []
     # identity first (what ran, on what, from which data); identical library versions would bury the few that differ
     prov = result["provenance"]
     missing = [n for n in names if "recorded" in prov[n]]

@@ -58,21 +58,20 @@ class Claim:
 def visible_gpus(environ: dict, list_gpus: Callable[[], list[str]] | None = None) -> list[str]:
     """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices or UUIDs), CUDA not initialized.
 
-    Read as CUDA reads it: up to the first entry that names no GPU (empty, -1, NoDevFiles, a UUID list's entry
-    without its GPU-/MIG- prefix); an index is the entry's leading digits (1gpu is 1); a repeat shows no GPU.
+    Read as CUDA (and torch) read it: up to the first entry that names no GPU (empty, -1, NoDevFiles, a UUID list's
+    entry without its GPU-/MIG- prefix); an index is the entry's leading digits (1gpu is 1); a repeat shows no GPU.
     """
     visible = environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
         return (list_gpus or nvidia_smi_gpus)()
-    entries = [entry.strip() for entry in visible.split(",")]
-    prefix = next((p for p in ("GPU-", "MIG-") if entries[0].startswith(p)), None)
+    prefix = next((p for p in ("GPU-", "MIG-") if visible.startswith(p)), None)
     gpus: list[str] = []
-    for entry in entries:
+    for entry in visible.split(","):
         if prefix:
             gpu = entry if entry.startswith(prefix) else ""
         else:
-            index = re.match(r"\+?(\d+)", entry)
-            gpu = str(int(index.group(1))) if index else ""
+            index = re.match(r"[+-]?\d+", entry.strip())
+            gpu = str(int(index.group())) if index and int(index.group()) >= 0 else ""
         if not gpu:
             break
         if gpu in gpus:

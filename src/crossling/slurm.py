@@ -71,11 +71,22 @@ def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
 
 
 def default_remote(root: Path) -> str | None:
-    """What `dvc remote default` prints, read in this process (no dvc executable on PATH needed)."""
+    """The default DVC remote as the jobs' git clones see it, read in this process (no dvc on PATH needed); one
+    set in .dvc/config.local, which a clone lacks, is refused."""
+    from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
-        return repo.config["core"].get("remote")
+    try:
+        with Repo(str(root)) as repo:
+            name = repo.config["core"].get("remote")
+            cloned = repo.config.load_config_to_level("local")  # system, global and .dvc/config
+    except NotDvcRepoError:
+        raise SlurmError(f"{root} is not a DVC project (no .dvc); run this in the crossling checkout") from None
+    if name and (cloned.get("core", {}).get("remote") != name or name not in cloned.get("remote", {})):
+        raise SlurmError(f"the default DVC remote {name!r} is set in .dvc/config.local, which the jobs' clones do not "
+                         "have: add it without --local (dvc remote add -d <name> <url>), commit .dvc/config, submit "
+                         "again")
+    return name
 
 
 def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[str]:
