@@ -102,12 +102,6 @@ def test_a_dry_run_writes_the_jobs_of_the_current_params_and_refuses_what_the_jo
                                text=True, env=dict(os.environ, PATH="/usr/bin:/bin"))
     assert no_remote.returncode == 2 and no_remote.stderr.startswith(
         "crossling.slurm: error: no default DVC remote; the jobs exchange outputs through it: dvc remote add -d")
-    dvc(tiny_project, "remote", "add", "--local", "-d", "store", str(tiny_project.parent / "store"))
-    local = sh(tiny_project, python, "-m", "crossling.slurm", "--dry-run", check=False)
-    assert local.returncode == 2 and local.stderr == (
-        "crossling.slurm: error: the default DVC remote 'store' is set in .dvc/config.local, which the jobs' clones "
-        "do not have: add it without --local (dvc remote add -d <name> <url>), commit .dvc/config, submit again\n")
-    dvc(tiny_project, "remote", "remove", "--local", "store")
     dvc(tiny_project, "remote", "add", "-d", "store", str(tiny_project.parent / "store"))
     dirty = sh(tiny_project, python, "-m", "crossling.slurm", "--dry-run", check=False)
     assert dirty.returncode == 2 and dirty.stderr == (
@@ -132,6 +126,15 @@ def test_a_dry_run_writes_the_jobs_of_the_current_params_and_refuses_what_the_jo
     for name in ("prep", "task", "final"):
         assert subprocess.run(["bash", "-n", str(run_dir / f"{name}.sh")]).returncode == 0
     assert sh(tiny_project, "git", "status", "--porcelain").stdout == ""  # .slurm/ is ignored
+    # a job's clone of the commit also gets .dvc/config.local (remote credentials, a --local default), not in git
+    clone_fn = script[:script.index("\n}\n") + 3]
+    sh(tiny_project, "bash", "-c", clone_fn + f"clone {run_dir}/work/bare")
+    assert not (run_dir / "work" / "bare" / ".dvc" / "config.local").exists()
+    dvc(tiny_project, "config", "--local", "core.autostage", "true")
+    sh(tiny_project, "bash", "-c", clone_fn + f"clone {run_dir}/work/probe")
+    assert ((run_dir / "work" / "probe" / ".dvc" / "config.local").read_text()
+            == (tiny_project / ".dvc" / "config.local").read_text())
+    assert (run_dir / "work" / "probe" / "dvc.yaml").exists()
 
 
 def output_hashes(lock: dict) -> dict[str, str]:

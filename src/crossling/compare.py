@@ -1,15 +1,16 @@
 """compare: paired comparison of experiments on the same test texts, as the central table of a paper.
 
 `python -m crossling.compare A B [C ...]`: each argument is a DVC experiment name, a git revision, or
-`workspace`. Each one's params, test split and predictions are read through DVC (from the cache, or the
-remote when missing there). The first is the baseline: for every other one, per model present in both
-(the largest joint model, the equal-budget joint model, each joint size both have, each monolingual model on
-every test language both have, i.e. in-language and zero-shot cells, each leave-one-out model) and test
-language, the difference of seed-averaged macro-F1 (other minus baseline) with a two-level paired bootstrap
-interval (the same resampled test texts on both sides, and the same resampled seeds where both trained the
-same seeds; other seed lists are resampled independently), and p-values adjusted together for multiple
-comparisons. Refused in one line when the test texts of a language differ. Prints a Markdown report (params
-that differ, the differences, the provenance shared and the entries that differ) and writes all of it as JSON.
+`workspace`. Each one's params, test split and predictions are read through DVC (from the cache, or the remote
+when missing there). The first is the baseline: for every other one, per model present in both (the largest
+joint model, the equal-budget joint model (both left out when both sides have one language: they repeat the
+monolingual run), each joint size both have, each monolingual model on every test language both have, i.e.
+in-language and zero-shot cells, each leave-one-out model) and test language, the difference of seed-averaged
+macro-F1 (other minus baseline) with a two-level paired bootstrap interval (the same resampled test texts on
+both sides, and the same resampled seeds where both trained the same seeds; other seed lists are resampled
+independently), and p-values adjusted together for multiple comparisons. Refused in one line when the test texts
+of a language differ. Prints a Markdown report (params that differ, the differences, the provenance shared and
+the entries that differ) and writes all of it as JSON.
 """
 
 from __future__ import annotations
