@@ -65,6 +65,22 @@ def test_a_bad_slurm_section_in_params_fails_every_stage_in_one_line(tmp_path, c
         "(Slurm's --mem), e.g. 16G, got '16 GB'")
 
 
+@pytest.mark.parametrize("dvc_config, message", [
+    (None, "is not a DVC project (no .dvc); run this in the crossling checkout"),
+    ("[core\n", "config file error: Invalid line ('[core') (matched as neither section nor keyword) at line 1."),
+    ("[core]\nremote = store\n[bogus]\n a = 1\n", "config file error: extra keys not allowed @ data['bogus']"),
+])
+def test_the_default_remote_of_a_checkout_dvc_cannot_read_is_one_line(tmp_path, dvc_config, message):
+    if dvc_config is not None:
+        from dvc.repo import Repo
+
+        Repo.init(str(tmp_path), no_scm=True).close()
+        (tmp_path / ".dvc" / "config").write_text(dvc_config)
+    with pytest.raises(slurm.SlurmError) as error:
+        slurm.default_remote(tmp_path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
 def test_the_final_job_names_each_failed_stage_and_its_log(tmp_path, capsys):
     run_dir = tmp_path / "run"
     (run_dir / "status").mkdir(parents=True)

@@ -72,6 +72,7 @@ def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
 
 def default_remote(root: Path) -> str | None:
     """What `dvc remote default` prints, read in this process (no dvc on PATH needed)."""
+    from dvc.config import ConfigError as DvcConfigError
     from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo
 
@@ -80,6 +81,8 @@ def default_remote(root: Path) -> str | None:
             return repo.config["core"].get("remote")
     except NotDvcRepoError:
         raise SlurmError(f"{root} is not a DVC project (no .dvc); run this in the crossling checkout") from None
+    except DvcConfigError as exc:
+        raise SlurmError(f"DVC cannot read its config in {root / '.dvc'} ({exc}); fix the line it names") from None
 
 
 def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[str]:
