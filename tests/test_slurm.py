@@ -65,20 +65,30 @@ def test_a_bad_slurm_section_in_params_fails_every_stage_in_one_line(tmp_path, c
         "(Slurm's --mem), e.g. 16G, got '16 GB'")
 
 
-@pytest.mark.parametrize("dvc_config, message", [
-    (None, "is not a DVC project (no .dvc); run this in the crossling checkout"),
-    ("[core\n", "config file error: Invalid line ('[core') (matched as neither section nor keyword) at line 1."),
-    ("[core]\nremote = store\n[bogus]\n a = 1\n", "config file error: extra keys not allowed @ data['bogus']"),
+@pytest.mark.parametrize("config_file, content, message", [
+    (None, None, "is not a DVC project (no .dvc); run this in the crossling checkout"),
+    ("config", "[core\n", "DVC cannot read its config (config file error: "),
+    ("config", "[core]\nremote = store\n[bogus]\n a = 1\n", "'bogus'"),
+    ("config.local", "[core\n", "[core"),
+    ("config", None, "DVC cannot open the project at {root}: {root}/.dvc/config: Is a directory"),
 ])
-def test_the_default_remote_of_a_checkout_dvc_cannot_read_is_one_line(tmp_path, dvc_config, message):
-    if dvc_config is not None:
+def test_the_default_remote_of_a_checkout_dvc_cannot_read_is_one_line(tmp_path, config_file, content, message):
+    if config_file is not None:
         from dvc.repo import Repo
 
         Repo.init(str(tmp_path), no_scm=True).close()
-        (tmp_path / ".dvc" / "config").write_text(dvc_config)
+        path = tmp_path / ".dvc" / config_file
+        if content is None:  # a directory where the file should be
+            path.unlink()
+            path.mkdir()
+        else:
+            path.write_text(content)
     with pytest.raises(slurm.SlurmError) as error:
         slurm.default_remote(tmp_path)
-    assert message in str(error.value) and "\n" not in str(error.value)
+    assert message.format(root=tmp_path) in str(error.value) and "\n" not in str(error.value)
+    if content is not None:
+        assert str(error.value).endswith(f"correct the line or key it names in {tmp_path}/.dvc/config, the "
+                                         "config.local beside it, or your global or system DVC config")
 
 
 def test_the_final_job_names_each_failed_stage_and_its_log(tmp_path, capsys):

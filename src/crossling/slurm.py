@@ -82,7 +82,11 @@ def default_remote(root: Path) -> str | None:
     except NotDvcRepoError:
         raise SlurmError(f"{root} is not a DVC project (no .dvc); run this in the crossling checkout") from None
     except DvcConfigError as exc:
-        raise SlurmError(f"DVC cannot read its config in {root / '.dvc'} ({exc}); fix the line it names") from None
+        raise SlurmError(f"DVC cannot read its config ({exc}); correct the line or key it names in "
+                         f"{root / '.dvc' / 'config'}, the config.local beside it, or your global or system DVC "
+                         "config") from None
+    except OSError as exc:  # an unreadable config file, a directory in its place, a read-only .dvc
+        raise SlurmError(f"DVC cannot open the project at {root}: {exc.filename}: {exc.strerror}") from None
 
 
 def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[str]:
