@@ -3,6 +3,7 @@ queued experiments is in tests/test_pipeline.py)."""
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import make_config
 
 from crossling.common import joint_name
@@ -117,3 +118,13 @@ def test_one_language_on_both_sides_compares_the_monolingual_run_once(monkeypatc
     two = result(["english", "french"])  # adding french: the joint models are other runs now
     assert {"joint_largest", "joint_equal_budget", "mono_english"} <= {r["role"] for r in two["differences"]}
     assert two["left_out"] == [] and "Not compared" not in compare.markdown(two)
+
+
+def test_compare_outside_a_dvc_project_is_one_line(tmp_path, capsys):
+    from crossling.compare import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["one", "two", "--repo", str(tmp_path), "--out", str(tmp_path / "compare.json")])
+    assert exit_.value.code == 2 and not (tmp_path / "compare.json").exists()
+    assert capsys.readouterr().err == (f"crossling.compare: error: {tmp_path} is not a DVC project (no .dvc); run "
+                                       "this in the crossling checkout\n")

@@ -18,6 +18,7 @@ from slurm_cluster import Cluster, missing_requirements
 from test_pipeline import BIN, dvc, make_project, sh, stages_run
 
 from crossling import slurm
+from crossling.common import DataError
 from crossling.config import ConfigError
 
 TASKS = [["train_joint@12-1", "predict_joint@12-1"], ["train_joint_equal@1", "predict_joint_equal@1"],
@@ -83,7 +84,7 @@ def test_the_default_remote_of_a_checkout_dvc_cannot_read_is_one_line(tmp_path, 
             path.mkdir()
         else:
             path.write_text(content)
-    with pytest.raises(slurm.SlurmError) as error:
+    with pytest.raises(DataError) as error:  # crossling.project.open_repo, which compare uses too
         slurm.default_remote(tmp_path)
     assert message.format(root=tmp_path) in str(error.value) and "\n" not in str(error.value)
     if content is not None:

@@ -31,6 +31,7 @@ import yaml
 from crossling import stats
 from crossling.common import EQUAL_BUDGET, DataError, joint_name, loo_name, mono_name, run_name, write_json
 from crossling.config import Config, ConfigError, config_from_dict
+from crossling.project import open_repo
 
 WORKSPACE = "workspace"
 CORRECTIONS = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini-Hochberg (false discovery rate)"}
@@ -297,9 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.experiments) < 2:
         parser.error("give at least two experiments, revisions or workspace")
     try:
-        from dvc.repo import Repo
-
-        with Repo(args.repo) as repo:
+        with open_repo(args.repo) as repo:
             sides = [load_side(args.repo, repo, name) for name in args.experiments]
             result = compare(args.repo, sides, args.bootstrap_samples, args.confidence, args.correction, args.seed)
     except DataError as exc:

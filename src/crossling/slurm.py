@@ -27,7 +27,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from crossling.common import DataError
 from crossling.config import ConfigError, SlurmConfig, _one_line, load_config
+from crossling.project import open_repo
 
 PREFIX = "crossling.slurm"
 
@@ -55,9 +57,8 @@ def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
     samples, base model, tokenizer statistics); the final job runs the rest (evaluation, report).
     """
     import networkx as nx
-    from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
+    with open_repo(root) as repo:
         graph = repo.index.graph  # an edge goes from a stage to a stage it depends on
         training = sorted((s for s in graph.nodes if s.addressing.startswith("train_")), key=lambda s: s.addressing)
         after = set().union(*(nx.ancestors(graph, s) for s in training))
@@ -72,21 +73,8 @@ def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
 
 def default_remote(root: Path) -> str | None:
     """What `dvc remote default` prints, read in this process (no dvc on PATH needed)."""
-    from dvc.config import ConfigError as DvcConfigError
-    from dvc.exceptions import NotDvcRepoError
-    from dvc.repo import Repo
-
-    try:
-        with Repo(str(root)) as repo:
-            return repo.config["core"].get("remote")
-    except NotDvcRepoError:
-        raise SlurmError(f"{root} is not a DVC project (no .dvc); run this in the crossling checkout") from None
-    except DvcConfigError as exc:
-        raise SlurmError(f"DVC cannot read its config ({exc}); correct the line or key it names in "
-                         f"{root / '.dvc' / 'config'}, the config.local beside it, or your global or system DVC "
-                         "config") from None
-    except OSError as exc:  # an unreadable config file, a directory in its place, a read-only .dvc
-        raise SlurmError(f"DVC cannot open the project at {root}: {exc.filename}: {exc.strerror}") from None
+    with open_repo(root) as repo:
+        return repo.config["core"].get("remote")
 
 
 def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[str]:
@@ -267,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             return
         cfg = resources(args, load_config(args.params).slurm, passthrough)
         record = submit(Path.cwd(), cfg, repo=args.repo, dry_run=args.dry_run)
-    except (ConfigError, SlurmError) as exc:
+    except (ConfigError, DataError, SlurmError) as exc:
         where = f"{args.params}: " if isinstance(exc, ConfigError) else ""
         print(f"{PREFIX}: error: {where}{exc}", file=sys.stderr)
         sys.exit(2)
