@@ -65,6 +65,15 @@ def test_committed_params_are_the_reference_experiment():
         ({"train": {"seed": 42}}, "train.seed", "unknown key"),
         ({"evaluate": {"bootstrap_samples": 10}}, "evaluate.bootstrap_samples", "at least 100"),
         ({"evaluate": {"confidence": 1.5}}, "evaluate.confidence", "[0.5, 1)"),
+        ({"evaluate": {"collapse_share": 1.0000005}}, "evaluate.collapse_share", "must be at most 1"),
+        ({"evaluate": {"collapse_share": 0.4}}, "evaluate.collapse_share", "must be at least 0.5"),
+        # a name-or-list field reports the list's own problem, under the field's name
+        ({"train": {"lora": {"target_modules": ["query", "query"]}}}, "train.lora.target_modules", "duplicate module"),
+        ({"train": {"lora": {"target_modules": ["query", " value"]}}}, "train.lora.target_modules[1]",
+         "surrounding spaces"),
+        ({"train": {"lora": {"target_modules": []}}}, "train.lora.target_modules", "at least one module"),
+        ({"train": {"lora": {"target_modules": ""}}}, "train.lora.target_modules", "must not be empty"),
+        ({"train": {"lora": {"target_modules": 5}}}, "train.lora.target_modules", "expected a list"),
     ],
 )
 def test_bad_params_name_the_field(raw, field, fragment):
@@ -73,6 +82,12 @@ def test_bad_params_name_the_field(raw, field, fragment):
     assert err.value.field == field
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_collapse_share_one_and_a_module_list_are_valid():
+    cfg = make_config({"evaluate": {"collapse_share": 1}, "train": {"lora": {"target_modules": ["query", "value"]}}})
+    assert cfg.evaluate.collapse_share == 1 and cfg.train.lora.target_modules == ("query", "value")
+    assert make_config().train.lora.target_modules == "all-linear"
 
 
 def test_defaults_live_only_in_params_yaml():

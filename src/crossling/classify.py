@@ -19,6 +19,9 @@ from crossling.modeling import (check_max_length, configure_threads, inference_d
                                 quiet_transformers, usable_length)
 
 
+OPTIONS = {"train.device": "--device", "train.precision": "--precision"}  # a ConfigError's field -> option
+
+
 def read_texts(args: argparse.Namespace) -> list[str]:
     texts = list(args.texts)
     if args.file:
@@ -63,11 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         configure_threads()
         results = predict(Path(args.model), read_texts(args), args.max_length, device=args.device,
                           precision=args.precision)
-    except ConfigError as exc:  # named after the train.* param; here it is the option
-        option = {"train.device": "--device", "train.precision": "--precision"}.get(exc.field, exc.field)
-        print(f"crossling.classify: error: {option}: {str(exc).split(': ', 1)[1]}", file=sys.stderr)
-        sys.exit(2)
-    except DataError as exc:
+    except (ConfigError, DataError) as exc:  # a ConfigError is named after the train.* param; here it is the option
+        if isinstance(exc, ConfigError):
+            exc = f"{OPTIONS.get(exc.field, exc.field)}: {exc.message}"
         print(f"crossling.classify: error: {exc}", file=sys.stderr)
         sys.exit(2)
     for r in results:

@@ -23,6 +23,9 @@ class DataError(ValueError):
     """Input data that cannot be used as it is; the message says which file/language and what to do."""
 
 
+PROVENANCE_KEY = b"crossling.provenance"  # schema metadata of the predictions (predict writes, evaluate reads)
+
+
 # The names of models and runs (dvc.yaml spells the same: joint_${item.size}_seed${item.seed}).
 EQUAL_BUDGET = "joint_equal"  # the joint model with as many training examples as a monolingual one
 

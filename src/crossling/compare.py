@@ -74,8 +74,7 @@ def read_bytes(root: str, path: str, rev: str | None, what: str) -> bytes:
     import dvc.api
 
     try:
-        with dvc.api.open(path, repo=root, rev=rev, mode="rb") as fh:
-            return fh.read()
+        return dvc.api.read(path, repo=root, rev=rev, mode="rb")
     except Exception as exc:  # not in git, not in the cache, no remote: all end the same way
         where = rev[:10] if rev else WORKSPACE
         raise DataError(f"{what} ({path}) of {where} cannot be read: {type(exc).__name__}: "

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Field, Strict, StrictBool, StrictInt, StrictStr,
-                      StringConstraints, TypeAdapter, ValidationError, field_validator, model_validator)
+from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Discriminator, Field, Strict, StrictBool, StrictInt,
+                      StrictStr, StringConstraints, Tag, TypeAdapter, ValidationError, field_validator, model_validator)
 from pydantic.dataclasses import dataclass
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -69,6 +69,7 @@ Seed = Annotated[StrictInt, _within(0, 2**32, "2**32")]
 Fraction = Annotated[Number, _within(0, 1)]
 # Non-empty, without surrounding spaces (names, paths, ids).
 Name = Annotated[StrictStr, StringConstraints(pattern=r"^\S(.*\S)?$")]
+ONE_NAME, NAMES = "<name>", "<names>"  # tags of a name-or-list union, left out of the field named in an error
 
 SECTION = ConfigDict(extra="forbid")
 
@@ -187,8 +188,10 @@ class LoraConfig:
     rank: Positive
     alpha: Annotated[Number, Field(gt=0)]
     dropout: Fraction
-    # "all-linear" (peft: every linear layer but the output) or a list of module names, e.g. [query, value]
-    target_modules: StrictStr | Annotated[tuple[Name, ...], _distinct("module")]
+    # "all-linear" (peft: every linear layer but the output) or a list of module names, e.g. [query, value];
+    # validated as one or the other by the value's kind, so a bad list is reported as a list
+    target_modules: Annotated[Annotated[Name, Tag(ONE_NAME)] | Annotated[tuple[Name, ...], _distinct("module"), Tag(NAMES)],
+                              Discriminator(lambda value: ONE_NAME if isinstance(value, str) else NAMES)]
 
 
 @dataclass(frozen=True, config=SECTION)
@@ -237,7 +240,7 @@ class EvaluateConfig:
     # Benjamini-Hochberg (false discovery rate); only differences significant after it are marked.
     correction: Literal["holm", "bh"]
     # A run whose predictions on a test language put at least this share in one class has collapsed.
-    collapse_share: Annotated[Number, _within(0.5, 1.000001, "1")]
+    collapse_share: Annotated[Number, Field(ge=0.5, le=1)]
 
 
 def _no_managed_option(options: tuple[str, ...]) -> tuple[str, ...]:
@@ -348,8 +351,8 @@ MESSAGES = {
     "dataclass_type": "expected a mapping of keys, got {got!r}",
     "greater_than": "must be > {gt}, got {got}",
     "greater_than_equal": "must be at least {ge}, got {got}",
+    "less_than_equal": "must be at most {le}, got {got}",
     "literal_error": "must be one of {expected}, got {got!r}",
-    "none_required": "expected null or a value of the type above, got {got!r}",
     "value_error": "{error}",
 }
 
@@ -359,7 +362,8 @@ def _one_line(exc: ValidationError) -> ConfigError:
     errors = exc.errors(include_url=False)
     error = next((e for e in errors if e["type"] == "unexpected_keyword_argument"), errors[0])
     loc, kind, ctx, got = error["loc"], error["type"], error.get("ctx", {}), error["input"]
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc if p != "[key]").lstrip(".")
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc
+                    if p not in ("[key]", ONE_NAME, NAMES)).lstrip(".")
     if isinstance(ctx.get("error"), ConfigError):  # a rule between fields, named relative to its section
         return ConfigError(".".join(filter(None, (where, ctx["error"].field))), ctx["error"].message)
     if kind == "unexpected_keyword_argument":

@@ -35,8 +35,8 @@ import yaml
 from sklearn.metrics import confusion_matrix
 
 from crossling import figures, stats
-from crossling.common import (EQUAL_BUDGET, DataError, joint_name, log, log_params, loo_name, mono_name, read_json,
-                              read_parquet, run_name, run_stage, stage_parser, write_json)
+from crossling.common import (EQUAL_BUDGET, PROVENANCE_KEY, DataError, joint_name, log, log_params, loo_name, mono_name,
+                              read_json, read_parquet, run_name, run_stage, stage_parser, write_json)
 from crossling.config import Config
 
 JOINT_LARGEST = "joint_largest"  # headline names stand for roles, not sizes
@@ -394,7 +394,7 @@ def run_provenance(pred_path: Path, log_dir: Path) -> dict:
     commit) and the predict stage's (its Parquet metadata)."""
     params = log_dir / "params.yaml"
     meta = pq.read_schema(pred_path).metadata or {}
-    predict = json.loads(meta[b"crossling.provenance"]) if b"crossling.provenance" in meta else {}
+    predict = json.loads(meta[PROVENANCE_KEY]) if PROVENANCE_KEY in meta else {}
     train = yaml.safe_load(params.read_text(encoding="utf-8")) if params.exists() else {}
     return {"train": train, "predict": predict}
 

@@ -13,12 +13,11 @@ import json
 import pandas as pd
 import pyarrow as pa
 
-from crossling.common import log, log_params, read_parquet, run_stage, stage_parser, write_parquet
+from crossling.common import PROVENANCE_KEY, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
 from crossling.config import Config, TrainConfig
 from crossling.modeling import (check_max_length, configure_threads, inference_device, load_classifier, predict_proba,
                                 provenance, quiet_transformers)
 
-PROVENANCE_KEY = b"crossling.provenance"  # schema metadata of the predictions: JSON of what produced them
 
 
 def prediction_schema(labels: tuple[str, ...]) -> pa.Schema:

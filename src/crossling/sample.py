@@ -82,7 +82,6 @@ def sample_path(folder: str | Path, seed: int, size: int | str, language: str | 
 def write_samples(folder: Path, ranked_pool: pd.DataFrame, cfg: Config, seed: int) -> None:
     """Every sample one training seed reads, in folder/seed<seed>/."""
     languages, n_classes, largest = cfg.data.languages, len(cfg.data.labels), cfg.sample.largest
-    sample_path(folder, seed, largest).parent.mkdir(parents=True, exist_ok=True)
     for size in sorted(cfg.sample.sizes):
         sample = draw(ranked_pool, size, languages, n_classes)
         write_parquet(sample, EXAMPLE_SCHEMA, sample_path(folder, seed, size))

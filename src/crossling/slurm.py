@@ -168,20 +168,19 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
     write_scripts(run_dir, root, commit, tasks, upstream, repo or str(root))
     logs = run_dir / "logs"
     array = f"0-{len(tasks) - 1}" + (f"%{cfg.max_parallel}" if cfg.max_parallel else "")
-    plan = [("prep", sbatch_options(cfg, "crossling-prep", logs / "prep.out", gpus=False), []),
-            ("task", sbatch_options(cfg, "crossling-train", logs / "task-%a.out", gpus=True),
-             [f"--array={array}", "--kill-on-invalid-dep=yes"]),
-            ("final", sbatch_options(cfg, "crossling-final", logs / "final.out", gpus=True), [])]
     jobs: dict[str, str] = {}
     commands = []
-    for name, options, extra in plan:
-        if name == "task":
-            extra = extra + [f"--dependency=afterok:{jobs['prep']}"]
-        elif name == "final":
-            extra = extra + [f"--dependency=afterany:{jobs['task']}"]
-        cmd = ["sbatch", "--parsable", *options, *extra, str(run_dir / f"{name}.sh")]
+
+    def submit_job(name: str, job_name: str, log: str, gpus: bool, *extra: str) -> None:
+        cmd = ["sbatch", "--parsable", *sbatch_options(cfg, job_name, logs / log, gpus=gpus), *extra,
+               str(run_dir / f"{name}.sh")]
         commands.append(cmd)
         jobs[name] = f"<{name}>" if dry_run else run(cmd, cwd=root).strip().split(";")[0]
+
+    submit_job("prep", "crossling-prep", "prep.out", False)
+    submit_job("task", "crossling-train", "task-%a.out", True, f"--array={array}", "--kill-on-invalid-dep=yes",
+               f"--dependency=afterok:{jobs['prep']}")
+    submit_job("final", "crossling-final", "final.out", True, f"--dependency=afterany:{jobs['task']}")
     record = {"commit": commit, "run_dir": str(run_dir), "jobs": jobs, "tasks": tasks, "prepared": upstream,
               "slurm": asdict(cfg), "sbatch": [shlex.join(cmd) for cmd in commands]}
     (run_dir / "submission.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -239,9 +238,8 @@ def resources(args: argparse.Namespace, base: SlurmConfig, passthrough: list[str
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
-    args = parser().parse_args(argv)
+    end = argv.index("--") if "--" in argv else len(argv)
+    args, passthrough = parser().parse_args(argv[:end]), argv[end + 1:]
     try:
         if args.check:
             problems = check(Path(args.check))

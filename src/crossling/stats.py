@@ -13,11 +13,8 @@ def scores(gold: np.ndarray, pred: np.ndarray, labels: tuple[str, ...]) -> dict:
     """Accuracy, macro precision/recall/F1 (F1 = mean of per-class F1), per-class F1 and support."""
     p, r, f1, _ = precision_recall_fscore_support(gold, pred, labels=list(range(len(labels))), zero_division=0)
     out = {"accuracy": accuracy_score(gold, pred), "macro_precision": p.mean(), "macro_recall": r.mean(),
-           "macro_f1": f1.mean()}
-    out.update({f"f1_{name}": value for name, value in zip(labels, f1)})
-    out = {k: round(float(v), 6) for k, v in out.items()}
-    out["support"] = int(len(gold))
-    return out
+           "macro_f1": f1.mean(), **{f"f1_{name}": value for name, value in zip(labels, f1)}}
+    return {k: round(float(v), 6) for k, v in out.items()} | {"support": len(gold)}
 
 
 def _resampled(gold: np.ndarray, pred: np.ndarray, idx: np.ndarray, n_labels: int) -> dict[str, np.ndarray]:
@@ -67,9 +64,8 @@ def chance_macro_f1(gold: np.ndarray, idx: np.ndarray, n_labels: int) -> tuple[f
         n = counts.sum(axis=-1, keepdims=True)
         return (2 * counts / (n_labels * counts + n)).mean(axis=-1)
 
-    classes = np.arange(n_labels)
-    point = macro((gold[:, None] == classes).sum(axis=0))
-    per_resample = macro(np.stack([(gold[idx] == c).sum(axis=1) for c in classes], axis=1))
+    point = macro(np.bincount(gold, minlength=n_labels))
+    per_resample = macro((gold[idx][..., None] == np.arange(n_labels)).sum(axis=1))  # class counts per resample
     return round(float(point), 6), per_resample
 
 

@@ -52,12 +52,17 @@ def training_frame(sample: pd.DataFrame, language: str | None, exclude: str | No
     return sample[keep]
 
 
+def init_record(base_dir: Path) -> dict:
+    """What the base stage created and from which checkpoint (its crossling_init.json)."""
+    if not (base_dir / INIT_RECORD).exists():
+        raise DataError(f"{base_dir} has no {INIT_RECORD}; re-run the base stage (dvc repro base)")
+    return read_json(base_dir / INIT_RECORD)
+
+
 def draw_created_weights(model, base_dir: Path, seed: int) -> str:
     """Draw the weights the base stage created (not loaded) anew from the fine-tuning seed, through the model's own
     initialization (`_init_weights`, whatever the module types), so seeds cover the initialization too."""
-    if not (base_dir / INIT_RECORD).exists():
-        raise DataError(f"{base_dir} has no {INIT_RECORD}; re-run the base stage (dvc repro base)")
-    record = read_json(base_dir / INIT_RECORD)
+    record = init_record(base_dir)
     torch.manual_seed(seed)
     if record["scratch"]:
         model.load_state_dict(type(model)(model.config).state_dict())
@@ -88,8 +93,6 @@ def training_arguments(train: TrainConfig, output_dir: str, seed: int, device, p
         load_best_model_at_end=train.select == "best", metric_for_best_model="macro_f1_mean",
         bf16=precision == "bf16", fp16=precision == "fp16", dataloader_pin_memory=device.type == "cuda",
     )
-    if args.device.type != device.type:
-        raise RuntimeError(f"the Trainer chose {args.device}, the probe {device}")  # never expected
     if args.n_gpu > 1:  # CUDA was initialized before one_device_per_process could act
         raise RuntimeError(f"{args.n_gpu} GPUs visible to one process; set CUDA_VISIBLE_DEVICES to one GPU")
     return args
@@ -242,7 +245,7 @@ def resume_point(checkpoints: Path, fingerprint: str, first: bool) -> str | None
 def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, cfg: Config, args, seed: int,
               device, precision: str, init: dict):
     """Train `model`; returns the trained model (LoRA merged) on the first process, None on the others."""
-    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer
+    from transformers import PrinterCallback, Trainer
 
     train = cfg.train
     if train.method == "lora":
@@ -272,7 +275,7 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
 
     trainer = DevInOrder(model=model, args=targs, train_dataset=dataset(tokenizer, frame, train.max_length),
                       eval_dataset=dev_set, compute_metrics=metrics,
-                      processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer),
+                      processing_class=tokenizer,
                       callbacks=callbacks(args.name, args.live, languages, run_params, first))
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress line reports
     # the Trainer's own count of optimizer steps per epoch (batches, accumulation, processes)
@@ -334,6 +337,7 @@ def main(args, cfg: Config) -> None:
     threads = configure_threads()
     quiet_transformers()
     frame = training_frame(read_parquet(args.sample, "sample"), args.language, args.exclude_language)
+    init = init_record(Path(args.base))  # before any work: a base without it is refused either way
     model, tokenizer = load_classifier(args.base, cfg.data.labels)
     if not cfg.train.fixed_init:
         log.info("%s: drew %s from seed %d", args.name, draw_created_weights(model, Path(args.base), seed), seed)
@@ -346,7 +350,6 @@ def main(args, cfg: Config) -> None:
                          for lang in dict.fromkeys(frame["language"])], ignore_index=True)
     elif cfg.train.select == "best":
         raise DataError("train.select=best needs the dev split (--dev data/dev); use train.select=last")
-    init = read_json(Path(args.base) / INIT_RECORD)
     trained = fine_tune(model, tokenizer, frame, dev, cfg, args, seed, device, precision, init)
     if trained is None:
         return  # only the first process writes outputs
