@@ -65,8 +65,10 @@ def test_committed_params_are_the_reference_experiment():
         ({"train": {"seed": 42}}, "train.seed", "unknown key"),
         ({"evaluate": {"bootstrap_samples": 10}}, "evaluate.bootstrap_samples", "at least 100"),
         ({"evaluate": {"confidence": 1.5}}, "evaluate.confidence", "[0.5, 1)"),
-        ({"evaluate": {"collapse_share": 1.0000005}}, "evaluate.collapse_share", "must be at most 1"),
-        ({"evaluate": {"collapse_share": 0.4}}, "evaluate.collapse_share", "must be at least 0.5"),
+        ({"evaluate": {"collapse_share": 1.0000005}}, "evaluate.collapse_share", "must be in [0.5, 1], got 1.0000005"),
+        ({"evaluate": {"collapse_share": 0.4}}, "evaluate.collapse_share", "must be in [0.5, 1], got 0.4"),
+        # a free-text key shaped like a union tag is still named
+        ({"data": {"label_map": {"<name>": 5}}}, "data.label_map.<name>", "expected a string"),
         # a name-or-list field reports the list's own problem, under the field's name
         ({"train": {"lora": {"target_modules": ["query", "query"]}}}, "train.lora.target_modules", "duplicate module"),
         ({"train": {"lora": {"target_modules": ["query", " value"]}}}, "train.lora.target_modules[1]",

@@ -263,19 +263,24 @@ def test_base_without_init_record_is_refused(prepared, tmp_path):
 
 @pytest.mark.parametrize("fixed_init", [False, True])
 def test_the_stage_refuses_a_base_without_init_record_in_one_line(prepared, tmp_path, capsys, fixed_init):
-    # with train.fixed_init nothing is re-drawn, but the record is still read (provenance): the same one line
+    # with train.fixed_init nothing is re-drawn, but the record is still read (provenance): the same one line;
+    # a base that is not there at all (not pulled) is named as such, not as a base lacking its record
     d, _ = prepared
     old = tmp_path / "old_base"
     shutil.copytree(d / "base", old)
     (old / "crossling_init.json").unlink()
     params = write_params(tmp_path / "params.yaml", tiny_params(d / "source", sizes=(12, 30), train__fixed_init=fixed_init))
-    with pytest.raises(SystemExit) as exit_info:
-        train.cli(["--params", str(params), "--name", "joint_12", "--sample", str(d / "samples" / "seed42" / "sample_12.parquet"),
-                   "--base", str(old), "--out", str(tmp_path / "model"), "--live", str(tmp_path / "live")])
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and "Traceback" not in err
-    assert err.splitlines()[-1] == f"crossling.train: error: {old} has no crossling_init.json; re-run the base stage (dvc repro base)"
-    assert not (tmp_path / "model").exists()
+    expected = {old: f"{old} has no crossling_init.json; re-run the base stage (dvc repro base)",
+                tmp_path / "absent": f"no model at {tmp_path / 'absent'} (config.json missing)"}
+    for base, message in expected.items():
+        with pytest.raises(SystemExit) as exit_info:
+            train.cli(["--params", str(params), "--name", "joint_12", "--sample",
+                       str(d / "samples" / "seed42" / "sample_12.parquet"), "--base", str(base),
+                       "--out", str(tmp_path / "model"), "--live", str(tmp_path / "live")])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and "Traceback" not in err
+        assert err.splitlines()[-1].startswith(f"crossling.train: error: {message}")
+        assert not (tmp_path / "model").exists()
 
 
 def test_save_dtype_halves_the_weights_and_predictions_come_from_them(prepared, tmp_path):

@@ -42,11 +42,11 @@ def _int_as_str(value: Any) -> Any:
     return str(value) if type(value) is int else value  # YAML reads `0: negative` with an integer key
 
 
-def _within(low: float, high: float, shown_high: str | None = None) -> AfterValidator:
-    """The half-open range [low, high), which pydantic would report as two separate bounds."""
+def _within(low: float, high: float, shown_high: str | None = None, closed: bool = False) -> AfterValidator:
+    """The range [low, high) ([low, high] if closed), which pydantic would report as two separate bounds."""
     def check(value):
-        if not low <= value < high:
-            raise ValueError(f"must be in [{low}, {shown_high or high}), got {value}")
+        if not (low <= value <= high if closed else low <= value < high):
+            raise ValueError(f"must be in [{low}, {shown_high or high}{']' if closed else ')'}, got {value}")
         return value
     return AfterValidator(check)
 
@@ -69,7 +69,7 @@ Seed = Annotated[StrictInt, _within(0, 2**32, "2**32")]
 Fraction = Annotated[Number, _within(0, 1)]
 # Non-empty, without surrounding spaces (names, paths, ids).
 Name = Annotated[StrictStr, StringConstraints(pattern=r"^\S(.*\S)?$")]
-ONE_NAME, NAMES = "<name>", "<names>"  # tags of a name-or-list union, left out of the field named in an error
+ONE_NAME, NAMES = "<name>", "<names>"  # tags of target_modules' name-or-list union, left out of an error's field
 
 SECTION = ConfigDict(extra="forbid")
 
@@ -240,7 +240,7 @@ class EvaluateConfig:
     # Benjamini-Hochberg (false discovery rate); only differences significant after it are marked.
     correction: Literal["holm", "bh"]
     # A run whose predictions on a test language put at least this share in one class has collapsed.
-    collapse_share: Annotated[Number, Field(ge=0.5, le=1)]
+    collapse_share: Annotated[Number, _within(0.5, 1, closed=True)]
 
 
 def _no_managed_option(options: tuple[str, ...]) -> tuple[str, ...]:
@@ -351,7 +351,6 @@ MESSAGES = {
     "dataclass_type": "expected a mapping of keys, got {got!r}",
     "greater_than": "must be > {gt}, got {got}",
     "greater_than_equal": "must be at least {ge}, got {got}",
-    "less_than_equal": "must be at most {le}, got {got}",
     "literal_error": "must be one of {expected}, got {got!r}",
     "value_error": "{error}",
 }
@@ -362,8 +361,9 @@ def _one_line(exc: ValidationError) -> ConfigError:
     errors = exc.errors(include_url=False)
     error = next((e for e in errors if e["type"] == "unexpected_keyword_argument"), errors[0])
     loc, kind, ctx, got = error["loc"], error["type"], error.get("ctx", {}), error["input"]
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc
-                    if p not in ("[key]", ONE_NAME, NAMES)).lstrip(".")
+    tags = {i for i, p in enumerate(loc) if p in (ONE_NAME, NAMES) and i and loc[i - 1] == "target_modules"}
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for i, p in enumerate(loc)
+                    if p != "[key]" and i not in tags).lstrip(".")
     if isinstance(ctx.get("error"), ConfigError):  # a rule between fields, named relative to its section
         return ConfigError(".".join(filter(None, (where, ctx["error"].field))), ctx["error"].message)
     if kind == "unexpected_keyword_argument":

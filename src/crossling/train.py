@@ -337,8 +337,8 @@ def main(args, cfg: Config) -> None:
     threads = configure_threads()
     quiet_transformers()
     frame = training_frame(read_parquet(args.sample, "sample"), args.language, args.exclude_language)
-    init = init_record(Path(args.base))  # before any work: a base without it is refused either way
-    model, tokenizer = load_classifier(args.base, cfg.data.labels)
+    model, tokenizer = load_classifier(args.base, cfg.data.labels)  # a base not there (not pulled) is named first
+    init = init_record(Path(args.base))  # before any training: a base without it is refused with or without fixed_init
     if not cfg.train.fixed_init:
         log.info("%s: drew %s from seed %d", args.name, draw_created_weights(model, Path(args.base), seed), seed)
     check_max_length(model, cfg.train.max_length)
