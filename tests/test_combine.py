@@ -67,6 +67,22 @@ def test_overlap_with_another_languages_test_split_is_removed_and_counted_apart(
     assert "english test 0" not in set(pool["text"])
 
 
+@pytest.mark.parametrize("part", ["test", "pool"])
+def test_a_split_left_empty_by_cleaning_is_refused_with_the_labels_found(part):
+    # labels spelled otherwise (capitalized) are unknown: a language left without test texts, or without a pool,
+    # is refused here rather than by the dev split (sample.dev_size) or evaluate (no predictions)
+    split = "test" if part == "test" else "train"
+    rows = base_rows("english") + [(lang, s, t, label.capitalize() if s == split else label)
+                                   for lang, s, t, label in base_rows("french")]
+    with pytest.raises(DataError) as err:
+        combine.combine(raw_rows(rows), DATA, 0)
+    n = 2 if part == "test" else 3
+    assert str(err.value) == (f"the {part} of french is empty once cleaned ({n} rows: {n} with labels outside "
+                              f"data.labels ['{'Negative' if part == 'test' else 'Positive'}'], 0 with empty text, the "
+                              "rest repeats or test texts); name the labels in data.label_map, or drop french from "
+                              "data.languages")
+
+
 def test_label_distribution_rows():
     _, _, _, report = combine.combine(raw_rows(base_rows("english") + base_rows("french")), DATA, 0)
     dist = combine.label_distribution(report, DATA.labels)

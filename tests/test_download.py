@@ -132,8 +132,46 @@ def test_missing_column(csv_source):
 def test_numeric_labels_without_label_map_are_refused(csv_source):
     rows = [dict(r, label=str(i % 3)) for i, r in enumerate(synthetic_rows("english", "train", 3))]
     write_csv(csv_source / "english" / "train.csv", rows)
-    with pytest.raises(DataError, match="'label' holds numbers .* without names; name each in data.label_map"):
+    with pytest.raises(DataError, match="'label' holds numbers without names in data.label_map \\(0, 1, 2\\); name each"):
         download.download(data_cfg(csv_source))
+
+
+@pytest.mark.parametrize("label_map", [{}, {"0": "negative", "1": "neutral"}])
+def test_numbers_a_label_map_leaves_unnamed_are_refused_even_beside_a_blank_label(csv_source, label_map):
+    rows = [dict(r, label=str(i % 3)) for i, r in enumerate(synthetic_rows("english", "train", 3))]
+    rows[0]["label"] = ""  # one blank cell does not make the column names
+    write_csv(csv_source / "english" / "train.csv", rows)
+    unnamed = "0, 1, 2" if not label_map else "2"
+    with pytest.raises(DataError, match=f"holds numbers without names in data.label_map \\({unnamed}\\)"):
+        download.download(data_cfg(csv_source, label_map=label_map))
+
+
+def test_float_ids_are_named_with_a_quoted_key_as_the_refusal_suggests(csv_source):
+    rows = [dict(r, label=f"{i % 3}.0") for i, r in enumerate(synthetic_rows("english", "train", 3))]
+    write_csv(csv_source / "english" / "train.csv", rows)
+    with pytest.raises(DataError, match='e.g. {"0.0": <one of positive, neutral, negative>}'):
+        download.download(data_cfg(csv_source))
+    df = download.download(data_cfg(csv_source, label_map={"0.0": "negative", "1.0": "neutral", "2.0": "positive"}))
+    assert df.loc[(df["language"] == "english") & (df["split"] == "train"), "label_id"].notna().all()
+
+
+@pytest.mark.parametrize("fault", ["empty file", "directory", "no csv at all"])
+def test_a_split_file_that_cannot_be_read_is_one_line(csv_source, fault):
+    folder = csv_source / "french"
+    if fault == "empty file":
+        (folder / "valid.csv").write_bytes(b"")
+        expected = f"{folder / 'valid.csv'}: empty file (not even a header)"
+    elif fault == "directory":
+        (folder / "valid.csv").unlink()
+        (folder / "valid.csv").mkdir()
+        expected = f"{folder / 'valid.csv'}: cannot be read (Is a directory)"
+    else:
+        for path in folder.iterdir():
+            path.unlink()
+        expected = f"{folder}: none of train.csv, valid.csv, test.csv"
+    with pytest.raises(DataError) as err:
+        download.download(data_cfg(csv_source, languages=("french",)))
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value)
 
 
 def test_unknown_label_names_are_kept_for_combine_to_count(csv_source):
@@ -258,6 +296,18 @@ def test_hub_integer_labels_need_a_label_map(tmp_path):
     named = download.download(hub_cfg(make_hub_export(tmp_path / "named"), ("english",)))
     cols = ["language", "split", "text", "label", "label_id"]
     assert df[cols].equals(named[cols])
+
+
+def test_hub_integer_ids_with_a_null_stay_integers(tmp_path):
+    # pandas reads an integer column holding a null as floats; the ids must still match data.label_map's keys
+    import datasets
+
+    repo = make_hub_export(tmp_path / "hub", class_label=False)
+    train = datasets.Dataset.from_parquet(str(repo / "all" / "train" / "0000.parquet"))
+    datasets.Dataset.from_list(train.to_list() + [dict(train[0], text="no label", label=None)],
+                               features=train.features).to_parquet(str(repo / "all" / "train" / "0000.parquet"))
+    df = download.download(hub_cfg(repo, ("english",), label_map={0: "negative", 1: "neutral", 2: "positive"}))
+    assert df["label_id"].isna().sum() == 1 and df.loc[df["label_id"].isna(), "text"].tolist() == ["no label"]
 
 
 def test_hub_missing_language_is_named(tmp_path):

@@ -87,6 +87,14 @@ def clean_language(rows: pd.DataFrame, other_test_texts: frozenset[str],
     pool = pool[~leaked_elsewhere]
 
     counts["test_duplicate_rows_kept"] = int(_key(test["text"]).duplicated().sum())
+    for part, kept, read in (("pool", pool, rows[rows["split"].isin(pool_splits)]), ("test", test, rows[rows["split"] == "test"])):
+        if kept.empty:  # refused here, not left for the dev split or evaluate to trip on
+            unknown = read.loc[read["label_id"].isna(), "label"].value_counts().index[:5].tolist()
+            lang = rows["language"].iloc[0]  # download refuses a language without a test split: rows are never empty
+            raise DataError(f"the {part} of {lang} is empty once cleaned ({len(read)} rows: "
+                            f"{counts[f'{part}_unknown_label']} with labels outside data.labels {unknown}, "
+                            f"{counts[f'{part}_empty_text']} with empty text, the rest repeats or test texts); "
+                            f"name the labels in data.label_map, or drop {lang} from data.languages")
     return pool, test, counts
 
 

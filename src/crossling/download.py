@@ -45,15 +45,21 @@ def read_split_csv(path: Path, data: DataConfig) -> pd.DataFrame:
                         "re-encode the file as UTF-8") from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: empty file (not even a header); the layout is text,label,source") from None
+    except OSError as exc:  # a directory in its place, no permission
+        raise DataError(f"{path}: cannot be read ({exc.strerror}); it must be a CSV file") from None
     missing = [c for c in ("text", "label") if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column {missing[0]!r} (found: {', '.join(df.columns)}); "
                         "the layout is text,label,source")
     values = df["label"].str.strip()
-    if not data.label_map and len(values) and values.str.fullmatch(r"-?\d+(\.\d+)?").all():
-        raise DataError(f"{path}: column 'label' holds numbers (e.g. {values.iloc[0]!r}) without names; "
-                        f"name each in data.label_map as the dataset documents them, "
-                        f"e.g. {{{values.iloc[0]}: <one of {', '.join(data.labels)}>}}")
+    values = values[values != ""]  # a blank label is an unknown one (counted by combine), not a name
+    unnamed = sorted(set(values) - set(data.label_map))
+    if len(values) and values.str.fullmatch(r"-?\d+(\.\d+)?").all() and unnamed:
+        raise DataError(f"{path}: column 'label' holds numbers without names in data.label_map "
+                        f"({', '.join(unnamed[:5])}); name each as the dataset documents them, "
+                        f"e.g. {{\"{unnamed[0]}\": <one of {', '.join(data.labels)}>}}")
     return df.reindex(columns=["text", "label", "source"], fill_value="")
 
 
@@ -74,6 +80,9 @@ def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
     require_languages(data.languages, subfolders(root), str(root))
     frames = []
     for lang in data.languages:
+        if not any((root / lang / name).exists() for name in CSV_FILES.values()):
+            raise DataError(f"{root / lang}: none of {', '.join(CSV_FILES.values())}; the layout is "
+                            "<language>/{train,valid,test}.csv")
         for split in SPLITS:
             path = root / lang / CSV_FILES[split]
             if not path.exists():
@@ -142,9 +151,12 @@ def load_hub_config(data: DataConfig, root: Path, config: str, language: str | N
         df = ds.to_pandas()
         if isinstance(label_feature, datasets.ClassLabel):
             df["label"] = [label_feature.int2str(int(i)) if i >= 0 else "" for i in df["label"]]
-        elif label_feature.dtype != "string" and not data.label_map:
-            raise DataError(f"{data.hub_id} split {split}: 'label' is {label_feature.dtype} without ClassLabel "
-                            "names; name each id in data.label_map as the dataset documents them")
+        elif label_feature.dtype != "string":
+            if not data.label_map:
+                raise DataError(f"{data.hub_id} split {split}: 'label' is {label_feature.dtype} without ClassLabel "
+                                "names; name each id in data.label_map as the dataset documents them")
+            # ids as the integers they are: pandas reads an integer column with a null as floats (2.0)
+            df["label"] = ["" if pd.isna(v) else str(int(v)) if v == int(v) else str(v) for v in df["label"]]
         if "language" not in df.columns:
             df["language"] = language
         frames.append(df.assign(split=split).reindex(columns=["language", "split", "text", "label", "source"],
