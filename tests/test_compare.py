@@ -1,6 +1,8 @@
 """compare's per-side health: what keeps a paired difference from being marked (the end-to-end comparison of two
 queued experiments is in tests/test_pipeline.py)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,3 +130,58 @@ def test_compare_outside_a_dvc_project_is_one_line(tmp_path, capsys):
     assert exit_.value.code == 2 and not (tmp_path / "compare.json").exists()
     assert capsys.readouterr().err == (f"crossling.compare: error: {tmp_path} is not a DVC project (no .dvc); run "
                                        "this in the crossling checkout\n")
+
+
+@pytest.mark.parametrize("options, message", [
+    (["a", "b", "a"], "a given twice: a side compared with itself; give each once"),
+    (["a", "b", "--bootstrap-samples", "1"], "--bootstrap-samples: must be at least 100, got 1"),
+    (["a", "b", "--confidence", "1.5"], "--confidence: must be in [0.5, 1), got 1.5"),
+    (["a", "b", "--seed", "-1"], "--seed: must be in [0, 2**32), got -1"),
+    (["a", "b", "--out", "{tmp}"], "--out {tmp}: is a directory; give a file name, e.g. {tmp}/compare.json"),
+])
+def test_bad_options_are_one_line_before_any_work(tmp_path, capsys, options, message):
+    # before any work: tmp_path is no DVC project, so an option checked later would give that error instead
+    from crossling.compare import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([o.format(tmp=tmp_path) for o in options] + ["--repo", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == f"crossling.compare: error: {message.format(tmp=tmp_path)}\n"
+
+
+def test_a_workspace_that_is_not_reproduced_is_refused(tmp_path):
+    # predictions of a run that params.yaml no longer gives must not be credited to the params that differ
+    import subprocess
+    import sys
+
+    from crossling import compare
+    from crossling.common import DataError
+    from crossling.project import open_repo
+
+    dvc = [str(Path(sys.executable).with_name("dvc"))]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(dvc + ["init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("a: 1\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  s1:\n    cmd: echo hi > out.txt\n    params: [a]\n    outs: [out.txt]\n")
+    subprocess.run(dvc + ["repro", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("a: 2\n")
+    with open_repo(tmp_path) as repo, pytest.raises(DataError) as err:
+        compare.load_side(str(tmp_path), repo, compare.WORKSPACE)
+    assert str(err.value) == ("the workspace is not reproduced: dvc status lists 1 changed stage(s) (s1); run dvc repro "
+                              "first, or compare committed experiments")
+    subprocess.run(dvc + ["repro", "-q"], cwd=tmp_path, check=True)
+    with open_repo(tmp_path) as repo, pytest.raises(DataError) as err:
+        compare.load_side(str(tmp_path), repo, compare.WORKSPACE)
+    assert str(err.value).startswith("params.yaml of workspace: ")  # reproduced: read on (these params are no study's)
+
+
+def test_sides_with_different_test_texts_are_refused():
+    from crossling import compare
+    from crossling.common import DataError
+
+    test = pd.DataFrame({"language": "english", "text": ["good", "bad"], "label": ["positive", "negative"]})
+    cfg = make_config({"data": {"languages": ["english"]}})
+    sides = [Side(name, None, cfg, {}, frame, {}, {}) for name, frame in
+             (("a", test), ("b", test.assign(text=["good", "bad!"])))]
+    with pytest.raises(DataError, match="the english test texts differ between a and b"):
+        compare.check_same_texts(sides)

@@ -403,6 +403,10 @@ def test_bad_params_exit_2_and_write_nothing(tmp_path, csv_source, capsys):
     assert exit_.value.code == 2
     assert "trian: unknown key" in stage_error(capsys.readouterr().err)
     assert not out.exists()
+    with pytest.raises(SystemExit):  # the file named once
+        run_download(tmp_path / "nope.yaml", out)
+    assert stage_error(capsys.readouterr().err) == (f"crossling.download: error: {tmp_path / 'nope.yaml'}: file not "
+                                                    "found; run from the project root or pass --params")
 
 
 def test_missing_hub_text_becomes_empty_and_is_counted(tmp_path):

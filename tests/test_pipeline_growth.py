@@ -91,7 +91,8 @@ def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experi
     assert "| data.content_md5 |" not in out
     assert "data.content_md5" in result["provenance"]["lr-high"]
 
-    # test texts that differ are refused in one line
+    # a workspace whose outputs are not what its params and code give (here: a test split edited by hand) is
+    # refused in one line, naming the stages dvc status lists (test texts that differ: tests/test_compare.py)
     test = pd.read_parquet(project / "data" / "test.parquet")
     test.loc[test["language"] == "english", "text"] += " changed"
     original = (project / "data" / "test.parquet").read_bytes()
@@ -103,7 +104,8 @@ def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experi
         (project / "data" / "test.parquet").write_bytes(original)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].startswith(
-        "crossling.compare: error: the english test texts differ between one-seed and workspace")
+        "crossling.compare: error: the workspace is not reproduced: dvc status lists ")
+    assert "combine" in refused.stderr.strip().splitlines()[-1]
 
 
 def test_adding_a_language_trains_only_its_own_monolingual_model(project):

@@ -163,6 +163,19 @@ def test_a_dry_run_writes_the_jobs_of_the_current_params_and_refuses_what_the_jo
             == (tiny_project / ".dvc" / "config.local").read_text())
     assert (run_dir / "work" / "probe" / "dvc.yaml").exists()
 
+    # an sbatch that queues the preparation, then refuses the array: the queued job is named, to be cancelled
+    fake = tiny_project.parent / "fake-slurm"
+    fake.mkdir()
+    (fake / "sbatch").write_text('#!/bin/sh\nif [ -e "$0.called" ]; then echo "sbatch: error: Invalid account" >&2; '
+                                 'exit 1; fi\ntouch "$0.called"; echo 1001\n')
+    (fake / "sbatch").chmod(0o755)
+    time.sleep(1.1)  # a submission's folder is named by the second
+    failed = subprocess.run([python, "-m", "crossling.slurm"], cwd=tiny_project, capture_output=True, text=True,
+                            env=dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}"))
+    assert failed.returncode == 2 and failed.stderr.count("\n") == 1
+    assert failed.stderr.endswith("failed: sbatch: error: Invalid account; already queued: 1001: cancel them "
+                                  "(scancel 1001), then submit again\n")
+
 
 def output_hashes(lock: dict) -> dict[str, str]:
     return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}

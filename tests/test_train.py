@@ -129,6 +129,51 @@ def test_max_length_beyond_the_model_is_refused(prepared, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["text"] == "a text"
 
 
+@pytest.mark.parametrize("damage", ["no tokenizer", "bad config", "truncated weights"])
+def test_a_damaged_model_directory_is_one_line_never_an_empty_tokenizer(prepared, tmp_path, capsys, damage):
+    # without its tokenizer files, transformers builds a tokenizer of special tokens only: every word [UNK],
+    # every text the same answer
+    from crossling import classify
+
+    d, _ = prepared
+    model = tmp_path / "model"
+    shutil.copytree(d / "base", model)
+    if damage == "no tokenizer":
+        for path in model.glob("tokenizer*"):
+            path.unlink()
+        expected = f"no tokenizer at {model} (tokenizer_config.json missing)"
+    elif damage == "bad config":
+        (model / "config.json").write_text("{bad")
+        expected = f"{model}: cannot be loaded (OSError: "
+    else:
+        weights = next(model.glob("*.safetensors"))
+        weights.write_bytes(weights.read_bytes()[:1000])
+        expected = f"{model}: cannot be loaded (SafetensorError: "
+    with pytest.raises(SystemExit) as exit_info:
+        classify.main(["--model", str(model), "--device", "cpu", "a text"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith(f"crossling.classify: error: {expected}") and err.count("\n") == 1
+
+
+def test_classify_reads_one_text_per_line_of_a_utf8_file(prepared, tmp_path, capsys):
+    from crossling import classify
+
+    d, _ = prepared
+    texts = tmp_path / "texts.txt"
+    texts.write_bytes("one\u2028still one\r\ntwo\x0cstill\rtwo\n\n".encode())
+    classify.main(["--model", str(d / "base"), "--device", "cpu", "--json", "--file", str(texts)])
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.strip().split("\n")] == [
+        "one\u2028still one", "two\x0cstill\rtwo"]
+    for path, why in ((tmp_path, "Is a directory"), (tmp_path / "none.txt", "No such file or directory")):
+        with pytest.raises(SystemExit):
+            classify.main(["--model", str(d / "base"), "--device", "cpu", "--file", str(path)])
+        assert capsys.readouterr().err == f"crossling.classify: error: --file {path}: cannot be read as UTF-8 text ({why})\n"
+    texts.write_bytes(b"caf\xe9\n")
+    with pytest.raises(SystemExit):
+        classify.main(["--model", str(d / "base"), "--device", "cpu", "--file", str(texts)])
+    assert "cannot be read as UTF-8 text (invalid continuation byte)" in capsys.readouterr().err
+
+
 def test_data_parallel_training_on_two_cpu_processes(prepared, tmp_path):
     # train.processes=2 relaunches the stage under torchrun; the Trainer trains with DDP over gloo.
     d, _ = prepared

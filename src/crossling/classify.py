@@ -26,9 +26,12 @@ def read_texts(args: argparse.Namespace) -> list[str]:
     texts = list(args.texts)
     if args.file:
         path = Path(args.file)
-        if not path.exists():
-            raise DataError(f"--file {path} does not exist")
-        texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:  # lines end at \n (or \r\n) only: a text may hold U+2028, a form feed or \r, which text mode cuts at
+            lines = path.read_bytes().decode("utf-8").split("\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else exc.reason
+            raise DataError(f"--file {path}: cannot be read as UTF-8 text ({why})") from None
+        texts += [line.removesuffix("\r") for line in lines if line.strip()]
     if not texts:
         raise DataError("no texts: pass them as arguments or with --file (one text per line)")
     return texts

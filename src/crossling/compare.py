@@ -64,7 +64,9 @@ def resolve(repo, name: str) -> str | None:
         return None
     try:
         return resolve_rev(repo.scm, name)
-    except RevError:
+    except RevError as exc:
+        if "ambiguous" in str(exc):  # an experiment name on several commits: DVC's message lists them
+            raise DataError(f"{name!r}: {str(exc).splitlines()[0]}; give the experiment's commit instead") from None
         raise DataError(f"{name!r} is neither a DVC experiment (dvc exp list) nor a git revision; "
                         f"give one of those, or {WORKSPACE}") from None
 
@@ -84,6 +86,12 @@ def read_bytes(root: str, path: str, rev: str | None, what: str) -> bytes:
 
 def load_side(root: str, repo, name: str) -> Side:
     rev = resolve(repo, name)
+    if rev is None:  # outputs that params.yaml and the code no longer give would be credited to them
+        stale = sorted(repo.status())
+        if stale:
+            raise DataError(f"the {WORKSPACE} is not reproduced: dvc status lists {len(stale)} changed stage(s) "
+                            f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}); run dvc repro first, "
+                            "or compare committed experiments")
     raw = yaml.safe_load(read_bytes(root, "params.yaml", rev, "params"))
     try:
         cfg = config_from_dict(raw)
@@ -297,14 +305,33 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.experiments) < 2:
         parser.error("give at least two experiments, revisions or workspace")
     try:
+        check_options(args)
         with open_repo(args.repo) as repo:
             sides = [load_side(args.repo, repo, name) for name in args.experiments]
             result = compare(args.repo, sides, args.bootstrap_samples, args.confidence, args.correction, args.seed)
+        try:
+            write_json(result, Path(args.out))
+        except OSError as exc:
+            raise DataError(f"--out {args.out}: cannot be written ({exc.strerror})") from None
     except DataError as exc:
         print(f"crossling.compare: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    write_json(result, Path(args.out))
     print(markdown(result), end="")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """The options evaluate takes from params.yaml, within the same limits; checked before any work."""
+    repeated = sorted({name for name in args.experiments if args.experiments.count(name) > 1})
+    if repeated:
+        raise DataError(f"{', '.join(repeated)} given twice: a side compared with itself; give each once")
+    if args.bootstrap_samples < 100:
+        raise DataError(f"--bootstrap-samples: must be at least 100, got {args.bootstrap_samples}")
+    if not 0.5 <= args.confidence < 1:
+        raise DataError(f"--confidence: must be in [0.5, 1), got {args.confidence}")
+    if not 0 <= args.seed < 2**32:
+        raise DataError(f"--seed: must be in [0, 2**32), got {args.seed}")
+    if Path(args.out).is_dir():
+        raise DataError(f"--out {args.out}: is a directory; give a file name, e.g. {Path(args.out) / 'compare.json'}")
 
 
 if __name__ == "__main__":

@@ -175,7 +175,12 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
         cmd = ["sbatch", "--parsable", *sbatch_options(cfg, job_name, logs / log, gpus=gpus), *extra,
                str(run_dir / f"{name}.sh")]
         commands.append(cmd)
-        jobs[name] = f"<{name}>" if dry_run else run(cmd, cwd=root).strip().split(";")[0]
+        try:
+            jobs[name] = f"<{name}>" if dry_run else run(cmd, cwd=root).strip().split(";")[0]
+        except SlurmError as exc:  # the jobs queued before would run (and push) without the rest: name them
+            queued = " ".join(jobs.values())
+            raise SlurmError(f"{exc}; already queued: {queued}: cancel them (scancel {queued}), then submit again"
+                             if jobs else str(exc)) from None
 
     submit_job("prep", "crossling-prep", "prep.out", False)
     submit_job("task", "crossling-train", "task-%a.out", True, f"--array={array}", "--kill-on-invalid-dep=yes",
@@ -254,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = resources(args, load_config(args.params).slurm, passthrough)
         record = submit(Path.cwd(), cfg, repo=args.repo, dry_run=args.dry_run)
     except (ConfigError, DataError, SlurmError) as exc:
-        where = f"{args.params}: " if isinstance(exc, ConfigError) else ""
+        where = f"{args.params}: " if isinstance(exc, ConfigError) and exc.field != str(args.params) else ""
         print(f"{PREFIX}: error: {where}{exc}", file=sys.stderr)
         sys.exit(2)
     jobs, run_dir = record["jobs"], record["run_dir"]
