@@ -83,6 +83,16 @@ def test_a_split_left_empty_by_cleaning_is_refused_with_the_labels_found(part):
                               "data.languages")
 
 
+def test_validation_protocol_refuses_a_language_without_a_train_split():
+    rows = base_rows("english") + [("english", "validation", "english fine", "positive"),
+                                   ("french", "validation", "french fine", "positive"),
+                                   ("french", "test", "french test", "negative")]
+    validation = make_config({"data": {"source": "local", "languages": ["english", "french"], "dev_split": "validation"}}).data
+    with pytest.raises(DataError, match="french has no train split in the source, and data.dev_split: validation "
+                                        "takes the pool from train only; use data.dev_split: carve or drop french"):
+        combine.combine(raw_rows(rows), validation, 0)
+
+
 def test_label_distribution_rows():
     _, _, _, report = combine.combine(raw_rows(base_rows("english") + base_rows("french")), DATA, 0)
     dist = combine.label_distribution(report, DATA.labels)

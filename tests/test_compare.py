@@ -167,12 +167,16 @@ def test_a_workspace_that_is_not_reproduced_is_refused(tmp_path):
     (tmp_path / "params.yaml").write_text("a: 2\n")
     with open_repo(tmp_path) as repo, pytest.raises(DataError) as err:
         compare.load_side(str(tmp_path), repo, compare.WORKSPACE)
-    assert str(err.value) == ("the workspace is not reproduced: dvc status lists 1 changed stage(s) (s1); run dvc repro "
+    assert str(err.value) == ("the workspace is not reproduced: dvc status finds 1 changed stage(s) (s1); run dvc repro "
                               "first, or compare committed experiments")
     subprocess.run(dvc + ["repro", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "out.txt").unlink()  # reproduced, an output not checked out (or not pulled): read from the cache
     with open_repo(tmp_path) as repo, pytest.raises(DataError) as err:
         compare.load_side(str(tmp_path), repo, compare.WORKSPACE)
-    assert str(err.value).startswith("params.yaml of workspace: ")  # reproduced: read on (these params are no study's)
+    assert str(err.value).startswith("params.yaml of workspace: ")  # read on (these params are no study's)
+    with open_repo(tmp_path) as running, running.lock, open_repo(tmp_path) as repo:  # a dvc repro under way
+        with pytest.raises(DataError, match="the workspace is locked by another dvc command"):
+            compare.check_reproduced(repo)
 
 
 def test_sides_with_different_test_texts_are_refused():

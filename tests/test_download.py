@@ -132,18 +132,21 @@ def test_missing_column(csv_source):
 def test_numeric_labels_without_label_map_are_refused(csv_source):
     rows = [dict(r, label=str(i % 3)) for i, r in enumerate(synthetic_rows("english", "train", 3))]
     write_csv(csv_source / "english" / "train.csv", rows)
-    with pytest.raises(DataError, match="'label' holds numbers without names in data.label_map \\(0, 1, 2\\); name each"):
+    with pytest.raises(DataError, match="'label' holds numbers without names \\(0, 1, 2\\); name each in data.label_map"):
         download.download(data_cfg(csv_source))
 
 
-@pytest.mark.parametrize("label_map", [{}, {"0": "negative", "1": "neutral"}])
-def test_numbers_a_label_map_leaves_unnamed_are_refused_even_beside_a_blank_label(csv_source, label_map):
-    rows = [dict(r, label=str(i % 3)) for i, r in enumerate(synthetic_rows("english", "train", 3))]
+def test_numbers_none_named_are_refused_beside_a_blank_label_and_a_partial_map_leaves_the_rest_to_count(csv_source):
+    rows = [dict(r, label=str([10, 2, -1][i % 3])) for i, r in enumerate(synthetic_rows("english", "train", 3))]
     rows[0]["label"] = ""  # one blank cell does not make the column names
     write_csv(csv_source / "english" / "train.csv", rows)
-    unnamed = "0, 1, 2" if not label_map else "2"
-    with pytest.raises(DataError, match=f"holds numbers without names in data.label_map \\({unnamed}\\)"):
-        download.download(data_cfg(csv_source, label_map=label_map))
+    with pytest.raises(DataError, match="holds numbers without names \\(-1, 2, 10\\)"):  # in numeric order
+        download.download(data_cfg(csv_source))
+    # classes the study leaves out (or -1 for unlabelled): kept unnamed, for combine to count and drop
+    df = download.download(data_cfg(csv_source, label_map={"2": "negative", "10": "positive"}))
+    train = df[(df["language"] == "english") & (df["split"] == "train")]
+    assert train.groupby("label", dropna=False)["label_id"].first().isna().to_dict() == {
+        "": True, "-1": True, "negative": False, "positive": False}
 
 
 def test_float_ids_are_named_with_a_quoted_key_as_the_refusal_suggests(csv_source):

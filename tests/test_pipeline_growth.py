@@ -92,7 +92,7 @@ def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experi
     assert "data.content_md5" in result["provenance"]["lr-high"]
 
     # a workspace whose outputs are not what its params and code give (here: a test split edited by hand) is
-    # refused in one line, naming the stages dvc status lists (test texts that differ: tests/test_compare.py)
+    # refused in one line, naming the stages dvc status finds (test texts that differ: tests/test_compare.py)
     test = pd.read_parquet(project / "data" / "test.parquet")
     test.loc[test["language"] == "english", "text"] += " changed"
     original = (project / "data" / "test.parquet").read_bytes()
@@ -104,7 +104,7 @@ def test_queued_experiments_that_remove_runs_finish_and_compare_pairs_two_experi
         (project / "data" / "test.parquet").write_bytes(original)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].startswith(
-        "crossling.compare: error: the workspace is not reproduced: dvc status lists ")
+        "crossling.compare: error: the workspace is not reproduced: dvc status finds ")
     assert "combine" in refused.stderr.strip().splitlines()[-1]
 
 

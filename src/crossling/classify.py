@@ -27,7 +27,7 @@ def read_texts(args: argparse.Namespace) -> list[str]:
     if args.file:
         path = Path(args.file)
         try:  # lines end at \n (or \r\n) only: a text may hold U+2028, a form feed or \r, which text mode cuts at
-            lines = path.read_bytes().decode("utf-8").split("\n")
+            lines = path.read_bytes().decode("utf-8-sig").split("\n")
         except (OSError, UnicodeDecodeError) as exc:
             why = exc.strerror if isinstance(exc, OSError) else exc.reason
             raise DataError(f"--file {path}: cannot be read as UTF-8 text ({why})") from None

@@ -88,9 +88,12 @@ def clean_language(rows: pd.DataFrame, other_test_texts: frozenset[str],
 
     counts["test_duplicate_rows_kept"] = int(_key(test["text"]).duplicated().sum())
     for part, kept, read in (("pool", pool, rows[rows["split"].isin(pool_splits)]), ("test", test, rows[rows["split"] == "test"])):
+        lang = rows["language"].iloc[0]  # download refuses a language without a test split: rows are never empty
+        if read.empty:  # data.dev_split: validation takes the pool from train only
+            raise DataError(f"{lang} has no train split in the source, and data.dev_split: validation takes the pool "
+                            f"from train only; use data.dev_split: carve or drop {lang}")
         if kept.empty:  # refused here, not left for the dev split or evaluate to trip on
             unknown = read.loc[read["label_id"].isna(), "label"].value_counts().index[:5].tolist()
-            lang = rows["language"].iloc[0]  # download refuses a language without a test split: rows are never empty
             raise DataError(f"the {part} of {lang} is empty once cleaned ({len(read)} rows: "
                             f"{counts[f'{part}_unknown_label']} with labels outside data.labels {unknown}, "
                             f"{counts[f'{part}_empty_text']} with empty text, the rest repeats or test texts); "

@@ -75,7 +75,7 @@ def run_stage(name: str, main: Callable[[argparse.Namespace, Config], None], par
         cfg = load_config(args.params)
         main(args, cfg)
     except (ConfigError, DataError) as exc:
-        where = f"{args.params}: " if isinstance(exc, ConfigError) and exc.field != str(args.params) else ""
+        where = f"{args.params}: " if isinstance(exc, ConfigError) and Path(exc.field) != Path(args.params) else ""
         print(f"crossling.{name}: error: {where}{exc}", file=sys.stderr)
         sys.exit(2)
 

@@ -65,7 +65,7 @@ def resolve(repo, name: str) -> str | None:
     try:
         return resolve_rev(repo.scm, name)
     except RevError as exc:
-        if "ambiguous" in str(exc):  # an experiment name on several commits: DVC's message lists them
+        if "ambiguous" in str(exc):  # an experiment name on several commits
             raise DataError(f"{name!r}: {str(exc).splitlines()[0]}; give the experiment's commit instead") from None
         raise DataError(f"{name!r} is neither a DVC experiment (dvc exp list) nor a git revision; "
                         f"give one of those, or {WORKSPACE}") from None
@@ -84,14 +84,29 @@ def read_bytes(root: str, path: str, rev: str | None, what: str) -> bytes:
                         "where it was made, or re-run it") from None
 
 
+def check_reproduced(repo) -> None:
+    """Refuse a workspace whose outputs params.yaml and the code no longer give: they would be credited to the
+    params that differ. Outputs merely absent (not pulled, not checked out) are read from the cache or the remote,
+    as `dvc repro --allow-missing` treats them."""
+    from dvc.lock import LockError
+
+    try:
+        with repo.lock:  # a stage's status is read under the repo lock
+            stale = [stage.addressing.rsplit(":", 1)[-1] for stage in repo.index.stages
+                     if stage.changed(allow_missing=True)]
+    except LockError:
+        raise DataError(f"the {WORKSPACE} is locked by another dvc command (dvc repro?); compare once it is done, "
+                        "or compare committed experiments") from None
+    if stale:
+        raise DataError(f"the {WORKSPACE} is not reproduced: dvc status finds {len(stale)} changed stage(s) "
+                        f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}); run dvc repro first, "
+                        "or compare committed experiments")
+
+
 def load_side(root: str, repo, name: str) -> Side:
     rev = resolve(repo, name)
-    if rev is None:  # outputs that params.yaml and the code no longer give would be credited to them
-        stale = sorted(repo.status())
-        if stale:
-            raise DataError(f"the {WORKSPACE} is not reproduced: dvc status lists {len(stale)} changed stage(s) "
-                            f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}); run dvc repro first, "
-                            "or compare committed experiments")
+    if rev is None:
+        check_reproduced(repo)
     raw = yaml.safe_load(read_bytes(root, "params.yaml", rev, "params"))
     try:
         cfg = config_from_dict(raw)

@@ -55,11 +55,13 @@ def read_split_csv(path: Path, data: DataConfig) -> pd.DataFrame:
                         "the layout is text,label,source")
     values = df["label"].str.strip()
     values = values[values != ""]  # a blank label is an unknown one (counted by combine), not a name
-    unnamed = sorted(set(values) - set(data.label_map))
-    if len(values) and values.str.fullmatch(r"-?\d+(\.\d+)?").all() and unnamed:
-        raise DataError(f"{path}: column 'label' holds numbers without names in data.label_map "
-                        f"({', '.join(unnamed[:5])}); name each as the dataset documents them, "
-                        f"e.g. {{\"{unnamed[0]}\": <one of {', '.join(data.labels)}>}}")
+    # numbers none of which data.label_map names; a map naming some leaves the others to be counted and dropped
+    # (classes the study leaves out, -1 for unlabelled)
+    if len(values) and values.str.fullmatch(r"-?\d+(\.\d+)?").all() and not set(values) & set(data.label_map):
+        found = sorted(set(values), key=float)
+        raise DataError(f"{path}: column 'label' holds numbers without names ({', '.join(found[:5])}); name each "
+                        f"in data.label_map as the dataset documents them, "
+                        f"e.g. {{\"{found[0]}\": <one of {', '.join(data.labels)}>}}")
     return df.reindex(columns=["text", "label", "source"], fill_value="")
 
 
@@ -155,8 +157,8 @@ def load_hub_config(data: DataConfig, root: Path, config: str, language: str | N
             if not data.label_map:
                 raise DataError(f"{data.hub_id} split {split}: 'label' is {label_feature.dtype} without ClassLabel "
                                 "names; name each id in data.label_map as the dataset documents them")
-            # ids as the integers they are: pandas reads an integer column with a null as floats (2.0)
-            df["label"] = ["" if pd.isna(v) else str(int(v)) if v == int(v) else str(v) for v in df["label"]]
+            if label_feature.dtype.startswith(("int", "uint")):  # pandas reads one with a null as floats (2.0)
+                df["label"] = ["" if pd.isna(v) else str(int(v)) for v in df["label"]]
         if "language" not in df.columns:
             df["language"] = language
         frames.append(df.assign(split=split).reindex(columns=["language", "split", "text", "label", "source"],

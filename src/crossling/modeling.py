@@ -112,8 +112,6 @@ def load_classifier(path: str | Path, labels: tuple[str, ...] | None = None):
         raise DataError(f"no model at {path} (config.json missing); run `dvc repro` or `dvc pull {path}`")
     if not any(path.glob("*.safetensors")):
         raise DataError(f"{path} has no .safetensors weights; only safetensors checkpoints are loaded")
-    if not (path / "tokenizer_config.json").exists():  # transformers would build an empty tokenizer: every word [UNK]
-        raise DataError(f"no tokenizer at {path} (tokenizer_config.json missing); run `dvc repro` or `dvc pull {path}`")
     from safetensors import SafetensorError
 
     try:  # float32 whatever train.save_dtype stored: every path computes alike; train.precision sets autocast
@@ -121,8 +119,12 @@ def load_classifier(path: str | Path, labels: tuple[str, ...] | None = None):
                                                                    dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError, SafetensorError) as exc:  # a damaged file: invalid JSON, truncated weights
-        raise DataError(f"{path}: cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                        f"run `dvc checkout {path}` or `dvc pull {path}`") from None
+        raise DataError(f"{path}: cannot be loaded ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}); "
+                        f"if it is a DVC output, run `dvc checkout {path}` or `dvc pull {path}`") from None
+    # without tokenizer files transformers builds a tokenizer of special tokens only: every word [UNK]
+    if len(tokenizer) <= len(tokenizer.all_special_tokens):
+        raise DataError(f"no tokenizer at {path} (a vocabulary of special tokens only: its tokenizer files are "
+                        f"missing); run `dvc repro` or `dvc pull {path}`")
     if tokenizer.pad_token_id is None and model.config.pad_token_id is not None:  # a decoder's, set by the base stage
         tokenizer.pad_token_id = model.config.pad_token_id
     if labels is not None:

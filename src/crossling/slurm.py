@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = resources(args, load_config(args.params).slurm, passthrough)
         record = submit(Path.cwd(), cfg, repo=args.repo, dry_run=args.dry_run)
     except (ConfigError, DataError, SlurmError) as exc:
-        where = f"{args.params}: " if isinstance(exc, ConfigError) and exc.field != str(args.params) else ""
+        where = f"{args.params}: " if isinstance(exc, ConfigError) and Path(exc.field) != Path(args.params) else ""
         print(f"{PREFIX}: error: {where}{exc}", file=sys.stderr)
         sys.exit(2)
     jobs, run_dir = record["jobs"], record["run_dir"]
