@@ -162,7 +162,8 @@ def test_a_workspace_that_is_not_reproduced_is_refused(tmp_path):
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run(dvc + ["init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "params.yaml").write_text("a: 1\n")
-    (tmp_path / "dvc.yaml").write_text("stages:\n  s1:\n    cmd: echo hi > out.txt\n    params: [a]\n    outs: [out.txt]\n")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  s1:\n    cmd: echo ${a} > out.txt\n    params: [a]\n    outs: [out.txt]\n"
+                                       "  s2:\n    cmd: cp out.txt out2.txt\n    deps: [out.txt]\n    outs: [out2.txt]\n")
     subprocess.run(dvc + ["repro", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "params.yaml").write_text("a: 2\n")
     with open_repo(tmp_path) as repo, pytest.raises(DataError) as err:
@@ -174,6 +175,13 @@ def test_a_workspace_that_is_not_reproduced_is_refused(tmp_path):
     with open_repo(tmp_path) as repo, pytest.raises(DataError) as err:
         compare.load_side(str(tmp_path), repo, compare.WORKSPACE)
     assert str(err.value).startswith("params.yaml of workspace: ")  # read on (these params are no study's)
+    # s1 re-run alone, then both outputs absent (a fresh clone): s2's input is not what s1 now locks
+    (tmp_path / "params.yaml").write_text("a: 3\n")
+    subprocess.run(dvc + ["repro", "-q", "-s", "s1"], cwd=tmp_path, check=True)
+    (tmp_path / "out.txt").unlink()
+    (tmp_path / "out2.txt").unlink()
+    with open_repo(tmp_path) as repo, pytest.raises(DataError, match=r"finds 1 changed stage\(s\) \(s2\)"):
+        compare.check_reproduced(repo)
     with open_repo(tmp_path) as running, running.lock, open_repo(tmp_path) as repo:  # a dvc repro under way
         with pytest.raises(DataError, match="the workspace is locked by another dvc command"):
             compare.check_reproduced(repo)

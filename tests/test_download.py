@@ -313,6 +313,22 @@ def test_hub_integer_ids_with_a_null_stay_integers(tmp_path):
     assert df["label_id"].isna().sum() == 1 and df.loc[df["label_id"].isna(), "text"].tolist() == ["no label"]
 
 
+def test_hub_label_names_as_large_strings_need_no_label_map(tmp_path):
+    # Parquet written with large strings (polars' default) gives datasets a large_string label: names, not ids
+    import pyarrow as pa
+
+    repo = make_hub_export(tmp_path / "hub")  # ClassLabel ids of negative, neutral, positive
+    for path in (repo / "all").glob("*/0000.parquet"):
+        table = pq.read_table(path)
+        names = [("negative", "neutral", "positive")[i] for i in table.column("label").to_pylist()]
+        pq.write_table(table.set_column(table.schema.get_field_index("label"), "label",
+                                        pa.array(names, pa.large_string())).replace_schema_metadata(None), path)
+    df = download.download(hub_cfg(repo, ("english",)))
+    named = download.download(hub_cfg(make_hub_export(tmp_path / "named"), ("english",)))
+    cols = ["language", "split", "text", "label", "label_id"]
+    assert df[cols].equals(named[cols])
+
+
 def test_hub_missing_language_is_named(tmp_path):
     repo = make_hub_export(tmp_path / "hub")
     with pytest.raises(DataError, match="hindi absent from"):

@@ -155,6 +155,21 @@ def test_a_damaged_model_directory_is_one_line_never_an_empty_tokenizer(prepared
     assert exit_info.value.code == 2 and err.startswith(f"crossling.classify: error: {expected}") and err.count("\n") == 1
 
 
+def test_a_deberta_directory_without_tokenizer_files_is_refused(tmp_path):
+    # DeBERTa-v2's tokenizer built without files counts holes in its ids: len() exceeds its special tokens
+    import tiny_checkpoints
+
+    from crossling.common import DataError
+    from crossling.modeling import load_classifier
+
+    model = tiny_checkpoints.deberta_v2(tmp_path / "deberta")
+    load_classifier(model)  # whole: accepted
+    for path in model.glob("tokenizer*"):
+        path.unlink()
+    with pytest.raises(DataError, match=f"no tokenizer at {model} \\(a vocabulary of special tokens only"):
+        load_classifier(model)
+
+
 def test_classify_reads_one_text_per_line_of_a_utf8_file(prepared, tmp_path, capsys):
     from crossling import classify
 

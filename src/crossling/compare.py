@@ -92,8 +92,9 @@ def check_reproduced(repo) -> None:
 
     try:
         with repo.lock:  # a stage's status is read under the repo lock
+            graph = repo.index.graph  # upstream: an absent input whose producer's locked output differs has changed
             stale = [stage.addressing.rsplit(":", 1)[-1] for stage in repo.index.stages
-                     if stage.changed(allow_missing=True)]
+                     if stage.changed(allow_missing=True, upstream=list(graph.successors(stage)))]
     except LockError:
         raise DataError(f"the {WORKSPACE} is locked by another dvc command (dvc repro?); compare once it is done, "
                         "or compare committed experiments") from None

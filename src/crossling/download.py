@@ -153,7 +153,7 @@ def load_hub_config(data: DataConfig, root: Path, config: str, language: str | N
         df = ds.to_pandas()
         if isinstance(label_feature, datasets.ClassLabel):
             df["label"] = [label_feature.int2str(int(i)) if i >= 0 else "" for i in df["label"]]
-        elif label_feature.dtype != "string":
+        elif label_feature.dtype not in ("string", "large_string"):
             if not data.label_map:
                 raise DataError(f"{data.hub_id} split {split}: 'label' is {label_feature.dtype} without ClassLabel "
                                 "names; name each id in data.label_map as the dataset documents them")

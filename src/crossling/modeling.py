@@ -122,7 +122,7 @@ def load_classifier(path: str | Path, labels: tuple[str, ...] | None = None):
         raise DataError(f"{path}: cannot be loaded ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}); "
                         f"if it is a DVC output, run `dvc checkout {path}` or `dvc pull {path}`") from None
     # without tokenizer files transformers builds a tokenizer of special tokens only: every word [UNK]
-    if len(tokenizer) <= len(tokenizer.all_special_tokens):
+    if not set(tokenizer.get_vocab()) - set(tokenizer.all_special_tokens):
         raise DataError(f"no tokenizer at {path} (a vocabulary of special tokens only: its tokenizer files are "
                         f"missing); run `dvc repro` or `dvc pull {path}`")
     if tokenizer.pad_token_id is None and model.config.pad_token_id is not None:  # a decoder's, set by the base stage
