@@ -47,6 +47,8 @@ def test_resources_come_from_params_with_the_command_line_over_them():
     (("--time", "4h"), "slurm.time: must be minutes, HH:MM:SS or D-HH:MM:SS (Slurm's --time), e.g. 04:00:00, got '4h'"),
     (("--cpus", "0"), "slurm.cpus: must be a positive integer, got 0"),
     (("--", "--array=0-3"), "slurm.sbatch_options: --array is set by crossling.slurm itself"),
+    (("--", "--depend=afterok:99"), "slurm.sbatch_options: --depend (--dependency) is set by crossling.slurm itself"),
+    (("--", "-a1-2"), "slurm.sbatch_options: -a1-2 (-a) is set by crossling.slurm itself"),
     (("--", "qos=high"), "slurm.sbatch_options: 'qos=high' is not an sbatch option; write each as --name=value"),
 ])
 def test_bad_resources_are_one_line_naming_the_field(argv, message):

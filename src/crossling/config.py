@@ -248,9 +248,12 @@ def _no_managed_option(options: tuple[str, ...]) -> tuple[str, ...]:
         if not option.startswith("-"):
             raise ValueError(f"{option!r} is not an sbatch option; write each as --name=value, e.g. --qos=high")
         name = option.split("=", 1)[0]
-        if name in SLURM_MANAGED:
-            raise ValueError(f"{name} is set by crossling.slurm itself; use the slurm.* key or command-line option "
-                             "for resources, or leave it out")
+        # sbatch also takes a long option's unambiguous prefix (--depend) and a short one's value attached (-a1-2)
+        managed = next((m for m in SLURM_MANAGED if (m.startswith(name) and len(name) > 2 if name.startswith("--")
+                                                      else m == name[:2])), None)
+        if managed:
+            raise ValueError(f"{name}{f' ({managed})' if managed != name else ''} is set by crossling.slurm itself; "
+                             "use the slurm.* key or command-line option for resources, or leave it out")
     return options
 
 
