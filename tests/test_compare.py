@@ -197,3 +197,42 @@ def test_sides_with_different_test_texts_are_refused():
              (("a", test), ("b", test.assign(text=["good", "bad!"])))]
     with pytest.raises(DataError, match="the english test texts differ between a and b"):
         compare.check_same_texts(sides)
+
+
+def test_a_past_revision_without_keys_added_since_is_read_unless_compare_reads_them(monkeypatch):
+    # a revision from before the slurm section: its keys come from the workspace's params.yaml (compare reads none of
+    # them, and "Params that differ" shows them as null on its side); one without what compare reads is refused
+    import copy
+
+    import yaml
+
+    from crossling import compare
+    from crossling.common import DataError
+    from crossling.config import ConfigError, config_from_dict
+
+    current = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text(encoding="utf-8"))
+    monkeypatch.setattr(compare, "read_bytes", lambda root, path, rev, what: yaml.safe_dump(current).encode())
+
+    def load(raw, rev="abc123"):
+        try:
+            return config_from_dict(raw)
+        except ConfigError as exc:
+            return compare.older_params(".", "old", rev, raw, exc)
+
+    old = copy.deepcopy(current)
+    del old["slurm"], old["train"]["lora"]
+    old["train"]["seeds"] = [7]
+    cfg = load(old)
+    assert cfg.train.seeds == (7,) and cfg.slurm.workdir == current["slurm"]["workdir"]
+    with pytest.raises(DataError, match=r"^params.yaml of old: train.lora: missing; add it \(the repository"):
+        load(old, rev=None)  # the workspace's own params are never completed
+    del old["train"]["seeds"]
+    with pytest.raises(DataError, match=r"^params.yaml of old: train.seeds: missing; .* \(it lacks train.seeds, which "
+                                        r"compare reads; made by another version of the pipeline: compare revisions "
+                                        r"made with this one\)$"):
+        load(old)
+    bad = copy.deepcopy(current)
+    del bad["slurm"]
+    bad["train"]["epochs"] = 0  # a bad value is reported as such, after the missing keys are taken
+    with pytest.raises(DataError, match=r"^params.yaml of old: train.epochs: must be a positive integer, got 0 \(made by"):
+        load(bad)

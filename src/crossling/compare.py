@@ -23,6 +23,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,6 +105,41 @@ def check_reproduced(repo) -> None:
                         "or compare committed experiments")
 
 
+# The params compare reads; a past revision must have them, whatever keys the pipeline added since.
+READ = ("data.labels", "data.languages", "sample.sizes", "sample.leave_one_out", "train.seeds")
+
+
+def with_missing(raw: dict, current: dict, prefix: str = "") -> tuple[dict, list[str]]:
+    """`raw` with every key of `current` it lacks taken from `current`, and the dotted names taken."""
+    merged, added = dict(raw), []
+    for key, value in current.items():
+        if key not in raw:
+            merged[key] = value
+            added.append(f"{prefix}{key}")
+        elif isinstance(value, dict) and isinstance(raw[key], dict):
+            merged[key], more = with_missing(raw[key], value, f"{prefix}{key}.")
+            added += more
+    return merged, added
+
+
+def older_params(root: str, name: str, rev: str | None, raw: Any, exc: ConfigError) -> Config:
+    """The params of a revision made before keys compare does not read were added (a `slurm` section, say): those
+    keys from the workspace's params.yaml, shown as null on its side under "Params that differ"."""
+    if rev is None or not isinstance(raw, dict):
+        raise DataError(f"params.yaml of {name}: {exc}") from None
+    current = yaml.safe_load(read_bytes(root, "params.yaml", None, "params"))
+    merged, added = with_missing(raw, current if isinstance(current, dict) else {})
+    read = [key for key in added if any(r == key or r.startswith(f"{key}.") for r in READ)]
+    if added and not read:
+        try:
+            return config_from_dict(merged)
+        except ConfigError as merged_exc:
+            exc = merged_exc
+    why = f"it lacks {read[0]}, which compare reads; " if read else ""
+    raise DataError(f"params.yaml of {name}: {exc} ({why}made by another version of the pipeline: compare revisions "
+                    "made with this one)") from None
+
+
 def load_side(root: str, repo, name: str) -> Side:
     rev = resolve(repo, name)
     if rev is None:
@@ -112,7 +148,7 @@ def load_side(root: str, repo, name: str) -> Side:
     try:
         cfg = config_from_dict(raw)
     except ConfigError as exc:
-        raise DataError(f"params.yaml of {name}: {exc}") from None
+        cfg = older_params(root, name, rev, raw, exc)
     test = pd.read_parquet(io.BytesIO(read_bytes(root, "data/test.parquet", rev, "test split")))
     optional = {}
     for what in ("provenance", "health"):
