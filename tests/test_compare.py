@@ -226,11 +226,20 @@ def test_a_past_revision_without_keys_added_since_is_read_unless_compare_reads_t
     assert cfg.train.seeds == (7,) and cfg.slurm.workdir == current["slurm"]["workdir"]
     with pytest.raises(DataError, match=r"^params.yaml of old: train.lora: missing; add it \(the repository"):
         load(old, rev=None)  # the workspace's own params are never completed
+    # a mapping param is one value, never completed entry by entry from the workspace's
+    current["data"]["label_map"] = {"pos": "positive"}
+    two = copy.deepcopy(old) | {"data": old["data"] | {"labels": ["good", "bad"], "label_map": {}}}
+    assert load(two).data.label_map == {}
     del old["train"]["seeds"]
-    with pytest.raises(DataError, match=r"^params.yaml of old: train.seeds: missing; .* \(it lacks train.seeds, which "
-                                        r"compare reads; made by another version of the pipeline: compare revisions "
-                                        r"made with this one\)$"):
+    with pytest.raises(DataError) as err:
         load(old)
+    assert str(err.value) == ("params.yaml of old: train.seeds: missing, and compare reads it (made by another version "
+                              "of the pipeline: compare revisions made with this one)")
+    current["slurm"]["time"] = "4h"  # the workspace's own params, mid-edit, are not blamed on the old revision
+    with pytest.raises(DataError, match=r"^params.yaml of old: train.seeds: missing, and the workspace's params.yaml, "
+                                        r"which could complete it, is not valid: slurm.time: "):
+        load(old)
+    current["slurm"]["time"] = "04:00:00"
     bad = copy.deepcopy(current)
     del bad["slurm"]
     bad["train"]["epochs"] = 0  # a bad value is reported as such, after the missing keys are taken

@@ -49,6 +49,7 @@ def test_resources_come_from_params_with_the_command_line_over_them():
     (("--", "--array=0-3"), "slurm.sbatch_options: --array is set by crossling.slurm itself"),
     (("--", "--depend=afterok:99"), "slurm.sbatch_options: --depend (--dependency) is set by crossling.slurm itself"),
     (("--", "-a1-2"), "slurm.sbatch_options: -a1-2 (-a) is set by crossling.slurm itself"),
+    (("--", "-Ha0-3"), "slurm.sbatch_options: -Ha0-3 (-a) is set by crossling.slurm itself"),  # --hold --array=0-3
     (("--", "qos=high"), "slurm.sbatch_options: 'qos=high' is not an sbatch option; write each as --name=value"),
 ])
 def test_bad_resources_are_one_line_naming_the_field(argv, message):

@@ -16,6 +16,7 @@ the entries that differ) and writes all of it as JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import json
@@ -109,15 +110,17 @@ def check_reproduced(repo) -> None:
 READ = ("data.labels", "data.languages", "sample.sizes", "sample.leave_one_out", "train.seeds")
 
 
-def with_missing(raw: dict, current: dict, prefix: str = "") -> tuple[dict, list[str]]:
-    """`raw` with every key of `current` it lacks taken from `current`, and the dotted names taken."""
+def with_missing(raw: dict, current: dict, section: type = Config, prefix: str = "") -> tuple[dict, list[str]]:
+    """`raw` with every key of `current` it lacks taken from `current`, and the dotted names taken. Only sections
+    are completed key by key; a mapping value (data.label_map) is one param, kept whole."""
     merged, added = dict(raw), []
     for key, value in current.items():
+        field = section.__pydantic_fields__.get(key)
         if key not in raw:
             merged[key] = value
             added.append(f"{prefix}{key}")
-        elif isinstance(value, dict) and isinstance(raw[key], dict):
-            merged[key], more = with_missing(raw[key], value, f"{prefix}{key}.")
+        elif field and dataclasses.is_dataclass(field.annotation) and isinstance(value, dict) and isinstance(raw[key], dict):
+            merged[key], more = with_missing(raw[key], value, field.annotation, f"{prefix}{key}.")
             added += more
     return merged, added
 
@@ -127,17 +130,24 @@ def older_params(root: str, name: str, rev: str | None, raw: Any, exc: ConfigErr
     keys from the workspace's params.yaml, shown as null on its side under "Params that differ"."""
     if rev is None or not isinstance(raw, dict):
         raise DataError(f"params.yaml of {name}: {exc}") from None
-    current = yaml.safe_load(read_bytes(root, "params.yaml", None, "params"))
-    merged, added = with_missing(raw, current if isinstance(current, dict) else {})
+    try:
+        current = yaml.safe_load(read_bytes(root, "params.yaml", None, "params"))
+        config_from_dict(current)
+    except (yaml.YAMLError, ConfigError, DataError) as current_exc:
+        raise DataError(f"params.yaml of {name}: {exc.field}: {exc.message.split(';')[0]}, and the workspace's "
+                        f"params.yaml, which could complete it, is not valid: {str(current_exc).splitlines()[0]}") from None
+    merged, added = with_missing(raw, current)
     read = [key for key in added if any(r == key or r.startswith(f"{key}.") for r in READ)]
-    if added and not read:
+    if read:
+        raise DataError(f"params.yaml of {name}: {read[0]}: missing, and compare reads it (made by another version "
+                        "of the pipeline: compare revisions made with this one)")
+    if added:
         try:
             return config_from_dict(merged)
         except ConfigError as merged_exc:
             exc = merged_exc
-    why = f"it lacks {read[0]}, which compare reads; " if read else ""
-    raise DataError(f"params.yaml of {name}: {exc} ({why}made by another version of the pipeline: compare revisions "
-                    "made with this one)") from None
+    raise DataError(f"params.yaml of {name}: {exc} (made by another version of the pipeline: compare revisions made "
+                    "with this one)") from None
 
 
 def load_side(root: str, repo, name: str) -> Side:

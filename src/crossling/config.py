@@ -248,9 +248,13 @@ def _no_managed_option(options: tuple[str, ...]) -> tuple[str, ...]:
         if not option.startswith("-"):
             raise ValueError(f"{option!r} is not an sbatch option; write each as --name=value, e.g. --qos=high")
         name = option.split("=", 1)[0]
-        # sbatch also takes a long option's unambiguous prefix (--depend) and a short one's value attached (-a1-2)
-        managed = next((m for m in SLURM_MANAGED if (m.startswith(name) and len(name) > 2 if name.startswith("--")
-                                                      else m == name[:2])), None)
+        # sbatch also takes a long option's unambiguous prefix (--depend), a short one's value attached (-a1-2) and
+        # short flags bundled before it (-Ha0-3: --hold --array=0-3)
+        if name.startswith("--"):
+            managed = next((m for m in SLURM_MANAGED if m.startswith(name) and len(name) > 2), None)
+        else:
+            letter = next((c for c in name[1:] if c not in SBATCH_FLAGS), "")
+            managed = f"-{letter}" if f"-{letter}" in SLURM_MANAGED else None
         if managed:
             raise ValueError(f"{name}{f' ({managed})' if managed != name else ''} is set by crossling.slurm itself; "
                              "use the slurm.* key or command-line option for resources, or leave it out")
@@ -260,6 +264,7 @@ def _no_managed_option(options: tuple[str, ...]) -> tuple[str, ...]:
 # sbatch options crossling.slurm writes itself: passing them through would contradict its own
 SLURM_MANAGED = ("--array", "--dependency", "--output", "--error", "--job-name", "-o", "-e", "-J", "-d", "-a",
                  "--parsable", "--wrap")
+SBATCH_FLAGS = "hHOQsuvVW"  # sbatch's short options that take no value (-H: --hold)
 def _matches(pattern: str, what: str) -> AfterValidator:
     def check(value: str) -> str:
         if not re.fullmatch(pattern, value):
