@@ -58,6 +58,16 @@ def test_bad_resources_are_one_line_naming_the_field(argv, message):
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
 
 
+def test_a_bad_command_line_value_and_a_folder_that_is_no_submission_are_one_line(tmp_path, capsys):
+    params = str(Path(__file__).parents[1] / "params.yaml")
+    for argv, message in (((("--params", params, "--time", "4h")), "slurm.time: must be minutes, HH:MM:SS or D-HH:MM:SS"),
+                          (("--check", str(tmp_path)), f"{tmp_path} is not a submission's folder (no stages.txt)")):
+        with pytest.raises(SystemExit) as exit_:
+            slurm.main(list(argv))
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.startswith(f"crossling.slurm: error: {message}") and err.count("\n") == 1
+
+
 def test_a_bad_slurm_section_in_params_fails_every_stage_in_one_line(tmp_path, capsys):
     from conftest import with_defaults, write_params
 

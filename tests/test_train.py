@@ -40,9 +40,14 @@ def run_train(d, params, name, sample_size=30, language=None, extra=()):
     return pd.read_parquet(d / "predictions" / f"{name}.parquet")
 
 
-def test_joint_model_outputs(prepared):
+def test_joint_model_outputs(prepared, capsys):
     d, params = prepared
     preds = run_train(d, params, "joint_30")
+    from crossling import classify
+
+    capsys.readouterr()
+    classify.main(["--model", str(d / "models" / "joint_30"), "--device", "cpu", "a text"])
+    assert "training record" not in capsys.readouterr().err  # a trained model: no warning
     files = {p.name for p in (d / "models" / "joint_30").iterdir()}
     # what from_pretrained needs, nothing more (no optimizer state, no training args)
     assert files == {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}
@@ -126,7 +131,10 @@ def test_max_length_beyond_the_model_is_refused(prepared, tmp_path, capsys):
     assert capsys.readouterr().err.strip().endswith("--max-length=2 is below 3 ([CLS], [SEP] and one text token); "
                                                     "use --max-length >= 3")
     classify.main(["--model", str(d / "base"), "--device", "cpu", "--json", "a text"])  # default: the model's 32
-    assert json.loads(capsys.readouterr().out)["text"] == "a text"
+    out = capsys.readouterr()
+    assert json.loads(out.out)["text"] == "a text"
+    assert "holds no crossling training record: if it is the base stage's output, its classification head is " \
+           "untrained" in out.err  # the base model's head was never trained
 
 
 @pytest.mark.parametrize("damage", ["no tokenizer", "bad config", "truncated weights"])

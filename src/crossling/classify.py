@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from crossling.common import DataError, setup_logging
+from crossling.common import DataError, log, setup_logging
 from crossling.config import DEVICES, PRECISIONS, ConfigError
 from crossling.modeling import (check_max_length, configure_threads, inference_device, load_classifier, predict_proba,
                                 quiet_transformers, usable_length)
@@ -40,6 +40,9 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 def predict(model_dir: Path, texts: list[str], max_length: int | None = None, batch_size: int = 256,
             device: str = "auto", precision: str = "auto") -> list[dict]:
     model, tokenizer = load_classifier(model_dir)
+    if not hasattr(model.config, "crossling"):  # the train stage records how it trained; models/base has no record
+        log.warning("%s holds no crossling training record: if it is the base stage's output, its classification "
+                    "head is untrained and these labels mean nothing", model_dir)
     dev, precision = inference_device(device, precision)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if max_length is None:  # the length it was trained with (128 for a model from elsewhere), within its limit

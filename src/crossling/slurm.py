@@ -194,6 +194,8 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
 
 def check(run_dir: Path) -> list[str]:
     """One line per job of the grid that did not succeed: its stage and its log (empty: all succeeded)."""
+    if not (run_dir / "stages.txt").is_file():
+        raise SlurmError(f"{run_dir} is not a submission's folder (no stages.txt); give a submission's folder under slurm.workdir")
     tasks = [line.split() for line in (run_dir / "stages.txt").read_text().splitlines()]
     logs, status = run_dir / "logs", run_dir / "status"
 
@@ -256,11 +258,14 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(1)
             print(f"{PREFIX}: every job of the grid succeeded")
             return
-        cfg = resources(args, load_config(args.params).slurm, passthrough)
+        try:
+            base = load_config(args.params).slurm
+        except ConfigError as exc:  # the file named once; a command-line value's error names both sources itself
+            raise DataError(str(exc) if Path(exc.field) == Path(args.params) else f"{args.params}: {exc}") from None
+        cfg = resources(args, base, passthrough)
         record = submit(Path.cwd(), cfg, repo=args.repo, dry_run=args.dry_run)
     except (ConfigError, DataError, SlurmError) as exc:
-        where = f"{args.params}: " if isinstance(exc, ConfigError) and Path(exc.field) != Path(args.params) else ""
-        print(f"{PREFIX}: error: {where}{exc}", file=sys.stderr)
+        print(f"{PREFIX}: error: {exc}", file=sys.stderr)
         sys.exit(2)
     jobs, run_dir = record["jobs"], record["run_dir"]
     if args.dry_run:
