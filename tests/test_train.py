@@ -251,7 +251,7 @@ def test_seeds_redraw_the_created_weights_unless_fixed(prepared):
     drawn = {}
     for seed in (42, 7, 8):
         model, _ = load_classifier(d / "base")
-        assert train.draw_created_weights(model, d / "base", seed) == "all weights"  # scratch
+        assert train.draw_created_weights(model, train.init_record(d / "base"), seed) == "all weights"  # scratch
         drawn[seed] = model.state_dict()
     same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)  # noqa: E731
     assert same(drawn[42], base_model.state_dict())  # the base stage drew with model.init_seed=42
@@ -269,7 +269,7 @@ def test_pretrained_base_redraws_only_its_new_head(tmp_path):
     states = []
     for seed in (1, 2):
         model, _ = load_classifier(out)
-        assert train.draw_created_weights(model, out, seed) == "classifier"
+        assert train.draw_created_weights(model, train.init_record(out), seed) == "classifier"
         states.append(model.state_dict())
     changed = {k for k in states[0] if not torch.equal(states[0][k], states[1][k])}
     assert changed == {"classifier.weight"}  # the bias starts at zero for every seed
@@ -326,7 +326,7 @@ def test_base_without_init_record_is_refused(prepared, tmp_path):
     (old / "crossling_init.json").unlink()
     model, _ = load_classifier(old)
     with pytest.raises(DataError, match="has no crossling_init.json; re-run the base stage"):
-        train.draw_created_weights(model, old, 1)
+        train.draw_created_weights(model, train.init_record(old), 1)
 
 
 @pytest.mark.parametrize("fixed_init", [False, True])

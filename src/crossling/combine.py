@@ -76,8 +76,9 @@ def clean_language(rows: pd.DataFrame, other_test_texts: frozenset[str],
                    pool_splits: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Pool (from `pool_splits`) and test for one language, plus counts of everything removed or found."""
     counts: dict[str, int] = {f"raw_{s}": int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
-    pool = deduplicate(drop_invalid(rows[rows["split"].isin(pool_splits)], "pool", counts), "pool", counts)
-    test = drop_invalid(rows[rows["split"] == "test"], "test", counts)
+    pool_rows, test_rows = rows[rows["split"].isin(pool_splits)], rows[rows["split"] == "test"]
+    pool = deduplicate(drop_invalid(pool_rows, "pool", counts), "pool", counts)
+    test = drop_invalid(test_rows, "test", counts)
 
     leaked = _key(pool["text"]).isin(set(_key(test["text"])))
     counts["pool_test_overlap_rows"] = int(leaked.sum())
@@ -87,8 +88,8 @@ def clean_language(rows: pd.DataFrame, other_test_texts: frozenset[str],
     pool = pool[~leaked_elsewhere]
 
     counts["test_duplicate_rows_kept"] = int(_key(test["text"]).duplicated().sum())
-    for part, kept, read in (("pool", pool, rows[rows["split"].isin(pool_splits)]), ("test", test, rows[rows["split"] == "test"])):
-        lang = rows["language"].iloc[0]  # download refuses a language without a test split: rows are never empty
+    lang = rows["language"].iloc[0]  # download refuses a language without a test split: rows are never empty
+    for part, kept, read in (("pool", pool, pool_rows), ("test", test, test_rows)):
         if read.empty:  # data.dev_split: validation takes the pool from train only
             raise DataError(f"{lang} has no train split in the source, and data.dev_split: validation takes the pool "
                             f"from train only; use data.dev_split: carve or drop {lang}")

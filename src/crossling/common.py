@@ -75,9 +75,14 @@ def run_stage(name: str, main: Callable[[argparse.Namespace, Config], None], par
         cfg = load_config(args.params)
         main(args, cfg)
     except (ConfigError, DataError) as exc:
-        where = f"{args.params}: " if isinstance(exc, ConfigError) and Path(exc.field) != Path(args.params) else ""
-        print(f"crossling.{name}: error: {where}{exc}", file=sys.stderr)
+        print(f"crossling.{name}: error: {in_params(exc, args.params) if isinstance(exc, ConfigError) else exc}",
+              file=sys.stderr)
         sys.exit(2)
+
+
+def in_params(exc: ConfigError, params: str | Path) -> str:
+    """A bad parameter, named with its file (once: a missing or unreadable file is the field itself)."""
+    return str(exc) if Path(exc.field) == Path(params) else f"{params}: {exc}"
 
 
 def setup_logging(stage: str) -> None:

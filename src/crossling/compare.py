@@ -32,7 +32,7 @@ import yaml
 
 from crossling import stats
 from crossling.common import EQUAL_BUDGET, DataError, joint_name, loo_name, mono_name, run_name, write_json
-from crossling.config import Config, ConfigError, config_from_dict
+from crossling.config import Config, ConfigError, EvaluateConfig, _one_line, config_from_dict
 from crossling.project import open_repo
 
 WORKSPACE = "workspace"
@@ -382,16 +382,18 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def check_options(args: argparse.Namespace) -> None:
-    """The options evaluate takes from params.yaml, within the same limits; checked before any work."""
+    """The options evaluate takes from params.yaml, checked by the same model before any work."""
+    from pydantic import ValidationError
+
     repeated = sorted({name for name in args.experiments if args.experiments.count(name) > 1})
     if repeated:
         raise DataError(f"{', '.join(repeated)} given twice: a side compared with itself; give each once")
-    if args.bootstrap_samples < 100:
-        raise DataError(f"--bootstrap-samples: must be at least 100, got {args.bootstrap_samples}")
-    if not 0.5 <= args.confidence < 1:
-        raise DataError(f"--confidence: must be in [0.5, 1), got {args.confidence}")
-    if not 0 <= args.seed < 2**32:
-        raise DataError(f"--seed: must be in [0, 2**32), got {args.seed}")
+    try:  # collapse_share is not compare's: any valid value
+        EvaluateConfig(bootstrap_samples=args.bootstrap_samples, confidence=args.confidence, seed=args.seed,
+                       correction=args.correction, collapse_share=1)
+    except ValidationError as exc:
+        error = _one_line(exc)
+        raise DataError(f"--{error.field.replace('_', '-')}: {error.message}") from None
     if Path(args.out).is_dir():
         raise DataError(f"--out {args.out}: is a directory; give a file name, e.g. {Path(args.out) / 'compare.json'}")
 

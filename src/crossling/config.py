@@ -265,6 +265,8 @@ def _no_managed_option(options: tuple[str, ...]) -> tuple[str, ...]:
 SLURM_MANAGED = ("--array", "--dependency", "--output", "--error", "--job-name", "-o", "-e", "-J", "-d", "-a",
                  "--parsable", "--wrap")
 SBATCH_FLAGS = "hHOQsuvVW"  # sbatch's short options that take no value (-H: --hold)
+
+
 def _matches(pattern: str, what: str) -> AfterValidator:
     def check(value: str) -> str:
         if not re.fullmatch(pattern, value):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from crossling.common import DataError
+from crossling.common import DataError, in_params
 from crossling.config import ConfigError, SlurmConfig, _one_line, load_config
 from crossling.project import open_repo
 
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             base = load_config(args.params).slurm
         except ConfigError as exc:  # the file named once; a command-line value's error names both sources itself
-            raise DataError(str(exc) if Path(exc.field) == Path(args.params) else f"{args.params}: {exc}") from None
+            raise DataError(in_params(exc, args.params)) from None
         cfg = resources(args, base, passthrough)
         record = submit(Path.cwd(), cfg, repo=args.repo, dry_run=args.dry_run)
     except (ConfigError, DataError, SlurmError) as exc:

@@ -59,10 +59,10 @@ def init_record(base_dir: Path) -> dict:
     return read_json(base_dir / INIT_RECORD)
 
 
-def draw_created_weights(model, base_dir: Path, seed: int) -> str:
-    """Draw the weights the base stage created (not loaded) anew from the fine-tuning seed, through the model's own
-    initialization (`_init_weights`, whatever the module types), so seeds cover the initialization too."""
-    record = init_record(base_dir)
+def draw_created_weights(model, record: dict, seed: int) -> str:
+    """Draw the weights the base stage created (not loaded; its `init_record`) anew from the fine-tuning seed,
+    through the model's own initialization (`_init_weights`, whatever the module types), so seeds cover the
+    initialization too."""
     torch.manual_seed(seed)
     if record["scratch"]:
         model.load_state_dict(type(model)(model.config).state_dict())
@@ -340,7 +340,7 @@ def main(args, cfg: Config) -> None:
     model, tokenizer = load_classifier(args.base, cfg.data.labels)  # a base not there (not pulled) is named first
     init = init_record(Path(args.base))  # before any training: a base without it is refused with or without fixed_init
     if not cfg.train.fixed_init:
-        log.info("%s: drew %s from seed %d", args.name, draw_created_weights(model, Path(args.base), seed), seed)
+        log.info("%s: drew %s from seed %d", args.name, draw_created_weights(model, init, seed), seed)
     check_max_length(model, cfg.train.max_length)
     log.info("%s: %d training examples (%s), %d threads", args.name, len(frame),
              frame.groupby("language").size().to_dict(), threads)
