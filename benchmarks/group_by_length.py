@@ -40,14 +40,14 @@ def score(workdir: Path, group_by_length: bool, seed: int, lr: float, warmup: fl
     from crossling.modeling import load_classifier
     from crossling.modeling import inference_device
     from crossling.predict import predictions
-    from crossling.train import draw_created_weights
+    from crossling.train import draw_created_weights, init_record
 
     cfg = load_config(params)
     train = replace(cfg.train, learning_rate=lr, warmup_ratio=warmup, epochs=epochs, group_by_length=group_by_length,
                     select="last")
     device, precision = inference_device(train.device, train.precision)
     model, tokenizer = load_classifier(workdir / "base", cfg.data.labels)
-    draw_created_weights(model, workdir / "base", seed)
+    draw_created_weights(model, init_record(workdir / "base"), seed)
     start = time.perf_counter()
     with contextlib.chdir(workdir):  # the Trainer's checkpoints and dvclive's files stay in the temporary directory
         model = crossling_fine_tune(model, tokenizer, read_parquet("sample.parquet", "sample"), train,
