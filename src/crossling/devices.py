@@ -157,40 +157,32 @@ def release_all() -> None:
 
 
 def claim_for_training(train: TrainConfig, logger) -> Claim:
-    """The training stage's one call: claim (or not) and say so in the stage log. Which GPU index a run got is
-    not written into its logs: they are a cached DVC output, whose hash must not depend on the queue's draw (the
-    run's provenance records the device and its name, as dvclive params)."""
+    """The training stage's one call: claim (or not) and say so in the stage log, not in the run's logs (a cached
+    DVC output, whose hash must not depend on the queue's draw; its provenance records the device and its name)."""
     claim = claim_gpu(train, log=logger.info)
     logger.info(claim.line())
     return claim
 
 
-def launch_device(requested: str, environ: Mapping[str, str] = os.environ):
-    """The device a torchrun launch will train on, found without initializing CUDA in the launching process
-    (accelerate's probe would create a context on GPU 0 and keep it for the whole run): CUDA where this torch
-    has CUDA and a GPU is visible, else Apple MPS, else CPU; checked against train.device as the stage does."""
+def check_launch(train: TrainConfig, environ: Mapping[str, str] = os.environ) -> None:
+    """Before relaunching under torchrun: one process per device, refused here in one line. The device is found as
+    the stage finds it (CUDA where this torch has CUDA and a GPU is visible, else Apple MPS, else CPU; checked
+    against train.device), but without initializing CUDA: accelerate's probe would create a context on GPU 0 in
+    the launching process and keep it for the whole run."""
     import torch
 
     from crossling.modeling import check_device
 
-    if requested == "cpu":
-        found = "cpu"
-    elif _cuda_built() and visible_gpus(environ):
+    gpus = visible_gpus(environ) if train.device != "cpu" and _cuda_built() else []
+    if gpus:
         found = "cuda"
-    elif torch.backends.mps.is_available():
+    elif train.device != "cpu" and torch.backends.mps.is_available():
         found = "mps"
     else:
         found = "cpu"
-    return check_device(requested, torch.device(found))
-
-
-def check_launch(train: TrainConfig, environ: Mapping[str, str] = os.environ) -> None:
-    """Before relaunching under torchrun: one process per device, refused here in one line (CUDA not started)."""
-    device = launch_device(train.device, environ)
-    if device.type == "mps":
+    check_device(train.device, torch.device(found))
+    if found == "mps":
         raise ConfigError("train.processes", f"{train.processes} processes, but Apple MPS is one device; use 1")
-    if device.type == "cuda":
-        count = len(visible_gpus(environ))
-        if count < train.processes:
-            raise ConfigError("train.processes", f"{train.processes} processes, but {count} GPU(s) are visible; use "
-                                                 "at most that many (CUDA_VISIBLE_DEVICES)")
+    if found == "cuda" and len(gpus) < train.processes:
+        raise ConfigError("train.processes", f"{train.processes} processes, but {len(gpus)} GPU(s) are visible; use "
+                                             "at most that many (CUDA_VISIBLE_DEVICES)")
