@@ -111,12 +111,10 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
         """dvclive at the Trainer's optimizer step, under the names evaluate reads (loss, epoch, dev/macro_f1_*).
         Not DVCLiveCallback: it renames every metric (train/loss, eval/...) and cannot replay a resumed history."""
 
-        def __init__(self):
-            self.live, self.start, self.next_report, self.loss = None, 0.0, 0.0, float("nan")
-
         def on_train_begin(self, args, state, control, **kwargs):
             from dvclive import Live
 
+            self.next_report, self.loss = 0.0, float("nan")  # nan: no loss logged yet (a replay may log one)
             self.live = Live(live_dir, dvcyaml=False, save_dvc_exp=False)
             self.live.log_params(run_params)
             for entry in state.log_history:  # resumed: DVC removed the logs with the stage's outputs
@@ -250,8 +248,7 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     train = cfg.train
     if train.method == "lora":
         model = with_lora(model, train.lora)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
     checkpoints = Path(args.checkpoints or f"checkpoints/{args.name}")
     targs = training_arguments(train, str(checkpoints), seed, device, precision, dev is not None)
     first = targs.process_index == 0
@@ -274,9 +271,8 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
             return torch.utils.data.SequentialSampler(eval_dataset)
 
     trainer = DevInOrder(model=model, args=targs, train_dataset=dataset(tokenizer, frame, train.max_length),
-                      eval_dataset=dev_set, compute_metrics=metrics,
-                      processing_class=tokenizer,
-                      callbacks=callbacks(args.name, args.live, languages, run_params, first))
+                         eval_dataset=dev_set, compute_metrics=metrics, processing_class=tokenizer,
+                         callbacks=callbacks(args.name, args.live, languages, run_params, first))
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress line reports
     # the Trainer's own count of optimizer steps per epoch (batches, accumulation, processes)
     planned = trainer.set_initial_training_values(targs, trainer.get_train_dataloader())
