@@ -18,7 +18,6 @@ from crossling.config import DEVICES, PRECISIONS, ConfigError
 from crossling.modeling import (check_max_length, configure_threads, inference_device, load_classifier, predict_proba,
                                 quiet_transformers, usable_length)
 
-
 OPTIONS = {"train.device": "--device", "train.precision": "--precision"}  # a ConfigError's field -> option
 
 
@@ -59,9 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("texts", nargs="*", help="texts to classify")
     parser.add_argument("--model", required=True, help="a model directory, e.g. models/joint_2000_seed42")
     parser.add_argument("--file", help="a UTF-8 file with one text per line")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="longest input in tokens (default: the model's train.max_length, else 128, "
-                                               "within the model's limit)")
+    parser.add_argument("--max-length", type=int, help="longest input in tokens (default: the model's "
+                                                          "train.max_length, else 128, within the model's limit)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="as train.device (default: auto)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="as train.precision (default: auto)")

@@ -19,7 +19,6 @@ from crossling.modeling import (check_max_length, configure_threads, inference_d
                                 provenance, quiet_transformers)
 
 
-
 def prediction_schema(labels: tuple[str, ...]) -> pa.Schema:
     return pa.schema([("language", pa.string()), ("test_row", pa.int32()), ("label_id", pa.int8()),
                       ("pred_id", pa.int8())] + [(f"prob_{name}", pa.float32()) for name in labels])
