@@ -94,10 +94,10 @@ def test_unreachable_hub_points_offline():
 
 
 def test_checkpoint_location():
-    assert base.checkpoint_location("distilbert-base-multilingual-cased") == "hub"
-    assert base.checkpoint_location("org/name") == "hub"
-    assert base.checkpoint_location("./models/x") == "local"
-    assert base.checkpoint_location("/abs/path") == "local"
+    assert not base.is_local("distilbert-base-multilingual-cased")
+    assert not base.is_local("org/name")
+    assert base.is_local("./models/x")
+    assert base.is_local("/abs/path")
 
 
 def test_tokenizer_training_is_deterministic():

@@ -78,11 +78,9 @@ def scratch_model(scratch: ScratchConfig, vocab_size: int, pad_id: int, labels: 
     return DistilBertForSequenceClassification(config)
 
 
-def checkpoint_location(checkpoint: str) -> str:
-    """'local' for an existing directory or anything spelled like a path, else 'hub'."""
-    if Path(checkpoint).expanduser().exists() or checkpoint.startswith(("/", "./", "../", "~")):
-        return "local"
-    return "hub"
+def is_local(checkpoint: str) -> bool:
+    """An existing directory or anything spelled like a path, not a hub id."""
+    return Path(checkpoint).expanduser().exists() or checkpoint.startswith(("/", "./", "../", "~"))
 
 
 def content_hash(directory: Path) -> str:
@@ -110,7 +108,7 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
     # transformers would otherwise, for revision main and a checkpoint without safetensors, load a conversion bot's
     # weights from refs/pr/N: another revision than the one asked for
     os.environ["DISABLE_SAFETENSORS_CONVERSION"] = "1"
-    local = checkpoint_location(checkpoint) == "local"
+    local = is_local(checkpoint)
     if local and not (Path(checkpoint).expanduser() / "config.json").exists():
         raise DataError(f"model.checkpoint: no checkpoint at {checkpoint} (expected a directory with config.json "
                         "and .safetensors weights)")
