@@ -97,8 +97,8 @@ def test_the_default_remote_of_a_checkout_dvc_cannot_read_is_one_line(tmp_path, 
             path.mkdir()
         else:
             path.write_text(content)
-    with pytest.raises(DataError) as error:  # crossling.project.open_repo, which compare uses too
-        slurm.default_remote(tmp_path)
+    with pytest.raises(DataError) as error:  # crossling.project.open_repo: submit reads the default remote through it
+        slurm.open_repo(tmp_path)
     assert message.format(root=tmp_path) in str(error.value) and "\n" not in str(error.value)
     if content is not None:
         assert str(error.value).endswith(f"correct the line or key it names in {tmp_path}/.dvc/config, the "

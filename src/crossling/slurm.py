@@ -49,7 +49,7 @@ def run(cmd: list[str], cwd: Path | None = None) -> str:
     return proc.stdout
 
 
-def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
+def grid_plan(repo) -> tuple[list[list[str]], list[str]]:
     """The array's tasks, and what the preparation runs, from DVC's graph of the current params.
 
     A task is a training stage and the stages that depend on nothing but it and the preparation (its model's
@@ -58,23 +58,16 @@ def grid_plan(root: Path) -> tuple[list[list[str]], list[str]]:
     """
     import networkx as nx
 
-    with open_repo(root) as repo:
-        graph = repo.index.graph  # an edge goes from a stage to a stage it depends on
-        training = sorted((s for s in graph.nodes if s.addressing.startswith("train_")), key=lambda s: s.addressing)
-        after = set().union(*(nx.ancestors(graph, s) for s in training))
-        prep = {s for s in graph.nodes if s not in after and s not in training}
-        tasks = []
-        for stage in training:
-            followers = sorted((p for p in graph.predecessors(stage) if nx.descendants(graph, p) <= prep | {stage}),
-                               key=lambda s: s.addressing)
-            tasks.append([stage.addressing] + [p.addressing for p in followers])
-        return tasks, sorted(s.addressing for s in prep)
-
-
-def default_remote(root: Path) -> str | None:
-    """What `dvc remote default` prints, read in this process (no dvc on PATH needed)."""
-    with open_repo(root) as repo:
-        return repo.config["core"].get("remote")
+    graph = repo.index.graph  # an edge goes from a stage to a stage it depends on
+    training = sorted((s for s in graph.nodes if s.addressing.startswith("train_")), key=lambda s: s.addressing)
+    after = set().union(*(nx.ancestors(graph, s) for s in training))
+    prep = {s for s in graph.nodes if s not in after and s not in training}
+    tasks = []
+    for stage in training:
+        followers = sorted((p for p in graph.predecessors(stage) if nx.descendants(graph, p) <= prep | {stage}),
+                           key=lambda s: s.addressing)
+        tasks.append([stage.addressing] + [p.addressing for p in followers])
+    return tasks, sorted(s.addressing for s in prep)
 
 
 def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[str]:
@@ -155,11 +148,12 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
     if run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root).strip():
         raise SlurmError("the checkout has uncommitted changes; every job runs the committed code and params: "
                          "commit them (or git stash) and submit again")
-    if not default_remote(root):
-        raise SlurmError("no default DVC remote; the jobs exchange outputs through it: dvc remote add -d <name> "
-                         "<url reachable from the compute nodes>, commit .dvc/config, submit again")
-    commit = run(["git", "rev-parse", "HEAD"], cwd=root).strip()
-    tasks, upstream = grid_plan(root)
+    with open_repo(root) as project:  # the default remote read in this process: no dvc command on PATH needed
+        if not project.config["core"].get("remote"):
+            raise SlurmError("no default DVC remote; the jobs exchange outputs through it: dvc remote add -d <name> "
+                             "<url reachable from the compute nodes>, commit .dvc/config, submit again")
+        commit = run(["git", "rev-parse", "HEAD"], cwd=root).strip()
+        tasks, upstream = grid_plan(project)
     if not tasks:
         raise SlurmError("no training stage in dvc.yaml for the current params; nothing to submit")
     run_dir = root / cfg.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{commit[:8]}"
