@@ -72,7 +72,7 @@ def deduplicate(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
     return df[~(conflicting | repeated)]
 
 
-def clean_language(rows: pd.DataFrame, other_test_texts: frozenset[str],
+def clean_language(rows: pd.DataFrame, lang: str, other_test_texts: frozenset[str],
                    pool_splits: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Pool (from `pool_splits`) and test for one language, plus counts of everything removed or found."""
     counts: dict[str, int] = {f"raw_{s}": int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
@@ -88,7 +88,6 @@ def clean_language(rows: pd.DataFrame, other_test_texts: frozenset[str],
     pool = pool[~leaked_elsewhere]
 
     counts["test_duplicate_rows_kept"] = int(_key(test["text"]).duplicated().sum())
-    lang = rows["language"].iloc[0]  # download refuses a language without a test split: rows are never empty
     for part, kept, read in (("pool", pool, pool_rows), ("test", test, test_rows)):
         if read.empty:  # data.dev_split: validation takes the pool from train only
             raise DataError(f"{lang} has no train split in the source, and data.dev_split: validation takes the pool "
@@ -184,7 +183,7 @@ def combine(raw: pd.DataFrame, data: DataConfig,
     for lang in data.languages:
         rows = raw[raw["language"] == lang]
         others = frozenset().union(*(texts for other, texts in test_texts.items() if other != lang))
-        pools[lang], tests[lang], report[lang] = clean_language(rows, others,
+        pools[lang], tests[lang], report[lang] = clean_language(rows, lang, others,
                                                                 ("train", "validation") if carve else ("train",))
         if carve:
             devs[lang] = carve_dev(pools[lang], lang, dev_size, data.labels)
