@@ -22,7 +22,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -225,9 +225,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def resources(args: argparse.Namespace, base: SlurmConfig, passthrough: list[str]) -> SlurmConfig:
-    """params.yaml's slurm section with the command line's values over it, validated by the same model."""
-    over = {key: getattr(args, key) for key in ("gpus", "gpu_type", "cpus", "mem", "time", "partition", "account",
-                                                "max_parallel") if getattr(args, key) is not None}
+    """params.yaml's slurm section with the command-line options of its keys over it, validated by the same model."""
+    over = {f.name: getattr(args, f.name) for f in fields(base) if getattr(args, f.name, None) is not None}
     if over.get("mem") == "none":
         over["mem"] = None
     try:
