@@ -32,13 +32,8 @@ from crossling.common import (DataError, log, log_params, read_parquet, run_stag
                               write_parquet)
 from crossling.config import Config, DataConfig
 
-EXAMPLE_SCHEMA = pa.schema([
-    ("language", pa.string()),
-    ("text", pa.string()),
-    ("label_id", pa.int8()),
-    ("label", pa.string()),
-    ("source", pa.string()),
-])
+EXAMPLE_SCHEMA = pa.schema([("language", pa.string()), ("text", pa.string()), ("label_id", pa.int8()),
+                            ("label", pa.string()), ("source", pa.string())])
 
 
 def _key(texts: pd.Series) -> pd.Series:

@@ -26,14 +26,8 @@ CSV_FILES = {"train": "train.csv", "validation": "valid.csv", "test": "test.csv"
 OFFLINE_HINT = ("offline? set data.source to a local copy in the upstream CSV layout "
                 "(<language>/{train,valid,test}.csv), e.g. make offline (see README, Set up and run)")
 
-RAW_SCHEMA = pa.schema([
-    ("language", pa.string()),
-    ("split", pa.string()),
-    ("text", pa.string()),
-    ("label", pa.string()),
-    ("label_id", pa.int8()),
-    ("source", pa.string()),
-])
+RAW_SCHEMA = pa.schema([("language", pa.string()), ("split", pa.string()), ("text", pa.string()),
+                        ("label", pa.string()), ("label_id", pa.int8()), ("source", pa.string())])
 
 
 def read_split_csv(path: Path, data: DataConfig) -> pd.DataFrame:
