@@ -34,6 +34,7 @@ from crossling import stats
 from crossling.common import EQUAL_BUDGET, DataError, joint_name, loo_name, mono_name, run_name, write_json
 from crossling.config import Config, ConfigError, EvaluateConfig, _one_line, config_from_dict
 from crossling.project import open_repo
+from crossling.report import diff, table
 
 WORKSPACE = "workspace"
 CORRECTIONS = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini-Hochberg (false discovery rate)"}
@@ -304,30 +305,27 @@ def provenance_summary(provenance: dict) -> dict[str, object]:
 
 def markdown(result: dict) -> str:
     names = list(result["revisions"])
-    pct = round(result["confidence"] * 100)
     lines = [f"# Paired comparison against {result['baseline']}", "",
              "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
              "| revision | " + " | ".join(str(r)[:12] for r in result["revisions"].values()) + " |", "",
              "## Params that differ", ""]
     differ = result["params_that_differ"]
-    lines += (["| param | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-              + [f"| {k} | " + " | ".join(json.dumps(v.get(n)) for n in names) + " |" for k, v in differ.items()]
-              if differ else ["None."])
+    lines.append(table(["param", *names], [[k, *(json.dumps(v.get(n)) for n in names)] for k, v in differ.items()],
+                       left=len(names) + 1) if differ else "None.")
     lines += ["", "## Differences in macro-F1 (other minus baseline, paired on the same test texts)", "",
-              f"{pct}% percentile intervals of a two-level bootstrap ({result['bootstrap_samples']} resamples: the same "
-              "test texts on both sides, seeds resampled together where both sides trained the same seeds, "
-              "independently otherwise); p-values from the bootstrap standard error, "
-              f"adjusted together with {CORRECTIONS[result['correction']]}; **bold**: adjusted p below "
+              f"{round(result['confidence'] * 100)}% percentile intervals of a two-level bootstrap "
+              f"({result['bootstrap_samples']} resamples: the same test texts on both sides, seeds resampled together "
+              "where both sides trained the same seeds, independently otherwise); p-values from the bootstrap standard "
+              f"error, adjusted together with {CORRECTIONS[result['correction']]}; **bold**: adjusted p below "
               f"{1 - result['confidence']:.2f}; ⚠: a degenerate run on either side, or predictions collapsed on "
-              "that test language (metrics/health.json; without it, health unknown), never marked.", "",
-              "| experiment | model | test language | baseline | other | difference | adjusted p |",
-              "|---|---|---|---:|---:|---:|---:|"]
+              "that test language (metrics/health.json; without it, health unknown), never marked.", ""]
+    rows = []
     for r in result["differences"]:
-        text = f"{r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
         model = r["role"] if r["baseline_model"] == r["model"] else f"{r['role']} ({r['baseline_model']} vs {r['model']})"
-        lines.append(f"| {r['experiment']} | {model} | {r['test_language']} | {r['baseline_macro_f1']:.3f} | "
-                     f"{r['macro_f1']:.3f} | {f'**{text}**' if r['significant'] else text}"
-                     f"{' ⚠' if r['degenerate_model'] else ''} | {r['p_adjusted']:.3g} |")
+        rows.append([r["experiment"], model, r["test_language"], f"{r['baseline_macro_f1']:.3f}", f"{r['macro_f1']:.3f}",
+                     diff(r, "significant"), f"{r['p_adjusted']:.3g}"])
+    lines.append(table(["experiment", "model", "test language", "baseline", "other", "difference", "adjusted p"],
+                       rows, left=3))
     lines += ["", "Not compared: " + "; ".join(result["left_out"]) + "."] if result.get("left_out") else []
     # identity first (what ran, on what, from which data); identical library versions would bury the few that differ
     prov = result["provenance"]
@@ -347,9 +345,8 @@ def markdown(result: dict) -> str:
                            "(library versions, training settings)")
         head = f"{recorded[0]}'s record" if len(recorded) == 1 else "Same on every side" + " with a record" * bool(missing)
         lines += [f"- {head}: " + ("; ".join(entries) or "none") + "; the JSON output holds them all."]
-    lines += (["", "| differs | " + " | ".join(recorded) + " |", "|---|" + "---|" * len(recorded)]
-              + [f"| {k} | " + " | ".join(str(prov[n].get(k, "—")) for n in recorded) + " |" for k in differ]
-              if differ else [])
+    lines += ["", table(["differs", *recorded], [[k, *(prov[n].get(k, "—") for n in recorded)] for k in differ],
+                        left=len(recorded) + 1)] if differ else []
     return "\n".join(lines) + "\n"
 
 

@@ -24,8 +24,9 @@ METRIC_FILES = ("headline", "joint", "transfer", "leave_one_out", "transfer_summ
                 "differences", "health", "budgets", "data", "tokenization", "provenance")
 
 
-def table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+def table(header: list[str], rows: list[list], left: int = 1) -> str:
+    """A Markdown table whose first `left` columns are left-aligned, the others (numbers) right-aligned."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|"]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
@@ -34,13 +35,13 @@ def with_ci(m: dict) -> str:
     return text + (f" ±{m['macro_f1_seed_std']:.3f}" if m.get("seeds", 1) > 1 else "")
 
 
-def diff(d: dict) -> str:
-    """A difference with its interval: bold when it is a finding (significant after the correction, no
+def diff(d: dict, marked: str = "finding") -> str:
+    """A difference with its interval: bold when `marked` (a finding: significant after the correction, no
     degenerate model, no collapsed cell), ⚠ when it involves a degenerate model or a collapsed zero-shot cell."""
     text = f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
     if d["degenerate_model"]:
         return text + " ⚠"
-    return f"**{text}**" if d["finding"] else text
+    return f"**{text}**" if d[marked] else text
 
 
 def budget(model_budget: dict) -> str:
