@@ -39,8 +39,6 @@ from crossling.common import (EQUAL_BUDGET, PROVENANCE_KEY, DataError, joint_nam
                               read_json, read_parquet, run_name, run_stage, stage_parser, write_json)
 from crossling.config import Config
 
-JOINT_LARGEST = "joint_largest"  # headline names stand for roles, not sizes
-
 
 def model_names(cfg: Config) -> list[str]:
     return ([joint_name(s) for s in sorted(cfg.sample.sizes)] + [EQUAL_BUDGET]
@@ -147,24 +145,13 @@ def mark_findings(diffs: dict[str, dict], degenerate: set[str], collapsed_cells:
     """Adjust the p-values of every difference together; a finding is significant after the correction and
     involves no degenerate model and no collapsed (model, test language) cell."""
     adjusted = stats.adjust({name: d["p"] for name, d in diffs.items()}, cfg.evaluate.correction)
-    alpha = 1 - cfg.evaluate.confidence
     out = {}
     for name, d in diffs.items():
         involves = int(any(model in degenerate or (model, d["on"]) in collapsed_cells for model in d["models"]))
         out[name] = {k: v for k, v in d.items() if k not in ("models", "on")} | {
             "p_adjusted": adjusted[name], "degenerate_model": involves,
-            "finding": int(adjusted[name] < alpha and not involves)}
+            "finding": int(adjusted[name] < 1 - cfg.evaluate.confidence and not involves)}
     return out
-
-
-def learning_curve(joint: dict, sizes: tuple[int, ...]) -> list[dict]:
-    return [{"size": size, "language": lang, **joint[joint_name(size)][lang]}
-            for size in sorted(sizes) for lang in joint[joint_name(size)]]
-
-
-def transfer_matrix(transfer: dict, languages: tuple[str, ...], domains: dict[str, str]) -> list[dict]:
-    return [{"train_language": src, "test_language": tgt, "train_domain": domains[src], "test_domain": domains[tgt],
-             **transfer[mono_name(src)][tgt]} for src in languages for tgt in languages]
 
 
 def normalized_transfer(diffs: dict, cfg: Config) -> dict[str, dict[str, dict]]:
@@ -177,13 +164,6 @@ def normalized_transfer(diffs: dict, cfg: Config) -> dict[str, dict[str, dict]]:
         out["leave_one_out"] = {lang: diffs[f"{loo_name(lang)}_minus_{mono_name(lang)}_on_{lang}"]
                                 for lang in cfg.sample.leave_one_out}
     return out
-
-
-def normalized_rows(normalized: dict, domains: dict[str, str]) -> list[dict]:
-    return [{"train_language": src, "test_language": tgt, "train_domain": domains.get(src, "several"),
-             "test_domain": domains[tgt], "normalized_macro_f1": d["difference"], "ci_low": d["ci_low"],
-             "ci_high": d["ci_high"], "finding": d["finding"], "degenerate": d["degenerate_model"]}
-            for src, row in normalized.items() for tgt, d in row.items()]
 
 
 def transfer_summary(joint: dict, transfer: dict, loo: dict, chance: dict, cfg: Config) -> dict:
@@ -229,7 +209,7 @@ def headline(joint: dict, transfer: dict, loo: dict, diffs: dict, tsum: dict, cf
         out["leave_one_out_normalized_mean"] = np.mean(
             [diffs[f"{loo_name(lang)}_minus_{mono_name(lang)}_on_{lang}"]["difference"] for lang in loo])
     for lang in langs:
-        out[f"{JOINT_LARGEST}_macro_f1_{lang}"] = top[lang]["macro_f1"]
+        out[f"joint_largest_macro_f1_{lang}"] = top[lang]["macro_f1"]
         out[f"mono_macro_f1_{lang}"] = transfer[mono_name(lang)][lang]["macro_f1"]
         if cross:
             out[f"normalized_transfer_into_{lang}"] = tsum[lang]["normalized_transfer_into_mean"]
@@ -362,8 +342,7 @@ def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], da
                     "single_class_dev_macro_f1": round(single, 6), "dev_at_single_class_level": int(at_level),
                     "in_language_at_chance": int(chance_model),
                     "degenerate": int(bool(set(collapsed) & set(langs)) or at_level or chance_model)}
-        for lang in collapsed:
-            out[run][f"collapsed_on_{lang}"] = 1
+        out[run] |= {f"collapsed_on_{lang}": 1 for lang in collapsed}
     return out
 
 
@@ -429,7 +408,8 @@ def evaluate(pred_dir: Path, cfg: Config) -> dict:
             "differences": differences(aggregate, resampled, chance, cfg),
             "at_chance": at_chance(resampled, chance, cfg),
             "transfer_summary": transfer_summary(joint, transfer, loo, chance, cfg),
-            "learning_curve": learning_curve(joint, cfg.sample.sizes)}
+            "learning_curve": [{"size": size, "language": lang, **joint[joint_name(size)][lang]}
+                               for size in cfg.sample.sizes for lang in langs]}
 
 
 def main(args, cfg: Config) -> None:
@@ -469,8 +449,12 @@ def main(args, cfg: Config) -> None:
         write_json(data, metrics / f"{name}.json")
     write_json({"labels": list(cfg.data.labels), "rows": "gold", "columns": "predicted", "runs": out["confusion"]},
                metrics / "confusion_matrices.json")
-    matrix = transfer_matrix(out["transfer"], cfg.data.languages, domains)
-    norm_rows = normalized_rows(normalized, domains)
+    matrix = [{"train_language": src, "test_language": tgt, "train_domain": domains[src], "test_domain": domains[tgt],
+               **out["transfer"][mono_name(src)][tgt]} for src in cfg.data.languages for tgt in cfg.data.languages]
+    norm_rows = [{"train_language": src, "test_language": tgt, "train_domain": domains.get(src, "several"),
+                  "test_domain": domains[tgt], "normalized_macro_f1": d["difference"], "ci_low": d["ci_low"],
+                  "ci_high": d["ci_high"], "finding": d["finding"], "degenerate": d["degenerate_model"]}
+                 for src, row in normalized.items() for tgt, d in row.items()]
     confusion = confusion_rows(out["confusion"], top_runs, cfg.data.labels)
     for name, rows in (("learning_curve", out["learning_curve"]), ("transfer_matrix", matrix),
                        ("transfer_normalized", norm_rows), ("confusion_largest_joint", confusion),
