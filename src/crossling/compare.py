@@ -167,7 +167,7 @@ def load_side(root: str, repo, name: str) -> Side:
             optional[what] = json.loads(read_bytes(root, f"metrics/{what}.json", rev, what))
         except DataError:
             optional[what] = {}  # made by an older version of the pipeline: health unknown, marked ⚠
-    return Side(name, rev, cfg, raw, test, optional["provenance"], optional["health"])
+    return Side(name, rev, cfg, raw, test, **optional)
 
 
 def text_hash(test: pd.DataFrame, language: str) -> str:
@@ -217,7 +217,6 @@ def predictions(root: str, side: Side, model: str, languages: tuple[str, ...]) -
 def compare(root: str, sides: list[Side], resamples: int, confidence: float, correction: str, seed: int) -> dict:
     languages = check_same_texts(sides)
     base = sides[0]
-    n_labels = len(base.cfg.data.labels)
     gold = {lang: base.test[base.test["language"] == lang]["label_id"].to_numpy() for lang in languages}
     idx = {lang: stats.resample_indices(len(gold[lang]), resamples, [seed, zlib.crc32(lang.encode())])
            for lang in languages}
@@ -228,11 +227,11 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
             preds = predictions(root, side, model, languages)
             # drawn from the seed list: sides that trained the same seeds (the same sample draws and data order)
             # resample them together, paired like the test texts; other seed lists are drawn independently
-            seeds = stats.seed_indices(len(side.cfg.train.seeds), resamples,
-                                       [seed, zlib.crc32(b"seeds"), *side.cfg.train.seeds])
+            seeds = stats.resample_indices(len(side.cfg.train.seeds), resamples,
+                                           [seed, zlib.crc32(b"seeds"), *side.cfg.train.seeds])
             cache[side.name, model] = {
                 lang: (float(np.mean([stats.scores(gold[lang], p, side.cfg.data.labels)["macro_f1"] for p in runs])),
-                       stats.resampled_means(gold[lang], runs, idx[lang], n_labels, seeds)["macro_f1"])
+                       stats.resampled_means(gold[lang], runs, idx[lang], len(side.cfg.data.labels), seeds)["macro_f1"])
                 for lang, runs in preds.items()}
         return cache[side.name, model]
 
@@ -259,10 +258,9 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
                              "degenerate_model": int(base.degenerate(model, lang) or
                                                          other.degenerate(other_roles[role], lang))})
     adjusted = stats.adjust({str(i): r["p"] for i, r in enumerate(rows)}, correction)
-    alpha = 1 - confidence
     for i, row in enumerate(rows):
         row |= {"p_adjusted": adjusted[str(i)],
-                "significant": int(adjusted[str(i)] < alpha and not row["degenerate_model"])}
+                "significant": int(adjusted[str(i)] < 1 - confidence and not row["degenerate_model"])}
     return {"baseline": base.name, "revisions": {s.name: s.rev or WORKSPACE for s in sides},
             "test_languages": list(languages), "params_that_differ": params_that_differ(sides),
             "provenance": {s.name: provenance_summary(s.provenance) for s in sides},
@@ -297,10 +295,10 @@ def provenance_summary(provenance: dict) -> dict[str, object]:
     seen: dict[str, set] = {}
     for run in provenance.get("runs", {}).values():
         for stage, record in run.items():
-            for key, value in flatten(record or {}).items():
-                seen.setdefault(f"{stage}.{key}", set()).add(json.dumps(value, sort_keys=True))
-    out = {f"data.{k}": v for k, v in flatten(provenance.get("data", {})).items()}
-    return out | {key: ", ".join(sorted(str(json.loads(v)) for v in values)) for key, values in sorted(seen.items())}
+            for key, value in flatten(record or {}, f"{stage}.").items():
+                seen.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+    return flatten(provenance.get("data", {}), "data.") | {
+        key: ", ".join(sorted(str(json.loads(v)) for v in values)) for key, values in sorted(seen.items())}
 
 
 def markdown(result: dict) -> str:
