@@ -228,7 +228,7 @@ def test_paired_differences_use_the_shared_resamples_of_texts_and_seeds(tmp_path
     gold = runs["joint_6"][0].loc[lambda d: d["language"] == lang, "label_id"].to_numpy()
     pred = {name: [r.loc[r["language"] == lang, "pred_id"].to_numpy() for r in rs] for name, rs in runs.items()}
     idx = stats.resample_indices(len(gold), n_resamples, [cfg.evaluate.seed, zlib.crc32(lang.encode())])
-    seed_idx = stats.seed_indices(len(SEEDS), n_resamples, [cfg.evaluate.seed, zlib.crc32(b"seeds")])
+    seed_idx = stats.resample_indices(len(SEEDS), n_resamples, [cfg.evaluate.seed, zlib.crc32(b"seeds")])
     assert seed_idx.shape == (n_resamples, 2) and set(np.unique(seed_idx)) == {0, 1}
 
     def per_resample(name):  # resample b: texts idx[b], seeds seed_idx[b] drawn with replacement
@@ -261,14 +261,14 @@ def test_seed_resampling_widens_intervals_when_seeds_disagree():
     good = np.where(rng.random(500) < 0.9, gold, (gold + 1) % 3)
     bad = np.where(rng.random(500) < 0.4, gold, (gold + 1) % 3)
     idx = stats.resample_indices(500, 1000, 1)
-    seeds = stats.seed_indices(2, 1000, 2)
+    seeds = stats.resample_indices(2, 1000, 2)
     texts_only = stats.resampled_means(gold, [good, bad], idx, 3)["macro_f1"]
     both = stats.resampled_means(gold, [good, bad], idx, 3, seeds)["macro_f1"]
     width = [np.subtract(*stats.interval(v, 0.95)[::-1]) for v in (texts_only, both)]
     assert width[1] > 3 * width[0]  # two very different seeds: the seed level dominates
     agree = stats.resampled_means(gold, [good, good], idx, 3, seeds)["macro_f1"]
     assert np.allclose(agree, stats.resampled_means(gold, [good], idx, 3)["macro_f1"])  # identical seeds add nothing
-    assert not stats.seed_indices(1, 10, 0).any()
+    assert not stats.resample_indices(1, 10, 0).any()
 
 
 def test_holm_and_benjamini_hochberg_adjustments():

@@ -394,7 +394,7 @@ def evaluate(pred_dir: Path, cfg: Config) -> dict:
     gold = gold_labels({run: preds for runs in predictions.values() for run, preds in runs.items()}, langs)
     idx = {lang: stats.resample_indices(len(gold[lang]), ev.bootstrap_samples, [ev.seed, zlib.crc32(lang.encode())])
            for lang in langs}
-    seed_idx = stats.seed_indices(len(cfg.train.seeds), ev.bootstrap_samples, [ev.seed, zlib.crc32(b"seeds")])
+    seed_idx = stats.resample_indices(len(cfg.train.seeds), ev.bootstrap_samples, [ev.seed, zlib.crc32(b"seeds")])
     aggregate, detailed, confusions, resampled = {}, {}, {}, {}
     for model, runs in predictions.items():
         aggregate[model], per_run, conf, resampled[model] = evaluate_model(runs, gold, idx, seed_idx, cfg)

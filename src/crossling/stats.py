@@ -33,10 +33,6 @@ def resample_indices(n: int, resamples: int, seed) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
 
 
-# The runs (seeds) each resample averages over, drawn like test texts; one run: all zeros.
-seed_indices = resample_indices
-
-
 def resampled_means(gold: np.ndarray, preds: list[np.ndarray], idx: np.ndarray, n_labels: int,
                     seed_idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Accuracy and macro-F1 of every resample, averaged over runs (seeds) scored on the same texts.
