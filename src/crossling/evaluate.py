@@ -190,7 +190,7 @@ def transfer_summary(joint: dict, transfer: dict, loo: dict, chance: dict, cfg: 
     return out
 
 
-def headline(joint: dict, transfer: dict, loo: dict, diffs: dict, tsum: dict, cfg: Config) -> dict:
+def headline(joint: dict, transfer: dict, loo: dict, diffs: dict, normalized: dict, tsum: dict, cfg: Config) -> dict:
     """The numbers `dvc exp show` lists, named by role: the same names whatever the sizes and seeds; the
     per-language figures have one name per language."""
     langs, top = cfg.data.languages, joint[joint_name(cfg.sample.largest)]
@@ -202,12 +202,10 @@ def headline(joint: dict, transfer: dict, loo: dict, diffs: dict, tsum: dict, cf
         out["joint_equal_budget_minus_mono_mean"] = np.mean(
             [diffs[f"{EQUAL_BUDGET}_minus_{mono_name(lang)}_on_{lang}"]["difference"] for lang in langs])
         out["zero_shot_mean_macro_f1"] = np.mean([transfer[mono_name(s)][t]["macro_f1"] for s, t in cross])
-        out["normalized_transfer_mean"] = np.mean(
-            [diffs[f"{mono_name(s)}_minus_{mono_name(t)}_on_{t}"]["difference"] for s, t in cross])
+        out["normalized_transfer_mean"] = np.mean([normalized[s][t]["difference"] for s, t in cross])
     if loo:
         out["leave_one_out_mean_macro_f1"] = np.mean([loo[lang][lang]["macro_f1"] for lang in loo])
-        out["leave_one_out_normalized_mean"] = np.mean(
-            [diffs[f"{loo_name(lang)}_minus_{mono_name(lang)}_on_{lang}"]["difference"] for lang in loo])
+        out["leave_one_out_normalized_mean"] = np.mean([d["difference"] for d in normalized["leave_one_out"].values()])
     for lang in langs:
         out[f"joint_largest_macro_f1_{lang}"] = top[lang]["macro_f1"]
         out[f"mono_macro_f1_{lang}"] = transfer[mono_name(lang)][lang]["macro_f1"]
@@ -295,7 +293,7 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
     return losses, dev
 
 
-def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, int]) -> float | None:
+def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, int]) -> float:
     """Training loss over the last epoch, averaged over the runs (seeds) of one model.
 
     Each logged loss is the mean over the steps since the previous log; those means are weighted by how many of
@@ -303,13 +301,12 @@ def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, in
     """
     values = []
     for run in runs:
-        rows = [(r["step"], r["loss"]) for r in losses if r["model"] == run]  # in step order
-        if rows:
-            step, loss = np.array(rows).T
-            weight = np.diff(np.maximum(np.r_[0, step], step[-1] - per_epoch[run]))  # each log's steps in it
-            kept = weight > 0
-            values.append(sum(weight[kept] * loss[kept]) / weight[kept].sum())
-    return round(float(np.mean(values)), 6) if values else None
+        # in step order; never empty: training_curves refuses a run whose loss.tsv has no rows
+        step, loss = np.array([(r["step"], r["loss"]) for r in losses if r["model"] == run]).T
+        weight = np.diff(np.maximum(np.r_[0, step], step[-1] - per_epoch[run]))  # each log's steps in it
+        kept = weight > 0
+        values.append(sum(weight[kept] * loss[kept]) / weight[kept].sum())
+    return round(float(np.mean(values)), 6)
 
 
 def at_chance(resampled: dict, chance: dict, cfg: Config) -> set[str]:
@@ -437,9 +434,10 @@ def main(args, cfg: Config) -> None:
                     for model, examples in training_examples(cfg).items()}
     top = joint_name(cfg.sample.largest)
     top_runs = [run_name(top, s) for s in cfg.train.seeds]
-    summary = headline(out["joint"], out["transfer"], out["leave_one_out"], diffs, out["transfer_summary"], cfg)
-    loss = last_epoch_loss(losses, top_runs, {run: b["steps_per_epoch"] for run, b in budgets.items()})
-    summary |= {"joint_largest_last_epoch_train_loss": loss} if loss is not None else {}
+    summary = headline(out["joint"], out["transfer"], out["leave_one_out"], diffs, normalized,
+                       out["transfer_summary"], cfg)
+    summary["joint_largest_last_epoch_train_loss"] = last_epoch_loss(
+        losses, top_runs, {run: b["steps_per_epoch"] for run, b in budgets.items()})
     summary["degenerate_runs"] = sum(h["degenerate"] for h in run_health.values())
     metrics, plots = Path(args.metrics), Path(args.plots)
     for name, data in (("joint", out["joint"]), ("transfer", out["transfer"]), ("leave_one_out", out["leave_one_out"]),
