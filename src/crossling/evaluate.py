@@ -41,7 +41,7 @@ from crossling.config import Config
 
 
 def model_names(cfg: Config) -> list[str]:
-    return ([joint_name(s) for s in sorted(cfg.sample.sizes)] + [EQUAL_BUDGET]
+    return ([joint_name(s) for s in cfg.sample.sizes] + [EQUAL_BUDGET]
             + [mono_name(lang) for lang in cfg.data.languages] + [loo_name(lang) for lang in cfg.sample.leave_one_out])
 
 
@@ -57,7 +57,7 @@ def training_examples(cfg: Config) -> dict[str, int]:
     """Training examples of every model: N per language (joint), the largest size (monolingual and the
     equal-budget joint model), or the largest size of every other language (leave one out)."""
     n_langs, largest = len(cfg.data.languages), cfg.sample.largest
-    examples = {joint_name(s): s * n_langs for s in sorted(cfg.sample.sizes)} | {EQUAL_BUDGET: largest}
+    examples = {joint_name(s): s * n_langs for s in cfg.sample.sizes} | {EQUAL_BUDGET: largest}
     examples |= {mono_name(lang): largest for lang in cfg.data.languages}
     return examples | {loo_name(lang): largest * (n_langs - 1) for lang in cfg.sample.leave_one_out}
 
@@ -115,7 +115,7 @@ def differences(scores: dict, resampled: dict, chance: dict, cfg: Config) -> dic
     each zero-shot cell vs the target language's own monolingual model (normalized transfer); each zero-shot cell
     vs a uniform random guesser; each leave-one-out model vs the held-out language's own monolingual model.
     """
-    langs, sizes, conf = cfg.data.languages, sorted(cfg.sample.sizes), cfg.evaluate.confidence
+    langs, sizes, conf = cfg.data.languages, cfg.sample.sizes, cfg.evaluate.confidence
     out = {}
 
     def paired(a: str, b: str, lang: str) -> None:

@@ -119,7 +119,7 @@ def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str]) -> 
 
 
 def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
-    langs, sizes, largest = cfg.data.languages, sorted(cfg.sample.sizes), cfg.sample.largest
+    langs, sizes, largest = cfg.data.languages, cfg.sample.sizes, cfg.sample.largest
     joint, transfer, tsum, data, tok = m["joint"], m["transfer"], m["transfer_summary"], m["data"], m["tokenization"]
     costs, top, norm, loo = m["budgets"], joint_name(largest), m["transfer_normalized"], m["leave_one_out"]
     domains = domains_of(data, cfg)
@@ -272,7 +272,7 @@ def _provenance(prov: dict) -> list[str]:
 
 
 def _differences(cfg: Config, d: dict) -> list[str]:
-    langs, sizes, top = cfg.data.languages, sorted(cfg.sample.sizes), joint_name(cfg.sample.largest)
+    langs, sizes, top = cfg.data.languages, cfg.sample.sizes, joint_name(cfg.sample.largest)
     findings = sum(v["finding"] for v in d.values())
     out = [
         "## Paired differences",
