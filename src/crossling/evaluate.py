@@ -368,11 +368,9 @@ def remove_leftovers(pred_dir: Path, log_dir: Path, expected: set[str]) -> list[
 def run_provenance(pred_path: Path, log_dir: Path) -> dict:
     """What produced a run: the training stage's record (dvclive params: device, precision, versions, checkpoint
     commit) and the predict stage's (its Parquet metadata)."""
-    params = log_dir / "params.yaml"
-    meta = pq.read_schema(pred_path).metadata or {}
-    predict = json.loads(meta[PROVENANCE_KEY]) if PROVENANCE_KEY in meta else {}
-    train = yaml.safe_load(params.read_text(encoding="utf-8")) if params.exists() else {}
-    return {"train": train, "predict": predict}
+    params, meta = log_dir / "params.yaml", pq.read_schema(pred_path).metadata or {}
+    return {"train": yaml.safe_load(params.read_text(encoding="utf-8")) if params.exists() else {},
+            "predict": json.loads(meta[PROVENANCE_KEY]) if PROVENANCE_KEY in meta else {}}
 
 
 def domains_of(data_counts: dict, cfg: Config) -> dict[str, str]:
