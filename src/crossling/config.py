@@ -1,8 +1,9 @@
 """The one typed, validated view of `params.yaml` that every stage uses.
 
-`params.yaml` is the only place defaults live: every key must be there. The sections are pydantic
-dataclasses (plain dataclasses too, so `dataclasses.asdict` works). Any bad value raises `ConfigError`:
-one line with the dotted field (`sample.sizes[1]`) and what is allowed.
+`params.yaml` is the only place defaults live (every key must be there), and its comments are the one place a key
+is explained; comments here say why a rule exists. The sections are pydantic dataclasses (plain dataclasses too,
+so `dataclasses.asdict` works). Any bad value raises `ConfigError`: one line with the dotted field
+(`sample.sizes[1]`) and what is allowed.
 """
 
 from __future__ import annotations
@@ -76,20 +77,14 @@ SECTION = ConfigDict(extra="forbid")
 
 @dataclass(frozen=True, config=SECTION)
 class DataConfig:
-    # "hub" loads the Hugging Face dataset `hub_id`; anything else is a local directory in the CSV layout.
     source: Name
     hub_id: Name
     hub_config: Name
     revision: Name
     languages: Annotated[tuple[Name, ...], _distinct("language")]
-    # The one place the label order (label id = position) is declared; names are matched, never ids.
     labels: Annotated[tuple[Name, ...], _distinct("label")]
-    # Source label (a name, or an integer id without names) -> a name in `labels`.
     label_map: dict[Annotated[Name, BeforeValidator(_int_as_str)], Name]
-    # carve: dev split carved from train + validation (the reference); validation: the dataset's own
-    # validation split is the dev split and samples come from train only (the published UMSAB protocol).
     dev_split: Literal["carve", "validation"]
-    # `source` column value -> its domain (tweets, product reviews, ...), for the report only.
     source_domains: dict[Name, Name]
 
     @field_validator("labels")
@@ -116,14 +111,8 @@ class DataConfig:
 class SampleConfig:
     sizes: Annotated[tuple[Positive, ...], _distinct("size")]
     seed: Seed
-    # Per language, a fixed class-balanced dev split carved from the pool before any sample is drawn
-    # (data.dev_split: carve only).
     dev_size: Positive
-    # False: every training seed trains on the same samples (sample.seed); true: each seed draws its own,
-    # so the spread between seeds also covers which texts were drawn.
     redraw_per_seed: StrictBool
-    # Languages to hold out one at a time: a model trained on every other language's part of the largest
-    # sample, tested on the held-out one (multi-source zero-shot). Empty: none.
     leave_one_out: Annotated[tuple[Name, ...], _distinct("language", allow_empty=True)]
 
     @field_validator("sizes")
@@ -160,15 +149,10 @@ class ScratchConfig:
 
 @dataclass(frozen=True, config=SECTION)
 class ModelConfig:
-    # A hub id, a local checkpoint directory, or "scratch".
     checkpoint: Name
-    # Hub revision (branch, tag or commit sha) of a hub checkpoint; ignored for a local directory or scratch.
     revision: Name
-    # Seeds the weights the base stage creates (the new head; scratch: everything); train.fixed_init keeps them.
     init_seed: Seed
     scratch: ScratchConfig
-    # A checkpoint's classification head with generic names (LABEL_0, ...): which of data.labels each means.
-    # Empty: such a head is re-initialized (never read under assumed names).
     head_label_map: dict[Name, Name]
 
     @model_validator(mode="after")
@@ -188,8 +172,7 @@ class LoraConfig:
     rank: Positive
     alpha: Annotated[Number, Field(gt=0)]
     dropout: Fraction
-    # "all-linear" (peft: every linear layer but the output) or a list of module names, e.g. [query, value];
-    # validated as one or the other by the value's kind, so a bad list is reported as a list
+    # validated as a name or a list by the value's kind, so a bad list is reported as a list
     target_modules: Annotated[Annotated[Name, Tag(ONE_NAME)] | Annotated[tuple[Name, ...], _distinct("module"), Tag(NAMES)],
                               Discriminator(lambda value: ONE_NAME if isinstance(value, str) else NAMES)]
 
@@ -197,36 +180,23 @@ class LoraConfig:
 @dataclass(frozen=True, config=SECTION)
 class TrainConfig:
     epochs: Positive
-    # 0: train.epochs decides (the reference); > 0: every model trains exactly this many optimizer steps, so
-    # every model of a study gets the same compute whatever its number of examples.
     max_steps: Annotated[StrictInt, Field(ge=0)]
     learning_rate: Annotated[Number, Field(gt=0)]
     batch_size: Positive
     weight_decay: Annotated[Number, Field(ge=0)]
     warmup_ratio: Fraction
     max_length: Annotated[StrictInt, Field(ge=3)]  # [CLS], [SEP] and at least one text token
-    # One fine-tuning run per seed and model (data order, dropout, new weights); results report mean and spread.
     seeds: Annotated[tuple[Seed, ...], _distinct("seed")]
     eval_batch_size: Positive
-    # Data-parallel processes (torchrun/DDP through the Trainer); 1 = plain single process.
     processes: Positive
-    # auto = CUDA, else Apple MPS, else CPU (chosen by accelerate); never falls back.
     device: Literal[DEVICES]
-    # auto = bf16 on GPUs with native bf16, fp16 mixed precision on older CUDA GPUs, fp32 elsewhere.
     precision: Literal[PRECISIONS]
-    # Keep the last epoch (the reference) or the one with the best mean dev macro-F1.
     select: Literal["last", "best"]
-    # Batches of texts of similar length (faster; changes which texts share a batch).
     group_by_length: StrictBool
-    # False: each fine-tuning seed re-draws the weights the base stage created (the new head; scratch: all).
     fixed_init: StrictBool
-    # dtype of the saved weights: bfloat16/float16 halve the DVC cache; predictions come from the saved weights.
     save_dtype: Literal["float32", "bfloat16", "float16"]
-    # Optimizer steps accumulate this many batches: global batch = batch_size x accumulation x processes.
     gradient_accumulation_steps: Positive
-    # Recompute activations in the backward pass: less memory, about a third more compute (BENCHMARKS.md).
     gradient_checkpointing: StrictBool
-    # full: every weight is fine-tuned; lora: low-rank adapters (peft) plus the classification head.
     method: Literal["full", "lora"]
     lora: LoraConfig
 
@@ -236,10 +206,7 @@ class EvaluateConfig:
     bootstrap_samples: Annotated[StrictInt, Field(ge=100)]
     confidence: Annotated[Number, _within(0.5, 1)]
     seed: Seed
-    # Multiple-comparison correction of the paired differences' p-values: Holm (family-wise error) or
-    # Benjamini-Hochberg (false discovery rate); only differences significant after it are marked.
     correction: Literal["holm", "bh"]
-    # A run whose predictions on a test language put at least this share in one class has collapsed.
     collapse_share: Annotated[Number, _within(0.5, 1, closed=True)]
 
 
@@ -285,18 +252,16 @@ SlurmMemory = Annotated[StrictStr, _matches(r"\d+[KMGT]?", "must be a number wit
 class SlurmConfig:
     """Resources of the Slurm grid (python -m crossling.slurm); its command-line options override them."""
 
-    # GPUs per training task (and for the final job's predictions): --gres=gpu:N, or gpu:<gpu_type>:N; 0 = none.
     gpus: Annotated[StrictInt, Field(ge=0)]
     gpu_type: Name | None
-    cpus: Positive                     # --cpus-per-task of every job
-    mem: SlurmMemory | None            # --mem per job, e.g. 16G; null: the partition's default
-    time: SlurmTime                    # --time limit of each job: minutes, HH:MM:SS or D-HH:MM:SS
-    partition: Name | None             # null: the cluster's default partition
+    cpus: Positive
+    mem: SlurmMemory | None
+    time: SlurmTime
+    partition: Name | None
     account: Name | None
-    max_parallel: Annotated[StrictInt, Field(ge=0)]   # array tasks running at once (--array=...%N); 0 = no limit
-    # Other sbatch options, passed through to every job as written, e.g. [--qos=high, --constraint=a100].
+    max_parallel: Annotated[StrictInt, Field(ge=0)]
     sbatch_options: Annotated[tuple[StrictStr, ...], AfterValidator(_no_managed_option)]
-    workdir: Name                      # the grid's clones, scripts and job logs, relative to the project root
+    workdir: Name
 
 
 @dataclass(frozen=True, config=SECTION)
