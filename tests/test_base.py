@@ -93,7 +93,7 @@ def test_unreachable_hub_points_offline():
     assert "Hugging Face Hub" in str(err.value) and "model.checkpoint=scratch" in str(err.value)
 
 
-def test_checkpoint_location():
+def test_a_checkpoint_spelled_like_a_path_is_local():
     assert not base.is_local("distilbert-base-multilingual-cased")
     assert not base.is_local("org/name")
     assert base.is_local("./models/x")

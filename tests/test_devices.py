@@ -187,7 +187,7 @@ def test_the_torchrun_launcher_finds_the_device_without_cuda(monkeypatch, tmp_pa
     args = SimpleNamespace(argv=[], live=str(tmp_path / "live"))
     train.main(args, make_config({"train": {"processes": 2}}))
     assert relaunched == [2]
-    # train.device auto: CUDA found (2 GPUs visible), CUDA not initialized
+    # train.device auto: this error comes only once CUDA was found (2 GPUs visible), without initializing CUDA
     with pytest.raises(ConfigError, match=r"^train.processes: 3 processes, but 2 GPU\(s\) are visible; use at most"):
         train.main(args, make_config({"train": {"processes": 3}}))
     with pytest.raises(ConfigError, match="^train.device: cuda was requested but the libraries found only cpu"):

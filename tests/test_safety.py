@@ -1,7 +1,9 @@
+import ast
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from crossling.common import DataError
 from crossling.modeling import load_classifier
@@ -40,3 +42,28 @@ def test_git_tracks_nothing_inside_a_pipeline_output():
     tracked = subprocess.run(["git", "ls-files", "data", "models"], cwd=ROOT,  # the cached outputs live there
                              capture_output=True, text=True, check=True).stdout.split()
     assert tracked == []
+
+
+def crossling_imports(module: str) -> set[str]:
+    """The crossling modules `module` imports, at its top or inside a function (a stage may import lazily)."""
+    found = set()
+    for node in ast.walk(ast.parse((ROOT / "src" / "crossling" / f"{module}.py").read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "crossling":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("crossling."):
+            found.add(node.module.split(".")[1])
+    return found
+
+
+def test_every_stage_lists_the_code_it_runs_and_no_more():
+    # a module missing from deps: a code change DVC does not see (stale outputs); one too many: needless re-runs
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        stage = stage.get("do", stage)
+        runs, todo = set(), [re.search(r"-m crossling\.(\w+)", stage["cmd"]).group(1)]
+        while todo:
+            module = todo.pop()
+            if module not in runs:
+                runs.add(module)
+                todo += crossling_imports(module)
+        listed = {Path(dep).stem for dep in stage["deps"] if dep.startswith("src/crossling/")}
+        assert listed == runs, (name, sorted(runs - listed), sorted(listed - runs))

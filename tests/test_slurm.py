@@ -19,7 +19,7 @@ from test_pipeline import BIN, dvc, make_project, sh, stages_run
 
 from crossling import slurm
 from crossling.common import DataError
-from crossling.config import ConfigError
+from crossling.config import ConfigError, load_config
 
 TASKS = [["train_joint@12-1", "predict_joint@12-1"], ["train_joint_equal@1", "predict_joint_equal@1"],
          ["train_mono@english-1", "predict_mono@english-1"], ["train_mono@french-1", "predict_mono@french-1"]]
@@ -86,7 +86,7 @@ def test_a_bad_slurm_section_in_params_fails_every_stage_in_one_line(tmp_path, c
     ("config.local", "[core\n", "[core"),
     ("config", None, "DVC cannot open the project at {root}: {root}/.dvc/config: Is a directory"),
 ])
-def test_the_default_remote_of_a_checkout_dvc_cannot_read_is_one_line(tmp_path, config_file, content, message):
+def test_a_checkout_dvc_cannot_read_is_one_line(tmp_path, monkeypatch, config_file, content, message):
     if config_file is not None:
         from dvc.repo import Repo
 
@@ -97,8 +97,9 @@ def test_the_default_remote_of_a_checkout_dvc_cannot_read_is_one_line(tmp_path, 
             path.mkdir()
         else:
             path.write_text(content)
-    with pytest.raises(DataError) as error:  # crossling.project.open_repo: submit reads the default remote through it
-        slurm.open_repo(tmp_path)
+    monkeypatch.setattr(slurm, "run", lambda cmd, cwd=None: "")  # git: a clean checkout
+    with pytest.raises(DataError) as error:  # submit reads the default remote before anything else of DVC's
+        slurm.submit(tmp_path, load_config(Path(__file__).parents[1] / "params.yaml").slurm, dry_run=True)
     assert message.format(root=tmp_path) in str(error.value) and "\n" not in str(error.value)
     if content is not None:
         assert str(error.value).endswith(f"correct the line or key it names in {tmp_path}/.dvc/config, the "

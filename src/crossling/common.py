@@ -1,4 +1,4 @@
-"""What every stage shares: errors, logging, argument parsing, writing and run names."""
+"""What the stages share: errors, logging, argument parsing, writing, run names and each language's domain."""
 
 from __future__ import annotations
 
@@ -46,6 +46,13 @@ def loo_name(language: str) -> str:
 def run_name(model: str, seed: int | str) -> str:
     """One training run of a model: its model directory, predictions and log share this name."""
     return f"{model}_seed{seed}"
+
+
+def domains_of(data_counts: dict, cfg: Config) -> dict[str, str]:
+    """Each language's domain: its test sources' domains (data.source_domains), or the source names."""
+    return {lang: " + ".join(dict.fromkeys(cfg.data.source_domains.get(src, src)
+                                           for src in data_counts[lang]["sources"]["test"]))
+            for lang in cfg.data.languages}
 
 
 class StageParser(argparse.ArgumentParser):

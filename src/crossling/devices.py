@@ -157,8 +157,9 @@ def release_all() -> None:
 
 
 def claim_for_training(train: TrainConfig, logger) -> Claim:
-    """The training stage's one call: claim (or not) and say so in the stage log, not in the run's logs (a cached
-    DVC output, whose hash must not depend on the queue's draw; its provenance records the device and its name)."""
+    """The training stage's one call: claim (or not) and say so in the stage log. Which GPU index a run got is
+    not written into its logs: they are a cached DVC output, whose hash must not depend on the queue's draw (the
+    run's provenance records the device and its name, as dvclive params)."""
     claim = claim_gpu(train, log=logger.info)
     logger.info(claim.line())
     return claim

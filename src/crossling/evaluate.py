@@ -35,8 +35,8 @@ import yaml
 from sklearn.metrics import confusion_matrix
 
 from crossling import figures, stats
-from crossling.common import (EQUAL_BUDGET, PROVENANCE_KEY, DataError, joint_name, log, log_params, loo_name, mono_name,
-                              read_json, read_parquet, run_name, run_stage, stage_parser, write_json)
+from crossling.common import (EQUAL_BUDGET, PROVENANCE_KEY, DataError, domains_of, joint_name, log, log_params, loo_name,
+                              mono_name, read_json, read_parquet, run_name, run_stage, stage_parser, write_json)
 from crossling.config import Config
 
 
@@ -371,13 +371,6 @@ def run_provenance(pred_path: Path, log_dir: Path) -> dict:
     params, meta = log_dir / "params.yaml", pq.read_schema(pred_path).metadata or {}
     return {"train": yaml.safe_load(params.read_text(encoding="utf-8")) if params.exists() else {},
             "predict": json.loads(meta[PROVENANCE_KEY]) if PROVENANCE_KEY in meta else {}}
-
-
-def domains_of(data_counts: dict, cfg: Config) -> dict[str, str]:
-    """Each language's domain: its test sources' domains (data.source_domains), or the source names."""
-    return {lang: " + ".join(dict.fromkeys(cfg.data.source_domains.get(src, src)
-                                           for src in data_counts[lang]["sources"]["test"]))
-            for lang in cfg.data.languages}
 
 
 def evaluate(pred_dir: Path, cfg: Config) -> dict:

@@ -13,10 +13,9 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from crossling.common import (EQUAL_BUDGET, DataError, _parent, joint_name, log, log_params, mono_name,
+from crossling.common import (EQUAL_BUDGET, DataError, _parent, domains_of, joint_name, log, log_params, mono_name,
                               read_json, run_stage, stage_parser)
 from crossling.config import Config
-from crossling.evaluate import domains_of
 
 CORRECTIONS = {"holm": "Holm's step-down correction (family-wise error rate)",
                "bh": "the Benjamini-Hochberg correction (false discovery rate)"}
