@@ -72,6 +72,9 @@ def clean_language(rows: pd.DataFrame, lang: str, other_test_texts: frozenset[st
     """Pool (from `pool_splits`) and test for one language, plus counts of everything removed or found."""
     counts: dict[str, int] = {f"raw_{s}": int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
     pool_rows, test_rows = rows[rows["split"].isin(pool_splits)], rows[rows["split"] == "test"]
+    if pool_rows.empty:  # download refuses a language without train and validation: only dev_split validation gets here
+        raise DataError(f"{lang} has no train split in the source, and data.dev_split: validation takes the pool "
+                        f"from train only; use data.dev_split: carve or drop {lang}")
     pool = deduplicate(drop_invalid(pool_rows, "pool", counts), "pool", counts)
     test = drop_invalid(test_rows, "test", counts)
 
@@ -84,9 +87,6 @@ def clean_language(rows: pd.DataFrame, lang: str, other_test_texts: frozenset[st
 
     counts["test_duplicate_rows_kept"] = int(_key(test["text"]).duplicated().sum())
     for part, kept, read in (("pool", pool, pool_rows), ("test", test, test_rows)):
-        if read.empty:  # data.dev_split: validation takes the pool from train only
-            raise DataError(f"{lang} has no train split in the source, and data.dev_split: validation takes the pool "
-                            f"from train only; use data.dev_split: carve or drop {lang}")
         if kept.empty:  # refused here, not left for the dev split or evaluate to trip on
             unknown = read.loc[read["label_id"].isna(), "label"].value_counts().index[:5].tolist()
             raise DataError(f"the {part} of {lang} is empty once cleaned ({len(read)} rows: "
