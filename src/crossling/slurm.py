@@ -189,7 +189,8 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
 def check(run_dir: Path) -> list[str]:
     """One line per job of the grid that did not succeed: its stage and its log (empty: all succeeded)."""
     if not (run_dir / "stages.txt").is_file():
-        raise SlurmError(f"{run_dir} is not a submission's folder (no stages.txt); give a submission's folder under slurm.workdir")
+        raise SlurmError(f"{run_dir} is not a submission's folder (no stages.txt); give a submission's folder under "
+                         "slurm.workdir")
     tasks = [line.split() for line in (run_dir / "stages.txt").read_text().splitlines()]
     logs, status = run_dir / "logs", run_dir / "status"
 
