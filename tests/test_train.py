@@ -454,3 +454,120 @@ def test_the_integration_script_of_every_architecture_loads_its_builders():
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert all(name in proc.stdout for name in tiny_checkpoints.BUILDERS)
+
+
+# Where train keeps a callback or hook of its own, what the library's own mechanism does on the same run. Each test
+# fails once a library release closes the gap: then the library's mechanism replaces ours (issue 25).
+def library_trainer(prepared, tmp_path, callbacks=(), dev=False, **train_overrides):
+    """The Trainer as fine_tune builds it (training_arguments, 60 examples, batch 7: 9 optimizer steps per epoch,
+    logged every 2), without crossling's callbacks; `dev`: the sample scored after every epoch as a dev split."""
+    from transformers import PrinterCallback, Trainer
+
+    from crossling.config import load_config
+    from crossling.modeling import load_classifier
+
+    d, _ = prepared
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(write_params(tmp_path / "params.yaml", tiny_params(
+        d / "source", sizes=(12, 30), **{"train__epochs": 3, "train__batch_size": 7, **train_overrides})))
+    model, tok = load_classifier(d / "base")
+    frame = pd.read_parquet(d / "samples" / "seed42" / "sample_30.parquet")
+    args = train.training_arguments(cfg.train, str(tmp_path / "checkpoints"), 42, torch.device("cpu"), "fp32", dev)
+    args.logging_steps = 2  # fine_tune's choice: a quarter of an epoch
+    data = train.dataset(tok, frame, cfg.train.max_length)
+    trainer = Trainer(model=model, args=args, train_dataset=data, eval_dataset=data if dev else None,
+                      compute_metrics=train.dev_metrics(frame["language"].to_numpy(), 3) if dev else None,
+                      processing_class=tok, callbacks=list(callbacks))
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def test_the_trainer_alone_logs_no_loss_at_the_last_optimizer_step(prepared, tmp_path):
+    """Why train adds LogLastStep: the Trainer logs every logging_steps only, so a curve ends short of the end of
+    training (with it: test_loss_is_logged_at_the_last_optimizer_step)."""
+    trainer = library_trainer(prepared, tmp_path)
+    trainer.train()
+    logged = [entry["step"] for entry in trainer.state.log_history if "loss" in entry]
+    assert (trainer.state.global_step, logged[-1]) == (27, 26)
+
+
+def test_dvclives_trainer_callback_counts_log_calls_and_forgets_a_resumed_history(prepared, tmp_path):
+    """Why train logs to dvclive through its own Metrics callback, not transformers' DVCLiveCallback: that one
+    advances dvclive's step once per log call (a training log and a dev score of one optimizer step get two steps),
+    so evaluate cannot put curves on the optimizer-step axis; and a run resumed from a Trainer checkpoint, whose
+    logs DVC removed with the stage's outputs, logs only what follows the checkpoint. Metrics does both right."""
+    from dvclive import Live
+    from transformers.integrations import DVCLiveCallback
+
+    def live(name):
+        return Live(str(tmp_path / name), dvcyaml=False, save_dvc_exp=False)
+
+    trainer = library_trainer(prepared, tmp_path, [DVCLiveCallback(live=live("full"))], dev=True)
+    trainer.args.save_total_limit = None  # every epoch's checkpoint kept: the first one is resumed from below
+    trainer.train()
+    history = trainer.state.log_history
+    loss = pd.read_csv(tmp_path / "full" / "plots" / "metrics" / "loss.tsv", sep="\t")
+    assert list(loss["step"]) == [i for i, entry in enumerate(history) if "loss" in entry]  # the log call's number
+    assert list(loss["step"]) != [entry["step"] for entry in history if "loss" in entry]  # not the optimizer step
+    dev = pd.read_csv(tmp_path / "full" / "plots" / "metrics" / "eval" / "macro_f1_english.tsv", sep="\t")
+    assert list(dev["step"]) == [i for i, entry in enumerate(history) if "eval_macro_f1_english" in entry]
+
+    # resumed after the first epoch (9 steps) with the logs gone, as `dvc repro` resumes a killed stage
+    resumed = {}
+    for name, callbacks in (("library", [DVCLiveCallback(live=live("library/live"))]),
+                            ("crossling", train.callbacks("run", str(tmp_path / "crossling" / "live"),
+                                                          ["english", "french"], {"global_batch": 7}, first=True))):
+        shutil.copytree(tmp_path / "checkpoints" / "checkpoint-9", tmp_path / name / "checkpoints" / "checkpoint-9")
+        again = library_trainer(prepared, tmp_path / name, callbacks, dev=True)
+        again.train(resume_from_checkpoint=str(tmp_path / name / "checkpoints" / "checkpoint-9"))
+        resumed[name] = list(pd.read_csv(tmp_path / name / "live" / "plots" / "metrics" / "loss.tsv", sep="\t")["step"])
+    steps = [entry["step"] for entry in history if "loss" in entry]
+    assert len(resumed["library"]) == len([s for s in steps if s > 9])  # the first epoch's losses are gone
+    assert resumed["crossling"] == steps + [27]  # replayed, and the last step logged (LogLastStep)
+
+
+def test_the_trainer_shuffles_the_dev_split_when_it_groups_training_batches_by_length(prepared, tmp_path):
+    """Why fine_tune's Trainer (DevInOrder) evaluates in order: with train_sampling_strategy=group_by_length the
+    Trainer draws the evaluation batches through a shuffling LengthGroupedSampler too, so the scores per dev language,
+    which need the dev split's order, would mix languages."""
+    trainer = library_trainer(prepared, tmp_path, dev=True, train__group_by_length=True)
+    order = list(trainer._get_eval_sampler(trainer.eval_dataset))  # the hook DevInOrder overrides
+    assert sorted(order) == list(range(60)) and order != list(range(60))
+
+
+def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepared, tmp_path):
+    """Why train fingerprints its checkpoints: the Trainer resumes from any checkpoint it is given, here one made
+    with another learning rate, without a word; resume_point hands over only a checkpoint of the same params, seed,
+    language and data, and otherwise starts afresh in a clean directory."""
+    import dataclasses
+    from argparse import Namespace
+
+    from crossling.config import load_config
+
+    made = library_trainer(prepared, tmp_path / "made")
+    made.args.save_total_limit = None  # the first epoch's checkpoint kept
+    made.train()
+    other_lr = library_trainer(prepared, tmp_path / "other", train__learning_rate=1e-4)
+    other_lr.train(resume_from_checkpoint=str(tmp_path / "made" / "checkpoints" / "checkpoint-9"))
+    history = [entry["step"] for entry in other_lr.state.log_history if "loss" in entry]
+    assert other_lr.args.learning_rate == 1e-4 and history[0] == 1  # its first epoch is the other run's
+
+    d, params = prepared
+    cfg = load_config(params)
+    args = Namespace(sample=str(d / "samples" / "seed42" / "sample_30.parquet"), base=str(d / "base"), dev=None,
+                     language=None, exclude_language=None)
+    same = train.run_fingerprint(cfg, args, 42)
+    assert train.run_fingerprint(cfg, args, 42) == same
+    others = [train.run_fingerprint(cfg, args, 7),
+              train.run_fingerprint(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, learning_rate=1e-4)),
+                                    args, 42),
+              train.run_fingerprint(cfg, Namespace(**{**vars(args), "language": "english"}), 42),
+              train.run_fingerprint(cfg, Namespace(**{**vars(args), "sample": args.sample.replace("_30", "_12")}), 42)]
+    assert len({same, *others}) == 5
+    checkpoints = tmp_path / "run"
+    assert train.resume_point(checkpoints, same, first=True) is None  # a new run: its fingerprint recorded
+    (checkpoints / "checkpoint-9").mkdir()
+    (checkpoints / "checkpoint-18").mkdir()
+    assert train.resume_point(checkpoints, same, first=True) == str(checkpoints / "checkpoint-18")
+    assert train.resume_point(checkpoints, others[1], first=True) is None
+    assert sorted(p.name for p in checkpoints.iterdir()) == [train.RUN_RECORD]  # the other run's checkpoints gone

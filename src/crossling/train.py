@@ -109,7 +109,7 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
 
     class Metrics(TrainerCallback):
         """dvclive at the Trainer's optimizer step, under the names evaluate reads (loss, epoch, dev/macro_f1_*).
-        Not DVCLiveCallback: it renames every metric (train/loss, eval/...) and cannot replay a resumed history."""
+        Not DVCLiveCallback: its step counts log calls; a resumed run loses what came before (a test shows both)."""
 
         def on_train_begin(self, args, state, control, **kwargs):
             from dvclive import Live
@@ -150,8 +150,8 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
                      ", ".join(f"{lang} {metrics[f'eval_macro_f1_{lang}']:.4f}" for lang in languages))
 
     class LogLastStep(TrainerCallback):
-        """The loss at the last optimizer step too: the Trainer logs only every logging_steps (every process: the
-        log gathers the loss across processes)."""
+        """The loss at the last optimizer step too: the Trainer logs only every logging_steps (a test shows it; every
+        process: the log gathers the loss across processes)."""
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step == state.max_steps:
@@ -264,8 +264,8 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
         order = np.argsort([len(x) for x in dev_set["input_ids"]], kind="stable")
         dev_set, metrics = dev_set.select(order), dev_metrics(dev["language"].to_numpy()[order], len(cfg.data.labels))
     class DevInOrder(Trainer):
-        """train_sampling_strategy=group_by_length shuffles the evaluation batches too; the dev scores per language
-        need the dev split in its (length-sorted) order."""
+        """train_sampling_strategy=group_by_length shuffles the evaluation batches too (a test shows it); the dev
+        scores per language need the dev split in its (length-sorted) order."""
 
         def _get_eval_sampler(self, eval_dataset):
             return torch.utils.data.SequentialSampler(eval_dataset)
