@@ -111,6 +111,29 @@ def test_non_finite_training_loss_stops_training_in_one_line(loss):
         guard.on_log(args, state, None, logs={"loss": loss})
 
 
+def test_a_diverging_run_stops_at_its_first_non_finite_logged_loss(prepared, tmp_path, capsys):
+    """The Trainer by default (logging_nan_inf_filter) logs a NaN or infinite step loss as the mean of the other steps
+    since the last log, 0.0 when they are all NaN: a diverged run looks perfectly trained and FiniteLoss never fires.
+    train logs the loss as it is, so the stage stops in one line at the first log after the weights diverge."""
+    d, _ = prepared
+    library = library_trainer(prepared, tmp_path / "library", train__learning_rate=1e10)
+    library.args.logging_nan_inf_filter = True  # the Trainer's default
+    library.train()
+    assert not all(torch.isfinite(p).all() for p in library.model.parameters())
+    assert [entry["loss"] for entry in library.state.log_history if "loss" in entry][1:] == [0.0] * 13
+
+    params = write_params(tmp_path / "params.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=3,
+                                                                 train__batch_size=7, train__learning_rate=1e10))
+    with pytest.raises(SystemExit) as exit_info:
+        run_train(d, params, "joint_diverged", extra=["--checkpoints", str(tmp_path / "checkpoints")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert err.splitlines()[-1] == ("crossling.train: error: joint_diverged: the training loss is nan at optimizer "
+                                    "step 2; lower train.learning_rate (now 1e+10), or train on fp32/bf16 if "
+                                    "train.precision gave fp16")
+    assert not (d / "models" / "joint_diverged").exists()
+
+
 def test_max_length_beyond_the_model_is_refused(prepared, tmp_path, capsys):
     d, _ = prepared
     p = tiny_params(d / "source", sizes=(12, 30))

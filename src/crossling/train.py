@@ -89,6 +89,7 @@ def training_arguments(train: TrainConfig, output_dir: str, seed: int, device, p
         # (and the gradients) by the number of processes
         average_tokens_across_devices=False,
         logging_strategy="steps", logging_first_step=True, disable_tqdm=True,
+        logging_nan_inf_filter=False,  # by default a NaN step loss is logged as the mean of the others (or 0.0)
         eval_strategy="epoch" if dev else "no", save_strategy="epoch", save_total_limit=1,
         load_best_model_at_end=train.select == "best", metric_for_best_model="macro_f1_mean",
         bf16=precision == "bf16", fp16=precision == "fp16", dataloader_pin_memory=device.type == "cuda",
