@@ -96,28 +96,58 @@ def test_unknown_mono_language_fails_cleanly(prepared, capsys):
     assert not (d / "models" / "mono_hindi").exists()
 
 
+def finite_loss_guard():
+    return next(cb for cb in train.callbacks("joint_30_seed1", "logs", ["english"], {}, first=False)
+                if type(cb).__name__ == "FiniteLoss")
+
+
 @pytest.mark.parametrize("loss", [float("nan"), float("inf")])
 def test_non_finite_training_loss_stops_training_in_one_line(loss):
     from types import SimpleNamespace
 
     from crossling.common import DataError
 
-    guard = next(cb for cb in train.callbacks("joint_30_seed1", "logs", ["english"], {}, first=False)
-                 if type(cb).__name__ == "FiniteLoss")
-    state, args = SimpleNamespace(global_step=7), SimpleNamespace(learning_rate=3e-4)
-    guard.on_log(args, state, None, logs={"loss": 1.09})  # a finite loss passes
+    guard, model = finite_loss_guard(), torch.nn.Linear(2, 2)
+    state, args = SimpleNamespace(global_step=7), SimpleNamespace(learning_rate=3e-4, fp16=False)
+    guard.on_log(args, state, None, logs={"loss": 1.09}, model=model)  # a finite loss passes
     with pytest.raises(DataError, match=rf"joint_30_seed1: the training loss is {loss} at optimizer step 7; "
                                         r"lower train.learning_rate \(now 0.0003\)"):
-        guard.on_log(args, state, None, logs={"loss": loss})
+        guard.on_log(args, state, None, logs={"loss": loss}, model=model)  # fp32 or bf16: the weights are poisoned
+
+
+def test_under_fp16_one_overflowed_log_is_reported_and_two_in_a_row_or_broken_weights_stop(caplog):
+    """Under fp16 the gradient scaler skips a step whose forward pass overflowed: the weights stay finite and the run
+    recovers, so one non-finite log is a warning; two in a row (every step overflows) or non-finite weights stop."""
+    from types import SimpleNamespace
+
+    from crossling.common import DataError
+
+    guard, model = finite_loss_guard(), torch.nn.Linear(2, 2)
+    args, nan = SimpleNamespace(learning_rate=3e-4, fp16=True), float("nan")
+    for step, loss in ((2, nan), (4, 1.09), (6, nan)):
+        guard.on_log(args, SimpleNamespace(global_step=step), None, logs={"loss": loss}, model=model)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w.split(":")[1] for w in warnings] == [" the training loss is nan at optimizer step 2",
+                                                   " the training loss is nan at optimizer step 6"]
+    with pytest.raises(DataError, match="the training loss is nan at optimizer step 8;"):
+        guard.on_log(args, SimpleNamespace(global_step=8), None, logs={"loss": nan}, model=model)
+    with torch.no_grad():
+        model.weight[0, 0] = nan
+    with pytest.raises(DataError, match="the training loss is inf at optimizer step 2;"):
+        finite_loss_guard().on_log(args, SimpleNamespace(global_step=2), None, logs={"loss": float("inf")},
+                                   model=model)
 
 
 def test_a_diverging_run_stops_at_its_first_non_finite_logged_loss(prepared, tmp_path, capsys):
-    """The Trainer by default (logging_nan_inf_filter) logs a NaN or infinite step loss as the mean of the other steps
-    since the last log, 0.0 when they are all NaN: a diverged run looks perfectly trained and FiniteLoss never fires.
+    """The Trainer by default (logging_nan_inf_filter) replaces a NaN or infinite step loss in the log by a share of
+    the losses before it since the last log, 0.0 when none: a diverged run looks perfectly trained and FiniteLoss
+    never fires.
     train logs the loss as it is, so the stage stops in one line at the first log after the weights diverge."""
     d, _ = prepared
+    from transformers import TrainingArguments
+
     library = library_trainer(prepared, tmp_path / "library", train__learning_rate=1e10)
-    library.args.logging_nan_inf_filter = True  # the Trainer's default
+    library.args.logging_nan_inf_filter = TrainingArguments.__dataclass_fields__["logging_nan_inf_filter"].default
     library.train()
     assert not all(torch.isfinite(p).all() for p in library.model.parameters())
     assert [entry["loss"] for entry in library.state.log_history if "loss" in entry][1:] == [0.0] * 13
@@ -560,8 +590,9 @@ def test_the_trainer_shuffles_the_dev_split_when_it_groups_training_batches_by_l
 
 def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepared, tmp_path):
     """Why train fingerprints its checkpoints: the Trainer resumes from any checkpoint it is given, here one made
-    with another learning rate, without a word; resume_point hands over only a checkpoint of the same params, seed,
-    language and data, and otherwise starts afresh in a clean directory."""
+    with another learning rate, and trains on with that run's schedule (its optimizer and scheduler states), not the
+    one it was given; resume_point hands over only a checkpoint of the same params, seed, language and data, and
+    otherwise starts afresh in a clean directory."""
     import dataclasses
     from argparse import Namespace
 
@@ -572,8 +603,10 @@ def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepa
     made.train()
     other_lr = library_trainer(prepared, tmp_path / "other", train__learning_rate=1e-4)
     other_lr.train(resume_from_checkpoint=str(tmp_path / "made" / "checkpoints" / "checkpoint-9"))
-    history = [entry["step"] for entry in other_lr.state.log_history if "loss" in entry]
-    assert other_lr.args.learning_rate == 1e-4 and history[0] == 1  # its first epoch is the other run's
+    def logged(trainer):
+        return [(e["step"], e["learning_rate"]) for e in trainer.state.log_history if "loss" in e]
+
+    assert logged(other_lr) == logged(made)  # the other run's first epoch, and its learning rates after it
 
     d, params = prepared
     cfg = load_config(params)

@@ -89,7 +89,7 @@ def training_arguments(train: TrainConfig, output_dir: str, seed: int, device, p
         # (and the gradients) by the number of processes
         average_tokens_across_devices=False,
         logging_strategy="steps", logging_first_step=True, disable_tqdm=True,
-        logging_nan_inf_filter=False,  # by default a NaN step loss is logged as the mean of the others (or 0.0)
+        logging_nan_inf_filter=False,  # by default a NaN/inf step loss is replaced in the log (0.0 if it opens it)
         eval_strategy="epoch" if dev else "no", save_strategy="epoch", save_total_limit=1,
         load_best_model_at_end=train.select == "best", metric_for_best_model="macro_f1_mean",
         bf16=precision == "bf16", fp16=precision == "fp16", dataloader_pin_memory=device.type == "cuda",
@@ -159,14 +159,27 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
                 control.should_log = True
 
     class FiniteLoss(TrainerCallback):
-        """Stops at the first logged loss that is NaN or infinite: what follows would be a collapsed model."""
+        """Stops at a logged loss that is NaN or infinite: under fp32/bf16 the weights are already poisoned. Under fp16
+        the gradient scaler skips an overflowed step: one such log is reported; a second in a row, or non-finite
+        weights, stop the run."""
 
-        def on_log(self, args, state, control, logs=None, **kwargs):
+        non_finite_logs = 0  # in a row
+
+        def on_log(self, args, state, control, logs=None, model=None, **kwargs):
             loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(loss):
-                raise DataError(f"{name}: the training loss is {loss} at optimizer step {state.global_step}; lower "
-                                f"train.learning_rate (now {args.learning_rate:g}), or train on fp32/bf16 if "
-                                f"train.precision gave fp16")
+            if loss is None:
+                return
+            self.non_finite_logs = 0 if math.isfinite(loss) else self.non_finite_logs + 1
+            if not self.non_finite_logs:
+                return
+            if args.fp16 and self.non_finite_logs == 1 and all(bool(p.isfinite().all()) for p in model.parameters()):
+                log.warning("%s: the training loss is %s at optimizer step %d: an fp16 overflow, whose step the "
+                            "gradient scaler skipped; the run goes on, and stops if the next log is not finite either",
+                            name, loss, state.global_step)
+                return
+            raise DataError(f"{name}: the training loss is {loss} at optimizer step {state.global_step}; lower "
+                            f"train.learning_rate (now {args.learning_rate:g}), or train on fp32/bf16 if "
+                            f"train.precision gave fp16")
 
     class KillAfterEpoch(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
