@@ -536,7 +536,7 @@ def library_trainer(prepared, tmp_path, callbacks=(), dev=False, **train_overrid
 
 
 def test_the_trainer_alone_logs_no_loss_at_the_last_optimizer_step(prepared, tmp_path):
-    """Why train adds LogLastStep: the Trainer logs every logging_steps only, so a curve ends short of the end of
+    """Why train adds LogEpochEnds: the Trainer logs every logging_steps only, so a curve ends short of the end of
     training (with it: test_loss_is_logged_at_the_last_optimizer_step)."""
     trainer = library_trainer(prepared, tmp_path)
     trainer.train()
@@ -566,17 +566,31 @@ def test_dvclives_trainer_callback_counts_log_calls_and_forgets_a_resumed_histor
     assert list(dev["step"]) == [i for i, entry in enumerate(history) if "eval_macro_f1_english" in entry]
 
     # resumed after the first epoch (9 steps) with the logs gone, as `dvc repro` resumes a killed stage
-    resumed = {}
-    for name, callbacks in (("library", [DVCLiveCallback(live=live("library/live"))]),
-                            ("crossling", train.callbacks("run", str(tmp_path / "crossling" / "live"),
-                                                          ["english", "french"], {"global_batch": 7}, first=True))):
-        shutil.copytree(tmp_path / "checkpoints" / "checkpoint-9", tmp_path / name / "checkpoints" / "checkpoint-9")
-        again = library_trainer(prepared, tmp_path / name, callbacks, dev=True)
-        again.train(resume_from_checkpoint=str(tmp_path / name / "checkpoints" / "checkpoint-9"))
-        resumed[name] = list(pd.read_csv(tmp_path / name / "live" / "plots" / "metrics" / "loss.tsv", sep="\t")["step"])
-    steps = [entry["step"] for entry in history if "loss" in entry]
-    assert len(resumed["library"]) == len([s for s in steps if s > 9])  # the first epoch's losses are gone
-    assert resumed["crossling"] == steps + [27]  # replayed, and the last step logged (LogLastStep)
+    shutil.copytree(tmp_path / "checkpoints" / "checkpoint-9", tmp_path / "again" / "checkpoints" / "checkpoint-9")
+    again = library_trainer(prepared, tmp_path / "again", [DVCLiveCallback(live=live("again/live"))], dev=True)
+    again.train(resume_from_checkpoint=str(tmp_path / "again" / "checkpoints" / "checkpoint-9"))
+    resumed = pd.read_csv(tmp_path / "again" / "live" / "plots" / "metrics" / "loss.tsv", sep="\t")
+    assert len(resumed) == sum(1 for entry in history if "loss" in entry and entry["step"] > 9)  # epoch 1 is gone
+
+
+def test_a_run_resumed_from_a_checkpoint_logs_what_the_uninterrupted_run_logs(prepared, tmp_path):
+    """train's callbacks on the case above: the history before the checkpoint is replayed, and every epoch's end is
+    logged, so no log averages steps on both sides of a checkpoint (9 steps per epoch, logged every 2)."""
+    def run(name, resume=None):
+        callbacks = train.callbacks("run", str(tmp_path / name / "live"), ["english", "french"], {"global_batch": 7},
+                                    first=True)
+        trainer = library_trainer(prepared, tmp_path / name, callbacks, dev=True)
+        trainer.args.save_total_limit = None
+        if resume:
+            shutil.copytree(resume, tmp_path / name / "checkpoints" / resume.name)
+        trainer.train(resume_from_checkpoint=str(tmp_path / name / "checkpoints" / resume.name) if resume else None)
+        metrics = tmp_path / name / "live" / "plots" / "metrics"
+        return [pd.read_csv(metrics / f, sep="\t") for f in ("loss.tsv", "epoch.tsv", "dev/macro_f1_english.tsv")]
+
+    full = run("full")
+    assert list(full[0]["step"]) == [1, 2, 4, 6, 8, 9, 10, 12, 14, 16, 18, 20, 22, 24, 26, 27]
+    for resumed, uninterrupted in zip(run("resumed", tmp_path / "full" / "checkpoints" / "checkpoint-9"), full):
+        pd.testing.assert_frame_equal(resumed, uninterrupted)
 
 
 def test_the_trainer_shuffles_the_dev_split_when_it_groups_training_batches_by_length(prepared, tmp_path):

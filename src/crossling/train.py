@@ -150,13 +150,12 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
             log.info("epoch %d: mean dev macro-F1 %.4f (%s)", round(state.epoch), metrics["eval_macro_f1_mean"],
                      ", ".join(f"{lang} {metrics[f'eval_macro_f1_{lang}']:.4f}" for lang in languages))
 
-    class LogLastStep(TrainerCallback):
-        """The loss at the last optimizer step too: the Trainer logs only every logging_steps (a test shows it; every
-        process: the log gathers the loss across processes)."""
+    class LogEpochEnds(TrainerCallback):
+        """The loss at every epoch's end (the last optimizer step's too): the Trainer logs every logging_steps only (a
+        test shows it), and a log spanning an epoch's checkpoint would average only its later steps once resumed."""
 
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == state.max_steps:
-                control.should_log = True
+        def on_epoch_end(self, args, state, control, **kwargs):
+            control.should_log = True  # on every process: the log gathers the loss across processes
 
     class FiniteLoss(TrainerCallback):
         """Stops at a logged loss that is NaN or infinite: under fp32/bf16 the weights are already poisoned. Under fp16
@@ -186,7 +185,7 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
             if round(state.epoch) >= int(os.environ[KILL_AFTER_EPOCH]):
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    return ([LogLastStep(), FiniteLoss()] + ([Metrics()] if first else [])
+    return ([LogEpochEnds(), FiniteLoss()] + ([Metrics()] if first else [])
             + ([KillAfterEpoch()] if os.environ.get(KILL_AFTER_EPOCH) else []))
 
 
