@@ -395,6 +395,10 @@ def test_training_and_dev_curves_span_the_run_on_an_epoch_axis(tmp_path):
     assert {(r["model"], r["language"], r["epoch"]) for r in dev} == {
         ("joint_12_seed1", "english", 1), ("joint_12_seed1", "english", 2), ("joint_12_seed1", "french", 1),
         ("joint_12_seed1", "french", 2), ("mono_english_seed1", "english", 1), ("mono_english_seed1", "english", 2)}
+    loss = logs / "mono_english_seed1" / "plots" / "metrics" / "loss.tsv"
+    loss.write_text(loss.read_text().replace("\t2\t0.5\n", "\t2\tnan\n"))  # an fp16 log whose step was skipped
+    losses, dev = evaluate.training_curves(logs, runs, budgets, cfg)
+    assert [r["loss"] for r in losses if r["model"] == "mono_english_seed1"][:3] == [1.0, None, round(1 / 3, 6)]
     png = tmp_path / "curves.png"
     figures.training_curves(pd.DataFrame(losses), pd.DataFrame(dev), png)
     assert png.read_bytes()[:4] == b"\x89PNG"
@@ -610,3 +614,5 @@ def test_last_epoch_loss_weights_each_logged_mean_by_its_steps_in_the_last_epoch
     seed2 = [r | {"model": "joint_6_seed2", "loss": r["loss"] + 0.2} for r in rows]
     assert evaluate.last_epoch_loss(rows + seed2, ["joint_6_seed1", "joint_6_seed2"], per_epoch) == \
         pytest.approx(0.7)  # the mean over seeds
+    skipped = [r | {"loss": None} if r["step"] == 7 else r for r in rows]  # an fp16 log whose step was skipped
+    assert evaluate.last_epoch_loss(skipped, ["joint_6_seed1"], per_epoch) == pytest.approx((0.8 + 0.4) / 2)

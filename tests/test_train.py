@@ -117,7 +117,8 @@ def test_non_finite_training_loss_stops_training_in_one_line(loss):
 
 def test_under_fp16_one_overflowed_log_is_reported_and_two_in_a_row_or_broken_weights_stop(caplog):
     """Under fp16 the gradient scaler skips a step whose forward pass overflowed: the weights stay finite and the run
-    recovers, so one non-finite log is a warning; two in a row (every step overflows) or non-finite weights stop."""
+    recovers, so one non-finite log is a warning; a second log in a row, counted across a resume, or non-finite
+    weights stop the run."""
     from types import SimpleNamespace
 
     from crossling.common import DataError
@@ -131,6 +132,11 @@ def test_under_fp16_one_overflowed_log_is_reported_and_two_in_a_row_or_broken_we
                                                    " the training loss is nan at optimizer step 6"]
     with pytest.raises(DataError, match="the training loss is nan at optimizer step 8;"):
         guard.on_log(args, SimpleNamespace(global_step=8), None, logs={"loss": nan}, model=model)
+    resumed = finite_loss_guard()  # from a checkpoint whose last log was the one at step 6
+    resumed.on_train_begin(args, SimpleNamespace(log_history=[{"loss": 1.09, "step": 4}, {"loss": nan, "step": 6},
+                                                               {"eval_macro_f1_english": 0.4, "step": 6}]), None)
+    with pytest.raises(DataError, match="the training loss is nan at optimizer step 8;"):
+        resumed.on_log(args, SimpleNamespace(global_step=8), None, logs={"loss": nan}, model=model)
     with torch.no_grad():
         model.weight[0, 0] = nan
     with pytest.raises(DataError, match="the training loss is inf at optimizer step 2;"):
@@ -483,7 +489,8 @@ def test_gradient_accumulation_and_checkpointing_steps_come_from_the_trainer(pre
     params = write_params(tmp_path / "acc.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=2,
                                                               train__gradient_accumulation_steps=3,
                                                               train__gradient_checkpointing=True))
-    run_train(d, params, "joint_acc")  # 60 examples, batch 8: 8 batches, 3 accumulated: 3 optimizer steps per epoch
+    # 60 examples, batch 8: 8 batches, 3 accumulated: 3 optimizer steps per epoch, the third of 2 batches
+    run_train(d, params, "joint_acc", extra=["--dev", str(d / "dev")])
     summary = json.loads((d / "logs" / "joint_acc" / "metrics.json").read_text())
     assert (summary["steps_per_epoch"], summary["optimizer_steps"], summary["selected_step"]) == (3, 6, 6)
     assert summary["train_examples"] == 60
@@ -492,6 +499,15 @@ def test_gradient_accumulation_and_checkpointing_steps_come_from_the_trainer(pre
     assert "global batch 24, 6 optimizer steps" in caplog.text
     loss = pd.read_csv(d / "logs" / "joint_acc" / "plots" / "metrics" / "loss.tsv", sep="\t")
     assert loss["step"].iloc[-1] == 6
+    # the Trainer counts epochs in batches (step 1 at epoch 3/8, not 1/3): evaluate reads these logs as one run's
+    epochs = pd.read_csv(d / "logs" / "joint_acc" / "plots" / "metrics" / "epoch.tsv", sep="\t")
+    assert list(epochs["epoch"])[:2] == [0.375, 0.75]
+    from crossling import evaluate
+    from crossling.config import load_config
+
+    losses, dev = evaluate.training_curves(d / "logs", {"joint_acc": ("joint_30", 42)}, {"joint_acc": summary},
+                                           load_config(params))
+    assert [r["epoch"] for r in losses] == [round(s / 3, 4) for s in loss["step"]] and len(dev) == 4
 
 
 def test_the_integration_script_of_every_architecture_loads_its_builders():

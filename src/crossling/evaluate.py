@@ -274,7 +274,9 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
         per_epoch = budget["steps_per_epoch"]
         loss = read_metric_log(metrics / "loss.tsv")
         epochs = read_metric_log(metrics / "epoch.tsv")
-        off = (epochs["epoch"] - epochs["step"] / per_epoch).abs() > 1e-4  # the Trainer logs step / steps per epoch
+        # the Trainer counts epochs in batches: step / steps per epoch, or less than a step off with accumulation
+        slack = 1e-4 if cfg.train.gradient_accumulation_steps == 1 else 1 / per_epoch
+        off = (epochs["epoch"] - epochs["step"] / per_epoch).abs() > slack
         if off.any():
             row = epochs[off].iloc[0]
             raise DataError(f"{metrics / 'epoch.tsv'}: epoch {row['epoch']} logged at optimizer step {int(row['step'])}, "
@@ -284,8 +286,8 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
             raise DataError(f"{metrics / 'loss.tsv'}: the loss ends at optimizer step {int(loss['step'].iloc[-1])}, "
                             f"but the run's summary gives {budget['optimizer_steps']} steps: the logs are not of one "
                             f"run; {rerun(log_dir / run)}")
-        losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),
-                    "loss": round(float(r.loss), 6)} for r in loss.itertuples()]
+        losses += [{"model": run, "step": int(r.step), "epoch": round(r.step / per_epoch, 4),  # null: not finite
+                    "loss": round(float(r.loss), 6) if np.isfinite(r.loss) else None} for r in loss.itertuples()]
         for lang in training_languages(model, cfg.data.languages):
             scores = read_metric_log(metrics / "dev" / f"macro_f1_{lang}.tsv")
             dev += [{"model": run, "language": lang, "step": int(step), "epoch": round(step / per_epoch, 4),
@@ -302,9 +304,9 @@ def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, in
     values = []
     for run in runs:
         # in step order; never empty: training_curves refuses a run whose loss.tsv has no rows
-        step, loss = np.array([(r["step"], r["loss"]) for r in losses if r["model"] == run]).T
+        step, loss = np.array([(r["step"], r["loss"]) for r in losses if r["model"] == run], dtype=float).T
         weight = np.diff(np.maximum(np.r_[0, step], step[-1] - per_epoch[run]))  # each log's steps in it
-        kept = weight > 0
+        kept = (weight > 0) & np.isfinite(loss)  # not finite: an fp16 step the gradient scaler skipped
         values.append(sum(weight[kept] * loss[kept]) / weight[kept].sum())
     return round(float(np.mean(values)), 6)
 

@@ -164,11 +164,19 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
 
         non_finite_logs = 0  # in a row
 
+        def on_train_begin(self, args, state, control, **kwargs):
+            for entry in state.log_history:  # resumed: the count goes on from the checkpoint's logs
+                self.count(entry.get("loss"))
+
+        def count(self, loss: float | None) -> None:
+            if loss is not None:
+                self.non_finite_logs = 0 if math.isfinite(loss) else self.non_finite_logs + 1
+
         def on_log(self, args, state, control, logs=None, model=None, **kwargs):
             loss = (logs or {}).get("loss")
+            self.count(loss)
             if loss is None:
                 return
-            self.non_finite_logs = 0 if math.isfinite(loss) else self.non_finite_logs + 1
             if not self.non_finite_logs:
                 return
             if args.fp16 and self.non_finite_logs == 1 and all(bool(p.isfinite().all()) for p in model.parameters()):
