@@ -461,6 +461,17 @@ def test_logs_that_disagree_with_the_params_or_themselves_are_refused(tmp_path):
     write_tsv(logs / "joint_6_seed1" / "plots" / "metrics" / "epoch.tsv", "epoch", [(1, 1.0)])
     with pytest.raises(DataError, match=f"epoch 1.0 logged at optimizer step 1, but the run's summary gives {per_epoch}"):
         evaluate.training_curves(logs, runs, budgets, cfg)
+    # 3 batches accumulated per step, 2 steps per epoch (4 to 6 batches): step 1 is at epoch 0.5 to 0.75, step 2 at 1
+    accumulated = load_config(params(tmp_path, train={"gradient_accumulation_steps": 3}))
+    for epochs, refused in (([(1, 0.75), (2, 1.0)], None),
+                            ([(1, 1.0), (2, 1.0)], "epoch 1.0 logged at optimizer step 1"),
+                            ([(1, 0.5), (2, 0.6)], "epoch 0.6 logged at optimizer step 2")):
+        write_tsv(logs / "joint_6_seed1" / "plots" / "metrics" / "epoch.tsv", "epoch", epochs)
+        if refused:
+            with pytest.raises(DataError, match=refused):
+                evaluate.training_curves(logs, runs, budgets, accumulated)
+        else:
+            evaluate.training_curves(logs, runs, budgets, accumulated)
 
 
 def test_budgets_give_steps_and_the_kept_epoch_of_every_run(tmp_path, pred_dir):
@@ -616,3 +627,7 @@ def test_last_epoch_loss_weights_each_logged_mean_by_its_steps_in_the_last_epoch
         pytest.approx(0.7)  # the mean over seeds
     skipped = [r | {"loss": None} if r["step"] == 7 else r for r in rows]  # an fp16 log whose step was skipped
     assert evaluate.last_epoch_loss(skipped, ["joint_6_seed1"], per_epoch) == pytest.approx((0.8 + 0.4) / 2)
+    last_skipped = [r | {"loss": None} if r["step"] >= 5 else r for r in rows]
+    assert evaluate.last_epoch_loss(last_skipped + seed2, ["joint_6_seed1", "joint_6_seed2"], per_epoch) == \
+        pytest.approx(0.8)  # seed 2's alone
+    assert evaluate.last_epoch_loss(last_skipped, ["joint_6_seed1"], per_epoch) is None  # null in headline.json

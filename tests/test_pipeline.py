@@ -529,7 +529,7 @@ def test_llama_without_pad_with_lora_killed_after_an_epoch_resumes_to_the_same_m
     weights = (repo / "models" / name / "model.safetensors").read_bytes()
     summary = json.loads((repo / "logs" / name / "metrics.json").read_text())
     metrics = repo / "logs" / name / "plots" / "metrics"
-    curves = {f: (metrics / f).read_text() for f in ("loss.tsv", "dev/macro_f1_english.tsv")}
+    curves = {f: (metrics / f).read_text() for f in ("loss.tsv", "epoch.tsv", "dev/macro_f1_english.tsv")}
     assert summary["optimizer_steps"] == 9 and summary["trainable_parameters"] < summary["total_parameters"]
     dvc(repo, "repro", "-f", "-s", run)  # the same stage uninterrupted
     assert (repo / "models" / name / "model.safetensors").read_bytes() == weights

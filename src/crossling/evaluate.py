@@ -274,9 +274,11 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
         per_epoch = budget["steps_per_epoch"]
         loss = read_metric_log(metrics / "loss.tsv")
         epochs = read_metric_log(metrics / "epoch.tsv")
-        # the Trainer counts epochs in batches: step / steps per epoch, or less than a step off with accumulation
-        slack = 1e-4 if cfg.train.gradient_accumulation_steps == 1 else 1 / per_epoch
-        off = (epochs["epoch"] - epochs["step"] / per_epoch).abs() > slack
+        # the Trainer counts epochs in batches: with A accumulated batches per step a step's epoch runs ahead of
+        # step / steps per epoch, by less than (A - 1) / (A x steps per epoch); an epoch's end is exact
+        accumulated, ahead = cfg.train.gradient_accumulation_steps, epochs["epoch"] - epochs["step"] / per_epoch
+        off = ((ahead < -1e-4) | (ahead > (accumulated - 1) / (accumulated * per_epoch) + 1e-4)
+               | ((epochs["step"] % per_epoch == 0) & (ahead.abs() > 1e-4)))
         if off.any():
             row = epochs[off].iloc[0]
             raise DataError(f"{metrics / 'epoch.tsv'}: epoch {row['epoch']} logged at optimizer step {int(row['step'])}, "
@@ -295,7 +297,7 @@ def training_curves(log_dir: Path, runs: dict[str, tuple[str, int]], budgets: di
     return losses, dev
 
 
-def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, int]) -> float:
+def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, int]) -> float | None:
     """Training loss over the last epoch, averaged over the runs (seeds) of one model.
 
     Each logged loss is the mean over the steps since the previous log; those means are weighted by how many of
@@ -307,8 +309,11 @@ def last_epoch_loss(losses: list[dict], runs: list[str], per_epoch: dict[str, in
         step, loss = np.array([(r["step"], r["loss"]) for r in losses if r["model"] == run], dtype=float).T
         weight = np.diff(np.maximum(np.r_[0, step], step[-1] - per_epoch[run]))  # each log's steps in it
         kept = (weight > 0) & np.isfinite(loss)  # not finite: an fp16 step the gradient scaler skipped
-        values.append(sum(weight[kept] * loss[kept]) / weight[kept].sum())
-    return round(float(np.mean(values)), 6)
+        if kept.any():
+            values.append(sum(weight[kept] * loss[kept]) / weight[kept].sum())
+        else:
+            log.warning("%s: no finite training loss logged in its last epoch; left out of the last-epoch loss", run)
+    return round(float(np.mean(values)), 6) if values else None
 
 
 def at_chance(resampled: dict, chance: dict, cfg: Config) -> set[str]:
