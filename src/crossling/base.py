@@ -113,12 +113,12 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
         raise DataError(f"model.checkpoint: no checkpoint at {checkpoint} (expected a directory with config.json "
                         "and .safetensors weights)")
     where = "the local directory" if local else f"the Hugging Face Hub (revision {revision})"
+    failed = f"model.checkpoint: could not load {checkpoint!r} from {where}"
     try:
         config = AutoConfig.from_pretrained(checkpoint, revision=revision, trust_remote_code=False)
         tokenizer = AutoTokenizer.from_pretrained(checkpoint, revision=revision, trust_remote_code=False)
     except (OSError, ValueError, ImportError, KeyError) as exc:
-        raise DataError(f"model.checkpoint: could not load {checkpoint!r} from {where}: "
-                        f"{' '.join(str(exc).split())[:300]}; {OFFLINE_HINT}") from None
+        raise DataError(f"{failed}: {' '.join(str(exc).split())[:300]}; {OFFLINE_HINT}") from None
     kept_head = False
     if any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
         if config.num_labels != len(labels):
@@ -136,8 +136,7 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
             checkpoint, revision=revision, use_safetensors=True, trust_remote_code=False, output_loading_info=True,
             **label_maps(labels))
     except OSError as exc:
-        raise DataError(f"model.checkpoint: could not load {checkpoint!r} from {where}: "
-                        f"{' '.join(str(exc).split())[:300]}; {OFFLINE_HINT}") from None
+        raise DataError(f"{failed}: {' '.join(str(exc).split())[:300]}; {OFFLINE_HINT}") from None
     if info["mismatched_keys"]:
         raise DataError(f"model.checkpoint: {checkpoint} has weights of the wrong shape: {info['mismatched_keys']}")
     unused = sorted(info["unexpected_keys"])

@@ -175,9 +175,7 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
         def on_log(self, args, state, control, logs=None, model=None, **kwargs):
             loss = (logs or {}).get("loss")
             self.count(loss)
-            if loss is None:
-                return
-            if not self.non_finite_logs:
+            if loss is None or not self.non_finite_logs:
                 return
             if args.fp16 and self.non_finite_logs == 1 and all(bool(p.isfinite().all()) for p in model.parameters()):
                 log.warning("%s: the training loss is %s at optimizer step %d: an fp16 overflow, whose step the "
