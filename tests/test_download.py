@@ -45,7 +45,7 @@ def test_huggingface_hub_imported_by_a_module_fixture_is_offline_with_the_tests_
 
 
 def test_local_source_is_normalized(csv_source):
-    df = download.download(data_cfg(csv_source))
+    df, _ = download.read_source(data_cfg(csv_source))
     assert list(df.columns) == download.RAW_SCHEMA.names
     assert list(dict.fromkeys(df["language"])) == ["english", "french"]
     assert set(df["split"]) == {"train", "validation", "test"}
@@ -55,20 +55,20 @@ def test_local_source_is_normalized(csv_source):
 
 
 def test_label_order_comes_from_params_not_from_the_file(csv_source):
-    df = download.download(data_cfg(csv_source, labels=["negative", "neutral", "positive"]))
+    df, _ = download.read_source(data_cfg(csv_source, labels=["negative", "neutral", "positive"]))
     assert (df.loc[df["label"] == "negative", "label_id"] == 0).all()
     assert (df.loc[df["label"] == "positive", "label_id"] == 2).all()
 
 
 def test_valid_only_language_is_fine(tmp_path):
     root = make_csv_source(tmp_path / "src", languages=("english", "japanese"), valid_only=("japanese",))
-    df = download.download(data_cfg(root, languages=("english", "japanese")))
+    df, _ = download.read_source(data_cfg(root, languages=("english", "japanese")))
     assert set(df.loc[df["language"] == "japanese", "split"]) == {"validation", "test"}
 
 
 def test_absent_language_is_named_with_what_the_source_has(csv_source):
     with pytest.raises(DataError, match=r"language\(s\) hindi absent from .* \(found: english, french\)"):
-        download.download(data_cfg(csv_source, languages=("english", "hindi")))
+        download.read_source(data_cfg(csv_source, languages=("english", "hindi")))
 
 
 def test_any_language_folder_runs_through_the_data_stages(tmp_path):
@@ -97,9 +97,9 @@ def integer_label_copy(named_root, root, ids):
 def test_integer_labels_with_label_map_give_the_named_counts(tmp_path, csv_source):
     ids = {"negative": "0", "neutral": "1", "positive": "2"}  # another order than data.labels
     numbered = integer_label_copy(csv_source, tmp_path / "numbered", ids)
-    named_raw = download.download(data_cfg(csv_source))
+    named_raw, _ = download.read_source(data_cfg(csv_source))
     numbered_cfg = data_cfg(numbered, label_map={0: "negative", 1: "neutral", 2: "positive"})
-    numbered_raw = download.download(numbered_cfg)
+    numbered_raw, _ = download.read_source(numbered_cfg)
     cols = ["language", "split", "text", "label", "label_id"]
     assert numbered_raw[cols].equals(named_raw[cols])
     *_, named_report = combine.combine(named_raw, data_cfg(csv_source), dev_size=15)
@@ -111,29 +111,29 @@ def test_integer_labels_with_label_map_give_the_named_counts(tmp_path, csv_sourc
 def test_label_map_renames_other_spellings(tmp_path, csv_source):
     short = {"positive": "pos", "neutral": "neu", "negative": "neg"}
     spelled = integer_label_copy(csv_source, tmp_path / "short", short)
-    df = download.download(data_cfg(spelled, label_map={"pos": "positive", "neu": "neutral", "neg": "negative"}))
+    df, _ = download.read_source(data_cfg(spelled, label_map={"pos": "positive", "neu": "neutral", "neg": "negative"}))
     assert set(df["label"]) == set(LABELS) and df["label_id"].notna().all()
-    unmapped = download.download(data_cfg(spelled))
+    unmapped, _ = download.read_source(data_cfg(spelled))
     assert unmapped["label_id"].isna().all()  # never guessed: combine counts and drops them
 
 
 def test_absent_test_split_is_named(csv_source):
     (csv_source / "french" / "test.csv").unlink()
     with pytest.raises(DataError, match="'french' has no test split"):
-        download.download(data_cfg(csv_source))
+        download.read_source(data_cfg(csv_source))
 
 
 def test_missing_column(csv_source):
     write_csv(csv_source / "english" / "train.csv", synthetic_rows("english", "train", 3), fieldnames=("text", "source"))
     with pytest.raises(DataError, match="train.csv: missing column 'label'"):
-        download.download(data_cfg(csv_source))
+        download.read_source(data_cfg(csv_source))
 
 
 def test_numeric_labels_without_label_map_are_refused(csv_source):
     rows = [dict(r, label=str(i % 3)) for i, r in enumerate(synthetic_rows("english", "train", 3))]
     write_csv(csv_source / "english" / "train.csv", rows)
     with pytest.raises(DataError, match="'label' holds numbers without names \\(0, 1, 2\\); name each in data.label_map"):
-        download.download(data_cfg(csv_source))
+        download.read_source(data_cfg(csv_source))
 
 
 def test_numbers_none_named_are_refused_beside_a_blank_label_and_a_partial_map_leaves_the_rest_to_count(csv_source):
@@ -141,9 +141,9 @@ def test_numbers_none_named_are_refused_beside_a_blank_label_and_a_partial_map_l
     rows[0]["label"] = ""  # one blank cell does not make the column names
     write_csv(csv_source / "english" / "train.csv", rows)
     with pytest.raises(DataError, match="holds numbers without names \\(-1, 2, 10\\)"):  # in numeric order
-        download.download(data_cfg(csv_source))
+        download.read_source(data_cfg(csv_source))
     # classes the study leaves out (or -1 for unlabelled): kept unnamed, for combine to count and drop
-    df = download.download(data_cfg(csv_source, label_map={"2": "negative", "10": "positive"}))
+    df, _ = download.read_source(data_cfg(csv_source, label_map={"2": "negative", "10": "positive"}))
     train = df[(df["language"] == "english") & (df["split"] == "train")]
     assert train.groupby("label", dropna=False)["label_id"].first().isna().to_dict() == {
         "": True, "-1": True, "negative": False, "positive": False}
@@ -153,8 +153,9 @@ def test_float_ids_are_named_with_a_quoted_key_as_the_refusal_suggests(csv_sourc
     rows = [dict(r, label=f"{i % 3}.0") for i, r in enumerate(synthetic_rows("english", "train", 3))]
     write_csv(csv_source / "english" / "train.csv", rows)
     with pytest.raises(DataError, match='e.g. {"0.0": <one of positive, neutral, negative>}'):
-        download.download(data_cfg(csv_source))
-    df = download.download(data_cfg(csv_source, label_map={"0.0": "negative", "1.0": "neutral", "2.0": "positive"}))
+        download.read_source(data_cfg(csv_source))
+    df, _ = download.read_source(data_cfg(csv_source,
+                                          label_map={"0.0": "negative", "1.0": "neutral", "2.0": "positive"}))
     assert df.loc[(df["language"] == "english") & (df["split"] == "train"), "label_id"].notna().all()
 
 
@@ -173,7 +174,7 @@ def test_a_split_file_that_cannot_be_read_is_one_line(csv_source, fault):
             path.unlink()
         expected = f"{folder}: none of train.csv, valid.csv, test.csv"
     with pytest.raises(DataError) as err:
-        download.download(data_cfg(csv_source, languages=("french",)))
+        download.read_source(data_cfg(csv_source, languages=("french",)))
     assert str(err.value).startswith(expected) and "\n" not in str(err.value)
 
 
@@ -181,7 +182,7 @@ def test_unknown_label_names_are_kept_for_combine_to_count(csv_source):
     rows = synthetic_rows("english", "train", 3)
     rows[0]["label"] = "mixed"
     write_csv(csv_source / "english" / "train.csv", rows)
-    df = download.download(data_cfg(csv_source))
+    df, _ = download.read_source(data_cfg(csv_source))
     odd = df[df["label"] == "mixed"]
     assert len(odd) == 1 and odd["label_id"].isna().all()
 
@@ -189,7 +190,7 @@ def test_unknown_label_names_are_kept_for_combine_to_count(csv_source):
 def test_non_utf8_file(csv_source):
     (csv_source / "french" / "valid.csv").write_bytes("text,label,source\ncaf\xe9 horrible,negative,x\n".encode("latin-1"))
     with pytest.raises(DataError, match="valid.csv: not valid UTF-8"):
-        download.download(data_cfg(csv_source))
+        download.read_source(data_cfg(csv_source))
 
 
 def test_cli_reports_one_line_and_writes_nothing(tmp_path, csv_source, capsys):
@@ -242,7 +243,7 @@ def make_hub_export(root, names=("negative", "neutral", "positive"), per_languag
 def test_hub_source_reads_label_names_from_classlabel(tmp_path, monkeypatch):
     # ClassLabel order (negative, neutral, positive) differs from data.labels: ids must be remapped by name.
     repo = make_hub_export(tmp_path / "hub")
-    df = download.download(hub_cfg(repo, ("french", "english")))
+    df, _ = download.read_source(hub_cfg(repo, ("french", "english")))
     assert list(dict.fromkeys(df["language"])) == ["french", "english"]  # german left out, order as configured
     expected = {r["text"]: r["label"] for r in synthetic_rows("english", "train", 4)}
     got = df[(df["language"] == "english") & (df["split"] == "train")].set_index("text")["label"].to_dict()
@@ -257,15 +258,15 @@ def test_hub_source_and_csv_source_agree(tmp_path):
     for lang in ("english", "french"):
         for tag in ("train", "valid", "test"):
             write_csv(csv_root / lang / f"{tag}.csv", synthetic_rows(lang, tag, 4))
-    hub = download.download(hub_cfg(repo, ("english", "french")))
-    local = download.download(data_cfg(csv_root))
+    hub, _ = download.read_source(hub_cfg(repo, ("english", "french")))
+    local, _ = download.read_source(data_cfg(csv_root))
     cols = ["language", "split", "text", "label", "label_id"]
     assert hub[cols].sort_values(cols).reset_index(drop=True).equals(local[cols].sort_values(cols).reset_index(drop=True))
 
 
 def test_hub_all_without_language_column_reads_per_language_configs(tmp_path):
     repo = make_hub_export(tmp_path / "hub", per_language_configs=True)
-    df = download.download(hub_cfg(repo, ("french", "english")))
+    df, _ = download.read_source(hub_cfg(repo, ("french", "english")))
     assert list(dict.fromkeys(df["language"])) == ["french", "english"]
     expected = {r["text"]: r["label"] for r in synthetic_rows("french", "test", 4)}
     got = df[(df["language"] == "french") & (df["split"] == "test")].set_index("text")["label"].to_dict()
@@ -278,7 +279,7 @@ def test_tweet_sentiment_multilingual_layout_loads_per_language_configs(tmp_path
     langs = ("arabic", "english", "hindi", "portuguese")
     repo = make_hub_export(tmp_path / "hub", per_language_configs=True, all_config=False, languages=langs)
     assert download.hub_configs(hub_cfg(repo, langs)) == sorted(langs)
-    df = download.download(hub_cfg(repo, ("portuguese", "hindi")))
+    df, _ = download.read_source(hub_cfg(repo, ("portuguese", "hindi")))
     assert list(dict.fromkeys(df["language"])) == ["portuguese", "hindi"]
     for lang in ("portuguese", "hindi"):
         expected = {r["text"]: r["label"] for r in synthetic_rows(lang, "train", 4)}
@@ -288,15 +289,15 @@ def test_tweet_sentiment_multilingual_layout_loads_per_language_configs(tmp_path
     assert (df.loc[df["label"] == "negative", "label_id"] == 2).all()
     found = r"\(found: arabic, english, hindi, portuguese\)"
     with pytest.raises(DataError, match=r"swahili absent from the configs of .*" + found):
-        download.download(hub_cfg(repo, ("english", "swahili")))
+        download.read_source(hub_cfg(repo, ("english", "swahili")))
 
 
 def test_hub_integer_labels_need_a_label_map(tmp_path):
     repo = make_hub_export(tmp_path / "hub", class_label=False)  # ids 0, 1, 2 = negative, neutral, positive
     with pytest.raises(DataError, match="'label' is int64 without ClassLabel names; name each id in data.label_map"):
-        download.download(hub_cfg(repo, ("english",)))
-    df = download.download(hub_cfg(repo, ("english",), label_map={0: "negative", 1: "neutral", 2: "positive"}))
-    named = download.download(hub_cfg(make_hub_export(tmp_path / "named"), ("english",)))
+        download.read_source(hub_cfg(repo, ("english",)))
+    df, _ = download.read_source(hub_cfg(repo, ("english",), label_map={0: "negative", 1: "neutral", 2: "positive"}))
+    named, _ = download.read_source(hub_cfg(make_hub_export(tmp_path / "named"), ("english",)))
     cols = ["language", "split", "text", "label", "label_id"]
     assert df[cols].equals(named[cols])
 
@@ -309,7 +310,7 @@ def test_hub_integer_ids_with_a_null_stay_integers(tmp_path):
     train = datasets.Dataset.from_parquet(str(repo / "all" / "train" / "0000.parquet"))
     datasets.Dataset.from_list(train.to_list() + [dict(train[0], text="no label", label=None)],
                                features=train.features).to_parquet(str(repo / "all" / "train" / "0000.parquet"))
-    df = download.download(hub_cfg(repo, ("english",), label_map={0: "negative", 1: "neutral", 2: "positive"}))
+    df, _ = download.read_source(hub_cfg(repo, ("english",), label_map={0: "negative", 1: "neutral", 2: "positive"}))
     assert df["label_id"].isna().sum() == 1 and df.loc[df["label_id"].isna(), "text"].tolist() == ["no label"]
 
 
@@ -323,8 +324,8 @@ def test_hub_label_names_as_large_strings_need_no_label_map(tmp_path):
         names = [("negative", "neutral", "positive")[i] for i in table.column("label").to_pylist()]
         pq.write_table(table.set_column(table.schema.get_field_index("label"), "label",
                                         pa.array(names, pa.large_string())).replace_schema_metadata(None), path)
-    df = download.download(hub_cfg(repo, ("english",)))
-    named = download.download(hub_cfg(make_hub_export(tmp_path / "named"), ("english",)))
+    df, _ = download.read_source(hub_cfg(repo, ("english",)))
+    named, _ = download.read_source(hub_cfg(make_hub_export(tmp_path / "named"), ("english",)))
     cols = ["language", "split", "text", "label", "label_id"]
     assert df[cols].equals(named[cols])
 
@@ -332,13 +333,13 @@ def test_hub_label_names_as_large_strings_need_no_label_map(tmp_path):
 def test_hub_missing_language_is_named(tmp_path):
     repo = make_hub_export(tmp_path / "hub")
     with pytest.raises(DataError, match="hindi absent from"):
-        download.download(hub_cfg(repo, ("english", "hindi")))
+        download.read_source(hub_cfg(repo, ("english", "hindi")))
 
 
 def test_hub_failure_points_to_the_offline_recipe():
     # HF_HUB_OFFLINE is set for every test, and the cache is empty: nothing to read
     with pytest.raises(DataError) as err:
-        download.download(make_config().data)
+        download.read_source(make_config().data)
     msg = str(err.value)
     assert "could not load 'tyqiangz/multilingual-sentiments' (files, revision 'refs/convert/parquet') from the " \
            "Hugging Face Hub" in msg
@@ -373,7 +374,7 @@ def test_hub_source_loads_offline_from_the_cache_and_records_the_commit(tmp_path
     assert source == {"source": "hub", "hub_id": "tyqiangz/multilingual-sentiments",
                       "revision": "refs/convert/parquet", "commit": commit}
     local = make_hub_export(tmp_path / "export")  # the same files read as a local copy of the export
-    assert df.equals(download.download(hub_cfg(local, ("english", "french"))))
+    assert df.equals(download.read_source(hub_cfg(local, ("english", "french")))[0])
 
 
 def test_local_source_is_identified_by_its_content(tmp_path, csv_source):
@@ -442,7 +443,7 @@ def test_missing_hub_text_becomes_empty_and_is_counted(tmp_path):
         (tmp_path / "hub" / "all" / split).mkdir(parents=True)
         ds.to_parquet(str(tmp_path / "hub" / "all" / split / "0000.parquet"))
     cfg = hub_cfg(tmp_path / "hub", ("english",))
-    raw = download.download(cfg)
+    raw, _ = download.read_source(cfg)
     assert (raw["text"] == "").sum() == 2
     _, _, _, report = combine.combine(raw, cfg, 0)
     assert report["english"]["pool_empty_text"] == 1 and report["english"]["test_empty_text"] == 1

@@ -209,14 +209,9 @@ def combine(raw: pd.DataFrame, data: DataConfig,
 
 def label_distribution(report: dict, labels: tuple[str, ...]) -> list[dict]:
     """Rows for the label-distribution plot: language x split x label -> count and share."""
-    rows = []
-    for lang, counts in report.items():
-        for split in ("pool", "test"):
-            for name in labels:
-                n = counts[f"{split}_{name}"]
-                rows.append({"language": lang, "split": split, "label": name, "count": n,
-                             "share": round(n / counts[split], 6) if counts[split] else 0.0})
-    return rows
+    return [{"language": lang, "split": split, "label": name, "count": (n := counts[f"{split}_{name}"]),
+             "share": round(n / counts[split], 6) if counts[split] else 0.0}
+            for lang, counts in report.items() for split in ("pool", "test") for name in labels]
 
 
 def main(args, cfg: Config) -> None:

@@ -230,10 +230,6 @@ def provenance(data: DataConfig, hub_root: Path | None = None, configs: list[str
     return {"source": "local", "path": str(root), "files": len(files), "content_md5": content_md5(root, files)}
 
 
-def download(data: DataConfig) -> pd.DataFrame:
-    return read_source(data)[0]
-
-
 def read_source(data: DataConfig) -> tuple[pd.DataFrame, dict]:
     """The normalized raw dataset and its provenance."""
     if data.is_hub:
