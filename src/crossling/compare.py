@@ -220,7 +220,6 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
 
     def scored(side: Side, model: str) -> dict[str, tuple[float, np.ndarray]]:
         if (side.name, model) not in cache:
-            preds = predictions(root, side, model, languages)
             # drawn from the seed list: sides that trained the same seeds (the same sample draws and data order)
             # resample them together, paired like the test texts; other seed lists are drawn independently
             seeds = stats.resample_indices(len(side.cfg.train.seeds), resamples,
@@ -228,7 +227,7 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
             cache[side.name, model] = {
                 lang: (float(np.mean([stats.scores(gold[lang], p, side.cfg.data.labels)["macro_f1"] for p in runs])),
                        stats.resampled_means(gold[lang], runs, idx[lang], len(side.cfg.data.labels), seeds)["macro_f1"])
-                for lang, runs in preds.items()}
+                for lang, runs in predictions(root, side, model, languages).items()}
         return cache[side.name, model]
 
     rows, left_out = [], []
@@ -274,8 +273,7 @@ def flatten(d: dict, prefix: str = "") -> dict[str, object]:
 
 def params_that_differ(sides: list[Side]) -> dict[str, dict[str, object]]:
     flat = {s.name: flatten(s.raw_params) for s in sides}
-    keys = sorted(set().union(*flat.values()))
-    return {k: {name: values.get(k) for name, values in flat.items()} for k in keys
+    return {k: {name: values.get(k) for name, values in flat.items()} for k in sorted(set().union(*flat.values()))
             if len({json.dumps(values.get(k), sort_keys=True) for values in flat.values()}) > 1}
 
 
