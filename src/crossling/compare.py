@@ -16,13 +16,12 @@ the entries that differ) and writes all of it as JSON.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import io
 import json
 import sys
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +119,7 @@ def with_missing(raw: dict, current: dict, section: type = Config, prefix: str =
         if key not in raw:
             merged[key] = value
             added.append(f"{prefix}{key}")
-        elif field and dataclasses.is_dataclass(field.annotation) and isinstance(value, dict) and isinstance(raw[key], dict):
+        elif field and is_dataclass(field.annotation) and isinstance(value, dict) and isinstance(raw[key], dict):
             merged[key], more = with_missing(raw[key], value, field.annotation, f"{prefix}{key}.")
             added += more
     return merged, added
@@ -170,11 +169,6 @@ def load_side(root: str, repo, name: str) -> Side:
     return Side(name, rev, cfg, raw, test, **optional)
 
 
-def text_hash(test: pd.DataFrame, language: str) -> str:
-    part = test[test["language"] == language]
-    return hashlib.sha256("\n".join(part["text"] + "\t" + part["label"]).encode("utf-8")).hexdigest()
-
-
 def check_same_texts(sides: list[Side]) -> tuple[str, ...]:
     """The test languages all sides share, refusing any whose test texts (and labels) differ between sides."""
     base = sides[0]
@@ -186,7 +180,9 @@ def check_same_texts(sides: list[Side]) -> tuple[str, ...]:
     if not shared:
         raise DataError(f"{', '.join(s.name for s in sides)} share no test language; nothing to compare")
     for lang in shared:
-        hashes = {s.name: text_hash(s.test, lang) for s in sides}
+        parts = {s.name: s.test[s.test["language"] == lang] for s in sides}
+        hashes = {name: hashlib.sha256("\n".join(p["text"] + "\t" + p["label"]).encode("utf-8")).hexdigest()
+                  for name, p in parts.items()}
         if len(set(hashes.values())) > 1:
             raise DataError(f"the {lang} test texts differ between {' and '.join(hashes)} (hashes "
                             f"{', '.join(h[:12] for h in hashes.values())}): a paired comparison needs the same test "
@@ -224,7 +220,6 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
 
     def scored(side: Side, model: str) -> dict[str, tuple[float, np.ndarray]]:
         if (side.name, model) not in cache:
-            preds = predictions(root, side, model, languages)
             # drawn from the seed list: sides that trained the same seeds (the same sample draws and data order)
             # resample them together, paired like the test texts; other seed lists are drawn independently
             seeds = stats.resample_indices(len(side.cfg.train.seeds), resamples,
@@ -232,7 +227,7 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
             cache[side.name, model] = {
                 lang: (float(np.mean([stats.scores(gold[lang], p, side.cfg.data.labels)["macro_f1"] for p in runs])),
                        stats.resampled_means(gold[lang], runs, idx[lang], len(side.cfg.data.labels), seeds)["macro_f1"])
-                for lang, runs in preds.items()}
+                for lang, runs in predictions(root, side, model, languages).items()}
         return cache[side.name, model]
 
     rows, left_out = [], []
@@ -278,8 +273,7 @@ def flatten(d: dict, prefix: str = "") -> dict[str, object]:
 
 def params_that_differ(sides: list[Side]) -> dict[str, dict[str, object]]:
     flat = {s.name: flatten(s.raw_params) for s in sides}
-    keys = sorted(set().union(*flat.values()))
-    return {k: {name: values.get(k) for name, values in flat.items()} for k in keys
+    return {k: {name: values.get(k) for name, values in flat.items()} for k in sorted(set().union(*flat.values()))
             if len({json.dumps(values.get(k), sort_keys=True) for values in flat.values()}) > 1}
 
 

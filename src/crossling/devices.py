@@ -137,9 +137,8 @@ def claim_gpu(train: TrainConfig, environ: MutableMapping[str, str] = os.environ
                 continue
             _held.append(lock)
             environ["CUDA_VISIBLE_DEVICES"] = gpu
-            waited = time.monotonic() - start
             _claimed.append(Claim(gpu, f"free among {len(gpus)} visible GPU(s) {','.join(gpus)}", str(lock.lock_file),
-                                  waited))
+                                  waited_s=time.monotonic() - start))
             return _claimed[0]
         if timeout_s is not None and time.monotonic() - start >= timeout_s:
             raise TimeoutError(f"no free GPU among {','.join(gpus)} after {timeout_s:.0f} s (locks in {directory})")

@@ -62,11 +62,8 @@ def grid_plan(repo) -> tuple[list[list[str]], list[str]]:
     training = sorted((s for s in graph.nodes if s.addressing.startswith("train_")), key=lambda s: s.addressing)
     after = set().union(*(nx.ancestors(graph, s) for s in training))
     prep = {s for s in graph.nodes if s not in after and s not in training}
-    tasks = []
-    for stage in training:
-        followers = sorted((p for p in graph.predecessors(stage) if nx.descendants(graph, p) <= prep | {stage}),
-                           key=lambda s: s.addressing)
-        tasks.append([stage.addressing] + [p.addressing for p in followers])
+    tasks = [[stage.addressing, *sorted(p.addressing for p in graph.predecessors(stage)
+                                        if nx.descendants(graph, p) <= prep | {stage})] for stage in training]
     return tasks, sorted(s.addressing for s in prep)
 
 
@@ -160,13 +157,12 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
     if run_dir.exists():
         raise SlurmError(f"{run_dir} exists (a submission this very second); submit again")
     write_scripts(run_dir, root, commit, tasks, upstream, repo or str(root))
-    logs = run_dir / "logs"
     array = f"0-{len(tasks) - 1}" + (f"%{cfg.max_parallel}" if cfg.max_parallel else "")
     jobs: dict[str, str] = {}
     commands = []
 
     def submit_job(name: str, job_name: str, log: str, gpus: bool, *extra: str) -> None:
-        cmd = ["sbatch", "--parsable", *sbatch_options(cfg, job_name, logs / log, gpus=gpus), *extra,
+        cmd = ["sbatch", "--parsable", *sbatch_options(cfg, job_name, run_dir / "logs" / log, gpus=gpus), *extra,
                str(run_dir / f"{name}.sh")]
         commands.append(cmd)
         try:
@@ -256,8 +252,7 @@ def main(argv: list[str] | None = None) -> None:
             base = load_config(args.params).slurm
         except ConfigError as exc:  # the file named once; a command-line value's error names both sources itself
             raise DataError(in_params(exc, args.params)) from None
-        cfg = resources(args, base, passthrough)
-        record = submit(Path.cwd(), cfg, repo=args.repo, dry_run=args.dry_run)
+        record = submit(Path.cwd(), resources(args, base, passthrough), repo=args.repo, dry_run=args.dry_run)
     except (ConfigError, DataError, SlurmError) as exc:
         print(f"{PREFIX}: error: {exc}", file=sys.stderr)
         sys.exit(2)
