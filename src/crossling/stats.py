@@ -82,7 +82,7 @@ def p_value(point: float, resampled: np.ndarray) -> float:
     se = float(np.std(resampled, ddof=1))
     if se == 0:
         return 1.0 if point == 0 else 0.0
-    return float(math.erfc(abs(point) / se / math.sqrt(2)))
+    return math.erfc(abs(point) / se / math.sqrt(2))
 
 
 def adjust(p: dict[str, float], method: str) -> dict[str, float]:
