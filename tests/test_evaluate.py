@@ -21,6 +21,7 @@ LANGS = ("english", "french")
 LABELS = ("positive", "neutral", "negative")
 SIZES = (6, 12)
 SEEDS = (1, 2)
+ONE_RUN = stats.resample_indices(1, 1000, 0)  # 1000 resamples of one seed: each draws run 0, as evaluate does
 
 
 def fake_predictions(seed: int, n: int = 40, skill: float = 0.6) -> pd.DataFrame:
@@ -107,14 +108,14 @@ def test_interval_contains_the_estimate_and_narrows_with_more_texts():
     for n in (100, 1000, 10000):
         pred = fake_predictions(1, n=n)
         gold, guess = pred["label_id"].to_numpy(), pred["pred_id"].to_numpy()
-        means = stats.resampled_means(gold, [guess], stats.resample_indices(len(gold), 1000, 0), 3)
+        means = stats.resampled_means(gold, [guess], stats.resample_indices(len(gold), 1000, 0), 3, ONE_RUN)
         point = stats.scores(gold, guess, LABELS)
         for metric in ("accuracy", "macro_f1"):
             low, high = stats.interval(means[metric], 0.95)
             assert low <= point[metric] <= high
         widths.append(np.subtract(*stats.interval(means["macro_f1"], 0.95)[::-1]))
     assert widths[0] > widths[1] > widths[2]
-    again = stats.resampled_means(gold, [guess], stats.resample_indices(len(gold), 1000, 0), 3)
+    again = stats.resampled_means(gold, [guess], stats.resample_indices(len(gold), 1000, 0), 3, ONE_RUN)
     assert np.array_equal(again["macro_f1"], means["macro_f1"])  # seeded
 
 
@@ -262,12 +263,14 @@ def test_seed_resampling_widens_intervals_when_seeds_disagree():
     bad = np.where(rng.random(500) < 0.4, gold, (gold + 1) % 3)
     idx = stats.resample_indices(500, 1000, 1)
     seeds = stats.resample_indices(2, 1000, 2)
-    texts_only = stats.resampled_means(gold, [good, bad], idx, 3)["macro_f1"]
+    every_run_once = np.tile([0, 1], (1000, 1))  # test texts resampled, seeds not
+    texts_only = stats.resampled_means(gold, [good, bad], idx, 3, every_run_once)["macro_f1"]
     both = stats.resampled_means(gold, [good, bad], idx, 3, seeds)["macro_f1"]
     width = [np.subtract(*stats.interval(v, 0.95)[::-1]) for v in (texts_only, both)]
     assert width[1] > 3 * width[0]  # two very different seeds: the seed level dominates
     agree = stats.resampled_means(gold, [good, good], idx, 3, seeds)["macro_f1"]
-    assert np.allclose(agree, stats.resampled_means(gold, [good], idx, 3)["macro_f1"])  # identical seeds add nothing
+    one = stats.resampled_means(gold, [good], idx, 3, ONE_RUN)["macro_f1"]
+    assert np.allclose(agree, one)  # identical seeds add nothing
     assert not stats.resample_indices(1, 10, 0).any()
 
 
@@ -301,9 +304,9 @@ def test_pairing_narrows_the_interval_of_a_small_difference():
     flip = rng.choice(600, 15, replace=False)
     b[flip] = (b[flip] + 1) % 3  # b = a with 15 of its predictions changed
     idx = stats.resample_indices(600, 1000, 0)
-    fa, fb = (stats.resampled_means(gold, [p], idx, 3)["macro_f1"] for p in (a, b))
+    fa, fb = (stats.resampled_means(gold, [p], idx, 3, ONE_RUN)["macro_f1"] for p in (a, b))
     paired = stats.interval(fa - fb, 0.95)
-    other = stats.resampled_means(gold, [b], stats.resample_indices(600, 1000, 1), 3)["macro_f1"]
+    other = stats.resampled_means(gold, [b], stats.resample_indices(600, 1000, 1), 3, ONE_RUN)["macro_f1"]
     unpaired = stats.interval(fa - other, 0.95)
     assert paired[1] - paired[0] < (unpaired[1] - unpaired[0]) / 3
     assert paired[0] > 0  # the paired interval sees a difference the unpaired one cannot

@@ -91,7 +91,7 @@ def _heatmap(matrix: pd.DataFrame, value: str, path: str | Path, title: str, **s
                                                                                    matrix["test_domain"]))
     annot = grid.map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
     # a cell that involves a degenerate run or collapsed predictions is never a finding
-    if "degenerate" in matrix and matrix["degenerate"].fillna(0).any():
+    if "degenerate" in matrix and matrix["degenerate"].any():
         flags = matrix.pivot(index="train_language", columns="test_language", values="degenerate")
         annot = annot.where(flags.loc[order_rows, order_cols].fillna(0) == 0, annot + "*")
         title += "\n* involves a degenerate run or collapsed predictions: not a finding"

@@ -34,19 +34,15 @@ def resample_indices(n: int, resamples: int, seed) -> np.ndarray:
 
 
 def resampled_means(gold: np.ndarray, preds: list[np.ndarray], idx: np.ndarray, n_labels: int,
-                    seed_idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                    seed_idx: np.ndarray) -> dict[str, np.ndarray]:
     """Accuracy and macro-F1 of every resample, averaged over runs (seeds) scored on the same texts.
 
     Two levels: resample b scores the test texts idx[b] and averages over the runs seed_idx[b] (drawn with
-    replacement), so with several seeds the spread covers seed-to-seed variation too; without seed_idx
-    every run counts once (test texts only).
+    replacement), so with several seeds the spread covers seed-to-seed variation too.
     """
     per_run = [_resampled(gold, pred, idx, n_labels) for pred in preds]
-    out = {}
-    for metric in ("accuracy", "macro_f1"):
-        runs = np.stack([run[metric] for run in per_run])  # runs x resamples
-        out[metric] = runs.mean(axis=0) if seed_idx is None else runs[seed_idx.T, np.arange(idx.shape[0])].mean(axis=0)
-    return out
+    return {metric: np.stack([run[metric] for run in per_run])[seed_idx.T, np.arange(idx.shape[0])].mean(axis=0)
+            for metric in ("accuracy", "macro_f1")}  # the stack: runs x resamples
 
 
 def chance_macro_f1(gold: np.ndarray, idx: np.ndarray, n_labels: int) -> tuple[float, np.ndarray]:
@@ -86,7 +82,7 @@ def p_value(point: float, resampled: np.ndarray) -> float:
     se = float(np.std(resampled, ddof=1))
     if se == 0:
         return 1.0 if point == 0 else 0.0
-    return float(math.erfc(abs(point) / se / math.sqrt(2)))
+    return math.erfc(abs(point) / se / math.sqrt(2))
 
 
 def adjust(p: dict[str, float], method: str) -> dict[str, float]:
