@@ -209,8 +209,8 @@ def combine(raw: pd.DataFrame, data: DataConfig,
 
 def label_distribution(report: dict, labels: tuple[str, ...]) -> list[dict]:
     """Rows for the label-distribution plot: language x split x label -> count and share."""
-    return [{"language": lang, "split": split, "label": name, "count": (n := counts[f"{split}_{name}"]),
-             "share": round(n / counts[split], 6) if counts[split] else 0.0}
+    return [{"language": lang, "split": split, "label": name, "count": counts[f"{split}_{name}"],
+             "share": round(counts[f"{split}_{name}"] / counts[split], 6) if counts[split] else 0.0}
             for lang, counts in report.items() for split in ("pool", "test") for name in labels]
 
 

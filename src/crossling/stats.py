@@ -41,8 +41,9 @@ def resampled_means(gold: np.ndarray, preds: list[np.ndarray], idx: np.ndarray, 
     replacement), so with several seeds the spread covers seed-to-seed variation too.
     """
     per_run = [_resampled(gold, pred, idx, n_labels) for pred in preds]
+    # the stack is runs x resamples: resample b averages the runs seed_idx[b]
     return {metric: np.stack([run[metric] for run in per_run])[seed_idx.T, np.arange(idx.shape[0])].mean(axis=0)
-            for metric in ("accuracy", "macro_f1")}  # the stack: runs x resamples
+            for metric in ("accuracy", "macro_f1")}
 
 
 def chance_macro_f1(gold: np.ndarray, idx: np.ndarray, n_labels: int) -> tuple[float, np.ndarray]:
