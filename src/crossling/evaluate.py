@@ -83,7 +83,7 @@ def evaluate_model(runs: dict[str, pd.DataFrame], gold: dict[str, np.ndarray], i
                    seed_idx: np.ndarray, cfg: Config) -> tuple[dict, dict, dict, dict]:
     """Seed-aggregated scores, per-run scores, per-run confusion matrices and the macro-F1 of every bootstrap
     resample (two levels: texts and seeds), per test language."""
-    labels = cfg.data.labels
+    labels, ev = cfg.data.labels, cfg.evaluate
     aggregate, resampled = {}, {}
     detailed, confusions = {name: {} for name in runs}, {name: {} for name in runs}
     for lang in cfg.data.languages:
@@ -99,7 +99,7 @@ def evaluate_model(runs: dict[str, pd.DataFrame], gold: dict[str, np.ndarray], i
         resampled[lang] = means["macro_f1"]
         cell = {"accuracy": round(float(np.mean(acc)), 6), "macro_f1": round(float(np.mean(f1)), 6)}
         for metric in ("accuracy", "macro_f1"):
-            cell[f"{metric}_ci_low"], cell[f"{metric}_ci_high"] = stats.interval(means[metric], cfg.evaluate.confidence)
+            cell[f"{metric}_ci_low"], cell[f"{metric}_ci_high"] = stats.interval(means[metric], ev.confidence)
         if len(runs) > 1:  # a spread needs two seeds; with one it is left out, never 0 or NaN
             cell["macro_f1_seed_std"] = round(float(np.std(f1, ddof=1)), 6)
         aggregate[lang] = cell | {"seeds": len(runs)}
@@ -331,8 +331,8 @@ def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], da
     model is at chance in-language (`at_chance`), and whether it is degenerate: collapsed on a language it was
     trained on, never above the single-class level on dev, or at chance. A collapse on a zero-shot language only
     marks that cell (the model does not transfer there; `collapsed_on_<lang>`), not the run."""
-    out = {}
-    level = {lang: stats.single_class_macro_f1([data_counts[lang][f"dev_{name}"] for name in cfg.data.labels])
+    labels, out = cfg.data.labels, {}
+    level = {lang: stats.single_class_macro_f1([data_counts[lang][f"dev_{name}"] for name in labels])
              for lang in cfg.data.languages}
     dev_frame = pd.DataFrame(dev)
     for run, (model, _) in runs.items():
