@@ -52,6 +52,13 @@ def wait_for(path: Path, timeout: float = 60) -> str:
     raise AssertionError(f"{path} was not written in {timeout} s")
 
 
+def release_all() -> None:
+    """Release this test process's claims, as the end of the process does."""
+    devices._claimed.clear()
+    while devices._held:
+        devices._held.pop().release(force=True)
+
+
 def no_cuda(monkeypatch):
     """Any CUDA initialization fails the test."""
     def refuse(*args, **kwargs):
@@ -64,7 +71,7 @@ def no_cuda(monkeypatch):
 def env(tmp_path, monkeypatch):
     monkeypatch.setattr(devices, "_cuda_built", lambda: True)  # as a CUDA build of torch says
     yield {"CROSSLING_GPU_LOCKS": str(tmp_path / "locks")}
-    devices.release_all()
+    release_all()
 
 
 def test_concurrent_claimants_get_distinct_gpus_and_a_fifth_waits_for_one_to_end(tmp_path):
@@ -106,7 +113,7 @@ def test_a_crashed_claimants_gpu_becomes_free(tmp_path, env, monkeypatch):
         claim = devices.claim_gpu(make_config().train, environ=environ, timeout_s=10, poll_s=0.05, log=lambda m: None)
         assert claim.gpu == "5" and environ["CUDA_VISIBLE_DEVICES"] == "5"
     finally:
-        devices.release_all()
+        release_all()
         stop.touch()
         if proc.poll() is None:
             proc.kill()
@@ -127,7 +134,7 @@ def test_claims_count_gpus_without_initializing_cuda(env, monkeypatch):
         second = devices.claim_gpu(make_config().train, environ=other, list_gpus=lambda: ["0", "1"])
         assert (second.gpu, other["CUDA_VISIBLE_DEVICES"]) == ("1", "1")
     finally:
-        devices.release_all()
+        release_all()
 
 
 @pytest.mark.parametrize("params, environ, reason", [
@@ -172,7 +179,7 @@ def test_the_claim_is_in_the_stage_log(env, monkeypatch, caplog):
         assert claim.gpu == "2" and os.environ["CUDA_VISIBLE_DEVICES"] == "2"
         assert any(r.getMessage().startswith("GPU claim: GPU 2 (free among 2 visible GPU(s) 2,3") for r in caplog.records)
     finally:
-        devices.release_all()
+        release_all()
 
 
 def test_the_torchrun_launcher_finds_the_device_without_cuda(monkeypatch, tmp_path):

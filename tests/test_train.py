@@ -12,6 +12,8 @@ from conftest import make_csv_source, run_download, tiny_params, write_params
 
 from crossling import base, combine, predict, sample, train
 
+CPU = torch.device("cpu")
+
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
@@ -360,7 +362,7 @@ def test_dev_split_scored_every_epoch_and_best_epoch_kept(prepared, tmp_path, ca
 
     model, tok = load_classifier(d / "models" / "joint_best")
     frame = pd.concat([pd.read_parquet(tmp_path / "dev" / f"{lang}.parquet") for lang in ("english", "french")])
-    pred = predict_proba(model, tok, frame["text"].tolist(), 32, 8).argmax(axis=1)
+    pred = predict_proba(model, tok, frame["text"].tolist(), 32, 8, CPU, "fp32").argmax(axis=1)
     again = [f1_score(frame["label_id"][frame["language"] == lang], pred[(frame["language"] == lang).to_numpy()],
                       labels=[0, 1, 2], average="macro", zero_division=0) for lang in ("english", "french")]
     assert sum(again) / 2 == pytest.approx(mean.max(), abs=1e-6)
@@ -477,8 +479,8 @@ def test_checkpoint_architectures_run_base_train_predict_classify(data_for_check
     # padding and masks are right: batched predictions equal one-at-a-time ones
     model, tok = load_classifier(tmp_path / "model")
     texts = pd.read_parquet(d / "test.parquet")["text"].tolist()[:12]
-    batched = predict_proba(model, tok, texts, 32, 12)
-    alone = [predict_proba(model, tok, [t], 32, 1)[0] for t in texts]
+    batched = predict_proba(model, tok, texts, 32, 12, CPU, "fp32")
+    alone = [predict_proba(model, tok, [t], 32, 1, CPU, "fp32")[0] for t in texts]
     assert abs(batched - alone).max() < 2e-6
     out = classify.predict(tmp_path / "model", texts[:2], device="cpu")  # the max_length it was trained with: 32
     assert [r["label"] for r in out] == [("positive", "neutral", "negative")[i] for i in batched[:2].argmax(axis=1)]

@@ -148,13 +148,6 @@ def claim_gpu(train: TrainConfig, environ: MutableMapping[str, str] = os.environ
         time.sleep(poll_s)
 
 
-def release_all() -> None:
-    """Release this process's claims (the end of the process does it too)."""
-    _claimed.clear()
-    while _held:
-        _held.pop().release(force=True)
-
-
 def claim_for_training(train: TrainConfig, logger) -> Claim:
     """The training stage's one call: claim (or not) and say so in the stage log. Which GPU index a run got is
     not written into its logs: they are a cached DVC output, whose hash must not depend on the queue's draw (the

@@ -166,19 +166,18 @@ def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
                      return_attention_mask=False, return_token_type_ids=False)["input_ids"]
 
 
-def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_size: int,
-                  device: torch.device | None = None, precision: str = "fp32") -> np.ndarray:
+def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_size: int, device: torch.device,
+                  precision: str) -> np.ndarray:
     """Class probabilities for `texts`, in their order: a plain loop over batches of texts of similar length, each
     padded by the tokenizer to its longest text (a text's result depends only on its batch)."""
-    dev = device or torch.device("cpu")
-    model.to(dev).eval()
+    model.to(device).eval()
     ids = tokenize(tokenizer, texts, max_length)
     order = np.argsort([len(x) for x in ids], kind="stable")
     out = np.empty((len(texts), model.config.num_labels), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(dev)
-        with torch.inference_mode(), torch.autocast(dev.type, dtype=AUTOCAST_DTYPES.get(precision),
+        batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt").to(device)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(precision),
                                                      enabled=precision in AUTOCAST_DTYPES):
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()

@@ -25,7 +25,7 @@ def prediction_schema(labels: tuple[str, ...]) -> pa.Schema:
 
 
 def predictions(model, tokenizer, test: pd.DataFrame, labels: tuple[str, ...], train: TrainConfig,
-                device=None, precision: str = "fp32") -> pd.DataFrame:
+                device, precision: str) -> pd.DataFrame:
     probs = predict_proba(model, tokenizer, test["text"].tolist(), train.max_length, train.eval_batch_size,
                           device, precision)
     return pd.DataFrame({"language": test["language"].to_numpy(), "test_row": range(len(test)),
