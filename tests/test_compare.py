@@ -62,6 +62,21 @@ def test_sides_that_trained_the_same_seeds_resample_them_together(monkeypatch):
     assert shifted["difference"] > 0 and shifted["ci_low"] > 0 and shifted["p"] < 0.05
 
 
+def test_significance_is_an_adjusted_p_below_one_minus_confidence_as_printed(monkeypatch):
+    from crossling import compare, stats
+
+    monkeypatch.setattr(Side, "degenerate", lambda self, model, lang: False)  # healthy runs on both sides
+    for published, significant in ((0.05, 0), (0.049999, 1)):  # 1 - 0.95 is 0.050000000000000044 in floating point
+        monkeypatch.setattr(stats, "adjust", lambda p, method, value=published: dict.fromkeys(p, value))
+        row = scored_sides(monkeypatch, [1, 2, 3], [1, 2, 3], shift=20)
+        assert (row["p_adjusted"], row["significant"]) == (published, significant)
+    result = {"baseline": "a", "revisions": {"a": "1" * 40, "b": "2" * 40}, "test_languages": ["english"],
+              "params_that_differ": {}, "provenance": {"a": {}, "b": {}}, "bootstrap_samples": 10,
+              "confidence": 0.975, "correction": "holm", "differences": []}
+    out = compare.markdown(result)
+    assert "97.5% percentile intervals" in out and "**bold**: adjusted p below 0.025;" in out
+
+
 def test_the_report_shows_the_shared_identity_and_only_the_provenance_that_differs_after_the_differences():
     from crossling import compare
 

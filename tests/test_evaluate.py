@@ -283,6 +283,22 @@ def test_holm_and_benjamini_hochberg_adjustments():
     assert stats.adjust({"x": 0.9, "y": 0.8}, "holm") == {"y": 1.0, "x": 1.0}
 
 
+def test_an_adjusted_p_value_at_the_threshold_is_no_finding():
+    """1 - 0.95 is 0.050000000000000044 in floating point: a published p_adjusted of 0.05 must not pass it."""
+    from conftest import make_config
+
+    def finding(p: float, confidence: float) -> tuple[float, int]:  # Holm over two: the smaller p doubled
+        diffs = {name: {"difference": 0.1, "ci_low": 0.0, "ci_high": 0.2, "p": value, "models": ("a", "b"),
+                        "on": "english"} for name, value in (("x", p), ("far", 0.6))}
+        d = evaluate.mark_findings(diffs, set(), set(), make_config({"evaluate": {"confidence": confidence}}))["x"]
+        return d["p_adjusted"], d["finding"]
+
+    assert finding(0.025, 0.95) == (0.05, 0)
+    assert finding(0.0250002, 0.95) == (0.05, 0)  # 0.0500004, published rounded: the reader sees 0.05
+    assert finding(0.0249, 0.95) == (0.0498, 1)
+    assert finding(0.0125, 0.975) == (0.025, 0) and finding(0.0124, 0.975) == (0.0248, 1)
+
+
 def test_p_value_from_the_bootstrap_standard_error():
     rng = np.random.default_rng(0)
     resampled = rng.normal(0.1, 0.05, 5000)

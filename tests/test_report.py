@@ -229,3 +229,11 @@ def test_a_one_language_study_reports_no_transfer_and_compares_no_run_with_itsel
     headline = json.loads((metrics / "headline.json").read_text())
     assert "joint_equal_budget_minus_mono_mean" not in headline and "zero_shot_mean_macro_f1" not in headline
     assert headline["joint_largest_mean_macro_f1"] == headline["mono_in_language_mean_macro_f1"]
+
+
+def test_the_interval_level_and_threshold_are_printed_as_used():
+    from conftest import make_config
+
+    for confidence, level, threshold in ((0.95, "95%", "0.05"), (0.975, "97.5%", "0.025"), (0.9, "90%", "0.1")):
+        note = report.variance_note(make_config({"evaluate": {"confidence": confidence}}))
+        assert f"Intervals are {level} percentile intervals" in note and f"p-value is below {threshold} and" in note

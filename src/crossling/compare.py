@@ -253,9 +253,10 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
                              "degenerate_model": int(base.degenerate(model, lang) or
                                                          other.degenerate(other_roles[role], lang))})
     adjusted = stats.adjust({str(i): r["p"] for i, r in enumerate(rows)}, correction)
+    alpha = stats.significance_level(confidence)
     for i, row in enumerate(rows):
         row |= {"p_adjusted": adjusted[str(i)],
-                "significant": int(adjusted[str(i)] < 1 - confidence and not row["degenerate_model"])}
+                "significant": int(adjusted[str(i)] < alpha and not row["degenerate_model"])}
     return {"baseline": base.name, "revisions": {s.name: s.rev or WORKSPACE for s in sides},
             "test_languages": list(languages), "params_that_differ": params_that_differ(sides),
             "provenance": {s.name: provenance_summary(s.provenance) for s in sides},
@@ -305,12 +306,12 @@ def markdown(result: dict) -> str:
     lines.append(table(["param", *names], [[k, *(json.dumps(v.get(n)) for n in names)] for k, v in differ.items()],
                        left=len(names) + 1) if differ else "None.")
     lines += ["", "## Differences in macro-F1 (other minus baseline, paired on the same test texts)", "",
-              f"{round(result['confidence'] * 100)}% percentile intervals of a two-level bootstrap "
+              f"{result['confidence'] * 100:.10g}% percentile intervals of a two-level bootstrap "
               f"({result['bootstrap_samples']} resamples: the same test texts on both sides, seeds resampled together "
               "where both sides trained the same seeds, independently otherwise); p-values from the bootstrap standard "
               f"error, adjusted together with {CORRECTIONS[result['correction']]}; **bold**: adjusted p below "
-              f"{1 - result['confidence']:.2f}; ⚠: a degenerate run on either side, or predictions collapsed on "
-              "that test language (metrics/health.json; without it, health unknown), never marked.", ""]
+              f"{stats.significance_level(result['confidence']):g}; ⚠: a degenerate run on either side, or predictions "
+              "collapsed on that test language (metrics/health.json; without it, health unknown), never marked.", ""]
     rows = []
     for r in result["differences"]:
         model = r["role"] if r["baseline_model"] == r["model"] else f"{r['role']} ({r['baseline_model']} vs {r['model']})"

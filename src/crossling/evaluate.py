@@ -145,12 +145,12 @@ def mark_findings(diffs: dict[str, dict], degenerate: set[str], collapsed_cells:
     """Adjust the p-values of every difference together; a finding is significant after the correction and
     involves no degenerate model and no collapsed (model, test language) cell."""
     adjusted = stats.adjust({name: d["p"] for name, d in diffs.items()}, cfg.evaluate.correction)
-    out = {}
+    alpha, out = stats.significance_level(cfg.evaluate.confidence), {}
     for name, d in diffs.items():
         involves = int(any(model in degenerate or (model, d["on"]) in collapsed_cells for model in d["models"]))
         out[name] = {k: v for k, v in d.items() if k not in ("models", "on")} | {
             "p_adjusted": adjusted[name], "degenerate_model": involves,
-            "finding": int(adjusted[name] < 1 - cfg.evaluate.confidence and not involves)}
+            "finding": int(adjusted[name] < alpha and not involves)}
     return out
 
 

@@ -13,6 +13,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
+from crossling import stats
 from crossling.common import (EQUAL_BUDGET, DataError, _parent, domains_of, joint_name, log, log_params, mono_name,
                               read_json, run_stage, stage_parser)
 from crossling.config import Config
@@ -80,7 +81,7 @@ def degenerate_note(health: dict, collapse_share: float) -> str:
     return "\n".join(lines)
 
 
-def variance_note(cfg: Config, pct: int) -> str:
+def variance_note(cfg: Config) -> str:
     seeds = len(cfg.train.seeds)
     covered = ["which test texts (bootstrap over each language's test split)"]
     if seeds > 1:
@@ -93,12 +94,13 @@ def variance_note(cfg: Config, pct: int) -> str:
         level = "a bootstrap"
         covered.append("nothing else: with one seed, neither seed-to-seed variation nor the sample draw is measured "
                        "(set train.seeds to several seeds, and sample.redraw_per_seed: true to cover the draw)")
-    return (f"Intervals are {pct}% percentile intervals of {level} ({cfg.evaluate.bootstrap_samples} resamples) and "
-            f"cover {'; '.join(covered)}. Differences are paired: both models are scored on the same resamples. "
-            f"Their p-values (two-sided, from the bootstrap standard error) are adjusted together for multiple "
-            f"comparisons with {CORRECTIONS[cfg.evaluate.correction]}; **bold** marks the differences whose adjusted "
-            f"p-value is below {1 - cfg.evaluate.confidence:.2f} and that involve no degenerate run and no collapsed "
-            "zero-shot cell. Intervals are not adjusted.")
+    ev = cfg.evaluate
+    return (f"Intervals are {ev.confidence * 100:.10g}% percentile intervals of {level} ({ev.bootstrap_samples} "
+            f"resamples) and cover {'; '.join(covered)}. Differences are paired: both models are scored on the same "
+            "resamples. Their p-values (two-sided, from the bootstrap standard error) are adjusted together for "
+            f"multiple comparisons with {CORRECTIONS[ev.correction]}; **bold** marks the differences whose adjusted "
+            f"p-value is below {stats.significance_level(ev.confidence):g} and that involve no degenerate run and no "
+            "collapsed zero-shot cell. Intervals are not adjusted.")
 
 
 def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str]) -> str:
@@ -164,7 +166,7 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         + ("each model keeps its epoch with the best mean dev macro-F1 (train.select: best)" if t.select == "best"
            else "each model keeps its last epoch (train.select: last)")
         + "; choose settings on dev, report test. Every score is macro-F1 on a language's test split.",
-        variance_note(cfg, round(cfg.evaluate.confidence * 100)),
+        variance_note(cfg),
         "## Headline",
         table(head_cols, head_rows),
         f"{EQUAL_BUDGET} trains on as many examples in total as one monolingual model ({costs[EQUAL_BUDGET]['examples']}),"

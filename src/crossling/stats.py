@@ -99,6 +99,12 @@ def adjust(p: dict[str, float], method: str) -> dict[str, float]:
     return {name: round(float(value), 6) for name, value in zip(names, adjusted)}
 
 
+def significance_level(confidence: float) -> float:
+    """1 - confidence without float residue (1 - 0.95 is 0.050000000000000044): a published adjusted p-value
+    of exactly 0.05 is not below 0.05."""
+    return round(1 - confidence, 12)
+
+
 def single_class_macro_f1(counts: list[int]) -> float:
     """The best macro-F1 of a classifier that predicts one class for every text, given the class counts:
     F1 of that class = 2 n_c / (n_c + n), the others 0."""
