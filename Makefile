@@ -23,6 +23,14 @@ SET ?=
 # NAME=<name> names the experiment (for `python -m crossling.compare <name> <other>`)
 NAME ?=
 EXTRA = $(foreach kv,$(SET),-S '$(kv)') $(if $(NAME),-n $(NAME))
+# `dvc exp run` writes its -S overrides into params.yaml before any stage runs; after a failed run the next one
+# would inherit them without a word: params.yaml goes back to what it was before, and the user is told.
+define exp_run
+	@echo "dvc exp run $(strip $(1))"
+	@kept=$$(mktemp) && cp params.yaml $$kept && { dvc exp run $(1) $(QUIET_FIRST_RUN) || { status=$$?; \
+	  cp $$kept params.yaml; rm -f $$kept; echo "make: dvc exp run failed; params.yaml is back as it was before \
+	(without this run's overrides)" >&2; exit $$status; }; } && rm -f $$kept
+endef
 # The UMSAB languages of the dataset (Barbieri et al., LREC 2022): all tweets, balanced, 870 test texts each
 UMSAB_PARAMS := -S 'data.languages=[english,french,arabic,hindi,german,italian,portuguese,spanish]' \
 	-S data.dev_split=validation -S 'sample.sizes=[100,500,1000,1800]'
@@ -57,21 +65,18 @@ repro: setup
 	dvc repro
 
 offline: setup check-mirror
-	@echo "dvc exp run $(strip $(OFFLINE_PARAMS) $(EXTRA))"
-	@dvc exp run $(OFFLINE_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
+	$(call exp_run,$(OFFLINE_PARAMS) $(EXTRA))
 	@echo "make offline: report in reports/results.md, headline in metrics/headline.json"
 
 # The published UMSAB protocol on its eight languages: the dataset's own validation split as dev split,
 # samples from train only (up to 1800 of its 1839 texts per language).
 umsab: setup check-mirror
-	@echo "dvc exp run $(strip $(OFFLINE_PARAMS) $(UMSAB_PARAMS) $(EXTRA))"
-	@dvc exp run $(OFFLINE_PARAMS) $(UMSAB_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
+	$(call exp_run,$(OFFLINE_PARAMS) $(UMSAB_PARAMS) $(EXTRA))
 	@echo "make umsab: report in reports/results.md, headline in metrics/headline.json"
 
 # The whole pipeline on two languages, one size, one epoch: a check that everything runs, not a result.
 smoke: setup check-mirror
-	@echo "dvc exp run $(strip $(OFFLINE_PARAMS) $(SMOKE_PARAMS) $(EXTRA))"
-	@dvc exp run $(OFFLINE_PARAMS) $(SMOKE_PARAMS) $(EXTRA) $(QUIET_FIRST_RUN)
+	$(call exp_run,$(OFFLINE_PARAMS) $(SMOKE_PARAMS) $(EXTRA))
 	@echo "make smoke: report in reports/results.md (1 epoch of a small model: plumbing, not results)"
 
 # The grid as a Slurm job array (docs/scaling.md): preparation job, one task per training stage, final job.

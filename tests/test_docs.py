@@ -131,6 +131,12 @@ def test_readme_commands_run_in_a_fresh_clone_and_undo_leaves_it_clean(tmp_path)
                           check=True).stdout == ""
     assert "lr-high" in subprocess.run([str(BIN / "dvc"), "exp", "list", "--name-only"], cwd=clone, env=env,
                                        capture_output=True, text=True, check=True).stdout
+    # a failed run leaves no override behind for the next one to inherit
+    proc = subprocess.run(["make", "smoke", "SET=+train.epoch=3"], cwd=clone, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "train.epoch: unknown key" in proc.stdout + proc.stderr
+    assert "make: dvc exp run failed; params.yaml is back as it was before" in proc.stderr
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True,
+                          check=True).stdout == ""
 
 
 def test_every_test_the_docs_cite_exists():

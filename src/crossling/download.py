@@ -73,7 +73,13 @@ def require_languages(languages: tuple[str, ...], found, where: str) -> None:
 def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
     if not root.is_dir():
         raise DataError(f"data.source: {root} is not a directory; use 'hub' or a local copy in the CSV layout")
-    require_languages(data.languages, subfolders(root), str(root))
+    found = subfolders(root)
+    if not set(data.languages) & set(found):  # no language at all: the path is wrong, not the languages
+        inside = [str(root / f) for f in found if set(data.languages) & set(subfolders(root / f))]
+        raise DataError(f"data.source: {root} holds none of data.languages as a folder (found: "
+                        f"{', '.join(found) or 'nothing'}); give the folder that holds <language>/"
+                        f"{{train,valid,test}}.csv{', e.g. ' + inside[0] if inside else ''} (make: MIRROR=<folder>)")
+    require_languages(data.languages, found, str(root))
     frames = []
     for lang in data.languages:
         if not any((root / lang / name).exists() for name in CSV_FILES.values()):
