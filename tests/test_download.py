@@ -72,15 +72,17 @@ def test_absent_language_is_named_with_what_the_source_has(csv_source):
 
 
 def test_a_source_one_folder_too_high_names_data_source_and_the_folder_meant(csv_source, tmp_path):
-    """No configured language among its folders: the path is wrong, not data.languages."""
-    with pytest.raises(DataError, match=rf"^data.source: {csv_source.parent} holds none of data.languages as a folder "
-                                        rf"\(found: {csv_source.name}\); give the folder that holds .*, "
-                                        rf"e.g. {csv_source} \(make: MIRROR=<folder>\)$"):
+    """No folder of the CSV layout at all: the path is wrong, not data.languages."""
+    with pytest.raises(DataError, match=rf"^data.source: {csv_source.parent} holds no <language>/\{{train,valid,test"
+                                        rf"\}}.csv \(its folders: {csv_source.name}\); give the folder that holds "
+                                        rf"them, e.g. {csv_source} \(make: MIRROR=<folder>\)$"):
         download.read_source(data_cfg(csv_source.parent))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match=r"holds none of data.languages as a folder \(found: nothing\); give the "
-                                        r"folder that holds <language>/\{train,valid,test\}.csv \(make"):
+    with pytest.raises(DataError, match=r"holds no .* \(its folders: none\); give the folder that holds them \(make"):
         download.read_source(data_cfg(tmp_path / "empty"))
+    # the right folder without any configured language: the languages are named, not the path
+    with pytest.raises(DataError, match=r"^language\(s\) hindi absent from .* \(found: english, french\)"):
+        download.read_source(data_cfg(csv_source, languages=("hindi",)))
 
 
 def test_any_language_folder_runs_through_the_data_stages(tmp_path):

@@ -1,5 +1,6 @@
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -472,12 +473,12 @@ def test_checkpoint_architectures_run_base_train_predict_classify(data_for_check
     logged = yaml.safe_load((tmp_path / "logs" / "params.yaml").read_text())
     assert logged["method"] == method and logged["checkpoint"] == str(checkpoint) and logged["device"] == "cpu"
     assert logged["versions"]["peft"] and logged["global_batch"] == 8 and logged["max_length"] == 32
-    assert logged["cpu_threads"] == torch.get_num_threads() >= 1  # configure_threads: every usable core
+    assert logged["cpu_threads"] == len(os.sched_getaffinity(0))  # configure_threads: every usable core
     predict.cli(["--params", str(params), "--model", str(tmp_path / "model"), "--test", str(d / "test.parquet"),
                  "--out", str(tmp_path / "preds.parquet")])
     meta = json.loads(pq.read_schema(tmp_path / "preds.parquet").metadata[b"crossling.provenance"])
     assert meta["checkpoint_commit"] == init["commit"] and meta["trained_with"]["method"] == method
-    assert meta["cpu_threads"] == meta["trained_with"]["cpu_threads"] == torch.get_num_threads()
+    assert meta["cpu_threads"] == meta["trained_with"]["cpu_threads"] == len(os.sched_getaffinity(0))
     # padding and masks are right: batched predictions equal one-at-a-time ones
     model, tok = load_classifier(tmp_path / "model")
     texts = pd.read_parquet(d / "test.parquet")["text"].tolist()[:12]

@@ -310,13 +310,14 @@ def markdown(result: dict) -> str:
               f"({result['bootstrap_samples']} resamples: the same test texts on both sides, seeds resampled together "
               "where both sides trained the same seeds, independently otherwise); p-values from the bootstrap standard "
               f"error, adjusted together with {CORRECTIONS[result['correction']]}; **bold**: adjusted p below "
-              f"{stats.significance_level(result['confidence']):g}; ⚠: a degenerate run on either side, or predictions "
-              "collapsed on that test language (metrics/health.json; without it, health unknown), never marked.", ""]
+              f"{stats.significance_level(result['confidence']):.10g}; ⚠: a degenerate run on either side, or "
+              "predictions collapsed on that test language (metrics/health.json; without it, health unknown), never "
+              "marked.", ""]
     rows = []
     for r in result["differences"]:
         model = r["role"] if r["baseline_model"] == r["model"] else f"{r['role']} ({r['baseline_model']} vs {r['model']})"
         rows.append([r["experiment"], model, r["test_language"], f"{r['baseline_macro_f1']:.3f}", f"{r['macro_f1']:.3f}",
-                     diff(r, "significant"), f"{r['p_adjusted']:.3g}"])
+                     diff(r, "significant"), f"{r['p_adjusted']:g}"])
     lines.append(table(["experiment", "model", "test language", "baseline", "other", "difference", "adjusted p"],
                        rows, left=3))
     lines += ["", "Not compared: " + "; ".join(result["left_out"]) + "."] if result.get("left_out") else []

@@ -11,6 +11,7 @@ config `data.hub_config`, or else one hub config per language.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -74,11 +75,13 @@ def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
     if not root.is_dir():
         raise DataError(f"data.source: {root} is not a directory; use 'hub' or a local copy in the CSV layout")
     found = subfolders(root)
-    if not set(data.languages) & set(found):  # no language at all: the path is wrong, not the languages
-        inside = [str(root / f) for f in found if set(data.languages) & set(subfolders(root / f))]
-        raise DataError(f"data.source: {root} holds none of data.languages as a folder (found: "
-                        f"{', '.join(found) or 'nothing'}); give the folder that holds <language>/"
-                        f"{{train,valid,test}}.csv{', e.g. ' + inside[0] if inside else ''} (make: MIRROR=<folder>)")
+    # no folder of the layout at all: the path is wrong, not data.languages (os.path: False, not an error, where
+    # a folder cannot be read)
+    if not any(os.path.isfile(root / f / name) for f in found for name in CSV_FILES.values()):
+        inside = [str(root / f) for f in found if any(os.path.isdir(root / f / lang) for lang in data.languages)]
+        raise DataError(f"data.source: {root} holds no <language>/{{train,valid,test}}.csv (its folders: "
+                        f"{', '.join(found) or 'none'}); give the folder that holds them"
+                        f"{', e.g. ' + inside[0] if inside else ''} (make: MIRROR=<folder>)")
     require_languages(data.languages, found, str(root))
     frames = []
     for lang in data.languages:

@@ -209,7 +209,7 @@ VERSIONED = ("torch", "transformers", "datasets", "accelerate", "dvc", "dvclive"
 
 
 def provenance(device: torch.device, precision: str, init: dict) -> dict:
-    """What produced a run: the device used and its name, the precision, torch's CPU threads (CPU results differ in
+    """What produced a run: the device used and its name, the precision, torch's threads on CPU (CPU results differ in
     the last bits between thread counts), the base checkpoint and its resolved commit (or content hash), and the
     versions of the libraries that compute it."""
     from importlib.metadata import PackageNotFoundError, version
@@ -221,6 +221,6 @@ def provenance(device: torch.device, precision: str, init: dict) -> dict:
             return "not installed"
 
     return {"device": device.type, "device_name": device_info(device).name, "precision": precision,
-            "cpu_threads": torch.get_num_threads(),
+            "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
             "checkpoint": init.get("checkpoint", "unknown (base stage of an older crossling)"),
             "checkpoint_commit": init.get("commit"), "versions": {name: installed(name) for name in VERSIONED}}

@@ -99,8 +99,8 @@ def variance_note(cfg: Config) -> str:
             f"resamples) and cover {'; '.join(covered)}. Differences are paired: both models are scored on the same "
             "resamples. Their p-values (two-sided, from the bootstrap standard error) are adjusted together for "
             f"multiple comparisons with {CORRECTIONS[ev.correction]}; **bold** marks the differences whose adjusted "
-            f"p-value is below {stats.significance_level(ev.confidence):g} and that involve no degenerate run and no "
-            "collapsed zero-shot cell. Intervals are not adjusted.")
+            f"p-value is below {stats.significance_level(ev.confidence):.10g} and that involve no degenerate run and "
+            "no collapsed zero-shot cell. Intervals are not adjusted.")
 
 
 def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str]) -> str:
