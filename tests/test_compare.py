@@ -75,6 +75,12 @@ def test_significance_is_an_adjusted_p_below_one_minus_confidence_as_printed(mon
               "confidence": 0.975, "correction": "holm", "differences": []}
     out = compare.markdown(result)
     assert "97.5% percentile intervals" in out and "**bold**: adjusted p below 0.025;" in out
+    row = {"experiment": "b", "role": "mono_english", "baseline_model": "mono_english", "model": "mono_english",
+           "test_language": "english", "baseline_macro_f1": 0.5, "macro_f1": 0.6, "difference": 0.1, "ci_low": 0.01,
+           "ci_high": 0.19, "p_adjusted": 0.049999, "significant": 1, "degenerate_model": 0}
+    out = compare.markdown(result | {"confidence": 0.95123456789, "differences": [row]})
+    assert "95.12345679% percentile" in out and "adjusted p below 0.04876543211;" in out
+    assert "| **+0.100 [+0.010, +0.190]** | 0.049999 |" in out  # the published p: never a bold "0.05"
 
 
 def test_the_report_shows_the_shared_identity_and_only_the_provenance_that_differs_after_the_differences():

@@ -83,6 +83,17 @@ def test_a_source_one_folder_too_high_names_data_source_and_the_folder_meant(csv
     # the right folder without any configured language: the languages are named, not the path
     with pytest.raises(DataError, match=r"^language\(s\) hindi absent from .* \(found: english, french\)"):
         download.read_source(data_cfg(csv_source, languages=("hindi",)))
+    (tmp_path / "other" / "german").mkdir(parents=True)  # the language's folder, without the split files
+    (tmp_path / "other" / "german" / "readme.txt").write_text("x")
+    with pytest.raises(DataError, match=r"^.*/other/german: none of train.csv, valid.csv, test.csv; the layout"):
+        download.read_source(data_cfg(tmp_path / "other", languages=("german",)))
+
+
+def test_an_unreadable_language_folder_is_one_line(csv_source, monkeypatch):
+    real = download.os.access  # tests may run as root, for whom every folder is readable: the check is faked
+    monkeypatch.setattr(download.os, "access", lambda path, mode: Path(path).name != "french" and real(path, mode))
+    with pytest.raises(DataError, match=r"/french: cannot be read \(permission denied\); make the folder readable$"):
+        download.read_source(data_cfg(csv_source))
 
 
 def test_any_language_folder_runs_through_the_data_stages(tmp_path):

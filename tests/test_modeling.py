@@ -74,3 +74,13 @@ def test_one_process_sees_one_gpu(processes, visible, expected):
     env = {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible}
     one_device_per_process(env, processes)
     assert env.get("CUDA_VISIBLE_DEVICES") == expected
+
+
+def test_the_thread_count_is_recorded_on_cpu_only(monkeypatch):
+    """CPU results differ in the last bits between thread counts; a GPU run's do not depend on the node's cores."""
+    from crossling import modeling
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)  # what configure_threads set
+    assert modeling.provenance(torch.device("cpu"), "fp32", {})["cpu_threads"] == 3
+    monkeypatch.setattr(modeling, "device_info", lambda device: H100)
+    assert modeling.provenance(torch.device("cuda"), "bf16", {})["cpu_threads"] is None

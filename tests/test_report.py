@@ -234,6 +234,7 @@ def test_a_one_language_study_reports_no_transfer_and_compares_no_run_with_itsel
 def test_the_interval_level_and_threshold_are_printed_as_used():
     from conftest import make_config
 
-    for confidence, level, threshold in ((0.95, "95%", "0.05"), (0.975, "97.5%", "0.025"), (0.9, "90%", "0.1")):
+    for confidence, level, threshold in ((0.95, "95%", "0.05"), (0.975, "97.5%", "0.025"), (0.9, "90%", "0.1"),
+                                         (0.95123456789, "95.12345679%", "0.04876543211")):
         note = report.variance_note(make_config({"evaluate": {"confidence": confidence}}))
         assert f"Intervals are {level} percentile intervals" in note and f"p-value is below {threshold} and" in note

@@ -75,9 +75,10 @@ def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
     if not root.is_dir():
         raise DataError(f"data.source: {root} is not a directory; use 'hub' or a local copy in the CSV layout")
     found = subfolders(root)
-    # no folder of the layout at all: the path is wrong, not data.languages (os.path: False, not an error, where
-    # a folder cannot be read)
-    if not any(os.path.isfile(root / f / name) for f in found for name in CSV_FILES.values()):
+    # no language folder and no folder of the layout: the path is wrong, not data.languages (os.path: False, not
+    # an error, where a folder cannot be read)
+    if not set(data.languages) & set(found) and not any(os.path.isfile(root / f / name) for f in found
+                                                        for name in CSV_FILES.values()):
         inside = [str(root / f) for f in found if any(os.path.isdir(root / f / lang) for lang in data.languages)]
         raise DataError(f"data.source: {root} holds no <language>/{{train,valid,test}}.csv (its folders: "
                         f"{', '.join(found) or 'none'}); give the folder that holds them"
@@ -85,6 +86,8 @@ def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
     require_languages(data.languages, found, str(root))
     frames = []
     for lang in data.languages:
+        if not os.access(root / lang, os.R_OK | os.X_OK):  # else pathlib's exists() raises PermissionError
+            raise DataError(f"{root / lang}: cannot be read (permission denied); make the folder readable")
         if not any((root / lang / name).exists() for name in CSV_FILES.values()):
             raise DataError(f"{root / lang}: none of {', '.join(CSV_FILES.values())}; the layout is "
                             "<language>/{train,valid,test}.csv")
