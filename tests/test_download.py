@@ -91,9 +91,12 @@ def test_a_source_one_folder_too_high_names_data_source_and_the_folder_meant(csv
 
 def test_an_unreadable_language_folder_is_one_line(csv_source, monkeypatch):
     real = download.os.access  # tests may run as root, for whom every folder is readable: the check is faked
-    monkeypatch.setattr(download.os, "access", lambda path, mode: Path(path).name != "french" and real(path, mode))
-    with pytest.raises(DataError, match=r"/french: cannot be read \(permission denied\); make the folder readable$"):
-        download.read_source(data_cfg(csv_source))
+    for unreadable, message in (("french", "/french: cannot be read"),
+                                (csv_source.name, "data.source: .* cannot be read")):
+        monkeypatch.setattr(download.os, "access", lambda path, mode: Path(path).name != unreadable
+                            and real(path, mode))
+        with pytest.raises(DataError, match=rf"^.*{message} \(permission denied\); make the folder readable$"):
+            download.read_source(data_cfg(csv_source))
 
 
 def test_any_language_folder_runs_through_the_data_stages(tmp_path):

@@ -74,6 +74,8 @@ def require_languages(languages: tuple[str, ...], found, where: str) -> None:
 def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
     if not root.is_dir():
         raise DataError(f"data.source: {root} is not a directory; use 'hub' or a local copy in the CSV layout")
+    if not os.access(root, os.R_OK | os.X_OK):  # else listing it raises PermissionError
+        raise DataError(f"data.source: {root} cannot be read (permission denied); make the folder readable")
     found = subfolders(root)
     # no language folder and no folder of the layout: the path is wrong, not data.languages (os.path: False, not
     # an error, where a folder cannot be read)
