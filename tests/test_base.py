@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -226,3 +227,66 @@ def test_pinned_revision_loads_its_own_weights_from_the_hub_cache(tmp_path, monk
     with pytest.raises(DataError, match="model.checkpoint: could not load 'org/tiny'.*safetensors"):
         base.pretrained("org/tiny", "binonly", LABELS, {})
     assert os.environ["DISABLE_SAFETENSORS_CONVERSION"] == "1"  # what makes transformers skip refs/pr/N for main
+
+
+def test_a_checkpoint_missing_weights_outside_the_head_is_refused_a_missing_pooler_is_drawn(tmp_path):
+    """transformers draws every weight a checkpoint lacks and goes on: a wrapper's prefixed names (or an encoder-only
+    checkpoint of an encoder-decoder) would train from random weights while the results say pretrained."""
+    from safetensors.torch import load_file, save_file
+
+    tok = base.train_tokenizer(["good day bad day a day"] * 10, vocab_size=200)
+    ckpt = headless_bert(tmp_path / "bert", tok)
+    weights = load_file(ckpt / "model.safetensors")
+    prefixed = tmp_path / "prefixed"
+    shutil.copytree(ckpt, prefixed)
+    save_file({f"auto_model.{k}": v for k, v in weights.items()}, prefixed / "model.safetensors")
+    with pytest.raises(DataError) as err:
+        base.pretrained(str(prefixed), "main", LABELS, {})
+    assert str(err.value).startswith(f"model.checkpoint: {prefixed} lacks ")
+    assert re.search(r" \((9\d|100)% of the parameters, e\.g\. bert\.embeddings\.", str(err.value))
+    no_pooler = tmp_path / "no_pooler"  # an MLM-only BERT: the pooler is drawn with the head
+    shutil.copytree(ckpt, no_pooler)
+    save_file({k: v for k, v in weights.items() if "pooler" not in k}, no_pooler / "model.safetensors")
+    _, _, created, _ = base.pretrained(str(no_pooler), "main", LABELS, {})
+    assert created == ["bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias", "classifier.weight"]
+
+
+def test_what_a_checkpoint_brings_that_this_task_cannot_use_is_refused_or_set(tmp_path):
+    from transformers import BertConfig, CLIPTextConfig
+
+    tok = base.train_tokenizer(["good day bad day a day"] * 10, vocab_size=200)
+    ckpt = headless_bert(tmp_path / "bert", tok)
+    with pytest.raises(ConfigError, match=r"model.head_label_map: .* has no classification head \(its config.json"):
+        base.pretrained(str(ckpt), "main", LABELS, {"LABEL_0": "positive"})
+    pickled = tmp_path / "pickled"  # weights only as pytorch_model.bin
+    shutil.copytree(ckpt, pickled, ignore=shutil.ignore_patterns("*.safetensors"))
+    with pytest.raises(DataError, match="has no .safetensors weights .*; convert it"):
+        base.pretrained(str(pickled), "main", LABELS, {})
+    clip = tmp_path / "clip"  # an architecture without a sequence-classification model
+    shutil.copytree(ckpt, clip)
+    CLIPTextConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                   intermediate_size=32).save_pretrained(clip)
+    with pytest.raises(DataError, match="Unrecognized configuration class .*; use a checkpoint of an architecture"):
+        base.pretrained(str(clip), "main", LABELS, {})
+    pad = tmp_path / "pad"  # config and tokenizer disagree on the pad token
+    shutil.copytree(ckpt, pad)
+    BertConfig.from_pretrained(ckpt, pad_token_id=tok.pad_token_id + 1).save_pretrained(pad)
+    with pytest.raises(DataError, match=r"config.json has pad_token_id 1 but its tokenizer pads with '\[PAD\]' \(id 0"):
+        base.pretrained(str(pad), "main", LABELS, {})
+    multi, _ = fine_tuned(tmp_path / "multi", LABELS)  # a kept head fine-tuned for another loss
+    config = json.loads((multi / "config.json").read_text())
+    (multi / "config.json").write_text(json.dumps(config | {"problem_type": "multi_label_classification"}))
+    model, _, created, _ = base.pretrained(str(multi), "main", LABELS, {})
+    assert created == [] and model.config.problem_type == "single_label_classification"
+
+
+def test_a_head_label_map_for_the_scratch_model_is_refused(tmp_path, capsys):
+    pd.DataFrame({"text": ["good day", "bad day"] * 10}).to_parquet(tmp_path / "pool.parquet")
+    params = write_params(tmp_path / "params.yaml", with_defaults(
+        {"model": {"checkpoint": "scratch", "scratch": dataclasses.asdict(TINY),
+                   "head_label_map": {"LABEL_0": "positive"}}, "train": {"max_length": 32}}))
+    with pytest.raises(SystemExit):
+        base.cli(["--params", str(params), "--pool", str(tmp_path / "pool.parquet"), "--out", str(tmp_path / "base")])
+    assert stage_error(capsys.readouterr().err).endswith(
+        "model.head_label_map: the scratch model has no checkpoint head to name; empty the map")
+    assert not (tmp_path / "base").exists()

@@ -84,3 +84,59 @@ def test_the_thread_count_is_recorded_on_cpu_only(monkeypatch):
     assert modeling.provenance(torch.device("cpu"), "fp32", {})["cpu_threads"] == 3
     monkeypatch.setattr(modeling, "device_info", lambda device: H100)
     assert modeling.provenance(torch.device("cuda"), "bf16", {})["cpu_threads"] is None
+
+
+def test_a_model_without_a_position_limit_takes_any_length():
+    """T5's relative positions and BLOOM's ALiBi have no max_position_embeddings, XLNet's is -1: nothing bounds
+    train.max_length there (reading the entry once crashed train, predict and classify on them)."""
+    from transformers import (BertConfig, BertForSequenceClassification, BloomConfig, BloomForSequenceClassification,
+                              T5Config, T5ForSequenceClassification, XLNetConfig, XLNetForSequenceClassification)
+
+    from crossling.modeling import check_max_length, usable_length
+
+    unbounded = [T5ForSequenceClassification(T5Config(vocab_size=50, d_model=8, d_kv=4, d_ff=16, num_layers=1,
+                                                      num_heads=2, num_labels=3)),
+                 BloomForSequenceClassification(BloomConfig(vocab_size=50, hidden_size=8, n_layer=1, n_head=2,
+                                                            num_labels=3)),
+                 XLNetForSequenceClassification(XLNetConfig(vocab_size=50, d_model=8, n_layer=1, n_head=2, d_inner=16,
+                                                            num_labels=3))]
+    for model in unbounded:
+        assert usable_length(model) is None
+        check_max_length(model, 4096)
+    bert = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=16,
+                                                    max_position_embeddings=32))
+    assert usable_length(bert) == 32
+    with pytest.raises(Exception, match="train.max_length=33 exceeds the 32 positions"):
+        check_max_length(bert, 33)
+
+
+def test_dev_scores_take_the_logits_of_an_encoder_decoder():
+    """T5ForSequenceClassification's evaluation returns (logits, encoder states): the scores read the logits."""
+    import numpy as np
+    from transformers import EvalPrediction
+
+    from crossling.train import dev_metrics
+
+    logits = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0], [2.0, 0.0, 0.0]], dtype=np.float32)
+    labels = np.array([0, 1, 2, 1])
+    score = dev_metrics(np.array(["en", "en", "fr", "fr"]), 3)
+    alone = score(EvalPrediction(predictions=logits, label_ids=labels))
+    assert score(EvalPrediction(predictions=(logits, np.zeros((4, 5, 8), np.float32)), label_ids=labels)) == alone
+    assert alone["macro_f1_en"] == pytest.approx(2 / 3) and alone["macro_f1_fr"] == pytest.approx(1 / 3)
+
+
+def test_a_model_whose_tokenizer_cannot_pad_is_one_line(tmp_path):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    from crossling.base import train_tokenizer
+    from crossling.common import DataError
+    from crossling.modeling import load_classifier
+
+    tok = train_tokenizer(["good day bad day a day"] * 10, vocab_size=200)
+    tok.pad_token = None
+    GPT2ForSequenceClassification(GPT2Config(vocab_size=len(tok), n_embd=8, n_layer=1, n_head=2, n_positions=32,
+                                             num_labels=3, pad_token_id=None)).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    with pytest.raises(DataError, match="neither its tokenizer nor its config.json names a pad token; run it through"):
+        load_classifier(tmp_path)

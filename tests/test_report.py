@@ -76,7 +76,9 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     assert "**The languages come from different sources and domains** (product reviews, tweets)" in text
     assert "| french | 12 ex., 4 steps |" in text and "†" in text and "different test sets (domain, size, class prior)" in text
     assert "| french | product reviews | test | amazon_reviews_multi 40 | Latin 100% | 42.5 |" in text
-    assert "leave one out (all others)" in text  # params(): sample.leave_one_out [french]
+    # params(): sample.leave_one_out [french]: trained on english tweets, tested on french product reviews
+    loo_rows = [line for line in text.splitlines() if line.startswith("| leave one out (all others)")]
+    assert len(loo_rows) == 1 and loo_rows[0].endswith("† |")
     assert "full fine-tuning, 2 epochs" in text and "weights saved as float32" in text
     # provenance: the data's identity, and the runs grouped by setup (the fixture's runs recorded none)
     assert "Data: local `/data/mirror`: 6 files, content md5 `x`." in text
@@ -199,6 +201,11 @@ def test_one_domain_and_one_epoch_read_as_such(tmp_path, pred_dir):  # noqa: F81
     assert "different datasets of one domain (tweets)" in text
     assert "†" not in text and "Raw cells compare different test sets (size, class prior)" in text  # one domain
     assert "full fine-tuning, 1 epoch," in text
+    # one source name for two languages: SemEval-2017's English and Arabic subtasks are two datasets
+    same = {lang: {"sources": {"test": {"sem_eval_2017": 40}}} for lang in ("english", "arabic")}
+    assert report.domain_note(("english", "arabic"), same, {"english": "tweets", "arabic": "tweets"}).endswith(
+        "its languages can still be separate datasets, so a transfer cell may also cross datasets (annotation "
+        "guidelines, collection period).")
 
 
 def test_a_one_language_study_reports_no_transfer_and_compares_no_run_with_itself(tmp_path):

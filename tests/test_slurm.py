@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -126,6 +127,30 @@ def test_the_final_job_names_each_failed_stage_and_its_log(tmp_path, capsys):
     (run_dir / "status" / "prep").write_text("1\n")
     assert slurm.check(run_dir) == [f"preparation job (stages before training) failed (exit 1): log "
                                     f"{run_dir}/logs/prep.out"]
+
+
+def test_a_job_ended_by_a_signal_is_reported_as_not_finished(tmp_path):
+    """Slurm ends a cancelled, timed-out or preempted job with SIGTERM to its processes; bash's EXIT trap would then
+    record 0 and the final job would count the stage as done and train it itself. The job script records 143."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text("#!/bin/sh\nexec sleep 60\n")  # the task's clone, still running when Slurm ends it
+    (fake / "git").chmod(0o755)
+    run_dir = tmp_path / "run"
+    slurm.write_scripts(run_dir, tmp_path, "0" * 40, [["train_joint@12-1", "predict_joint@12-1"]], ["base"],
+                        str(tmp_path))
+    (run_dir / "status" / "prep").write_text("0\n")
+    job = subprocess.Popen(["bash", str(run_dir / "task.sh")], stdout=subprocess.PIPE, text=True,
+                           start_new_session=True,
+                           env=dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", SLURM_ARRAY_TASK_ID="0"))
+    assert job.stdout.readline().startswith("crossling.slurm: task job")
+    assert job.stdout.readline().startswith("crossling.slurm: task 0 runs train_joint@12-1")
+    os.killpg(job.pid, signal.SIGTERM)
+    assert job.wait(timeout=30) == 143
+    assert (run_dir / "status" / "task-0").read_text() == "143\n"
+    assert slurm.check(run_dir) == [f"training stage train_joint@12-1 (with predict_joint@12-1) did not finish "
+                                    f"(cancelled, timed out or killed: see the end of its log): log "
+                                    f"{run_dir}/logs/task-0.out"]
 
 
 @pytest.fixture
@@ -263,6 +288,8 @@ def test_the_grid_as_a_slurm_job_array_equals_a_serial_run(tmp_path):
     # what runs there: evaluation and report, and the stages DVC never restores (no outputs, or `cache: false` ones)
     assert set(stages_run(final_log)) == {"check_params", "combine", "tokenization", "evaluate", "report"}, final_log
     assert "every job of the grid succeeded" in final_log
+    # every job pushed what it made: no clone is kept, nor any Trainer checkpoint (kept only to resume)
+    assert list((run_dir / "work").iterdir()) == [] and list((run_dir.parent / "checkpoints").iterdir()) == []
 
     serial_lock = yaml.safe_load((serial / "dvc.lock").read_text())
     grid_lock = yaml.safe_load((project / "dvc.lock").read_text())

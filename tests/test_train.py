@@ -447,7 +447,8 @@ def data_for_checkpoints(tmp_path_factory):
 
 
 @pytest.mark.parametrize("arch,method", [("xlm_roberta", "full"), ("deberta_v2", "full"), ("modernbert_bare", "full"),
-                                         ("llama_without_pad", "lora"), ("sentencepiece_only", "full")])
+                                         ("llama_without_pad", "lora"), ("sentencepiece_only", "full"),
+                                         ("mt5", "full")])
 def test_checkpoint_architectures_run_base_train_predict_classify(data_for_checkpoints, tmp_path, arch, method):
     import tiny_checkpoints
 
@@ -623,11 +624,12 @@ def test_the_trainer_shuffles_the_dev_split_when_it_groups_training_batches_by_l
     assert sorted(order) == list(range(60)) and order != list(range(60))
 
 
-def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepared, tmp_path):
+def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepared, tmp_path, monkeypatch):
     """Why train fingerprints its checkpoints: the Trainer resumes from any checkpoint it is given, here one made
     with another learning rate, and trains on with that run's schedule (its optimizer and scheduler states), not the
-    one it was given; resume_point hands over only a checkpoint of the same params, seed, language and data, and
-    otherwise starts afresh in a clean directory."""
+    one it was given; resume_point hands over only a complete checkpoint of the same params, seed, language, data,
+    base weights, code and run record (device, threads, versions), and otherwise starts afresh in a clean
+    directory."""
     import dataclasses
     from argparse import Namespace
 
@@ -647,18 +649,40 @@ def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepa
     cfg = load_config(params)
     args = Namespace(sample=str(d / "samples" / "seed42" / "sample_30.parquet"), base=str(d / "base"), dev=None,
                      language=None, exclude_language=None)
-    same = train.run_fingerprint(cfg, args, 42)
-    assert train.run_fingerprint(cfg, args, 42) == same
-    others = [train.run_fingerprint(cfg, args, 7),
+    made_with = {"device": "cpu", "cpu_threads": 2, "versions": {"torch": torch.__version__}}
+    same = train.run_fingerprint(cfg, args, 42, made_with)
+    assert train.run_fingerprint(cfg, args, 42, made_with) == same
+    others = [train.run_fingerprint(cfg, args, 7, made_with),
               train.run_fingerprint(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, learning_rate=1e-4)),
-                                    args, 42),
-              train.run_fingerprint(cfg, Namespace(**{**vars(args), "language": "english"}), 42),
-              train.run_fingerprint(cfg, Namespace(**{**vars(args), "sample": args.sample.replace("_30", "_12")}), 42)]
-    assert len({same, *others}) == 5
+                                    args, 42, made_with),
+              train.run_fingerprint(cfg, Namespace(**{**vars(args), "language": "english"}), 42, made_with),
+              train.run_fingerprint(cfg, Namespace(**{**vars(args), "sample": args.sample.replace("_30", "_12")}), 42,
+                                    made_with),
+              train.run_fingerprint(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_seed=43)),
+                                    args, 42, made_with),
+              train.run_fingerprint(cfg, args, 42, made_with | {"cpu_threads": 1})]
+    big = d / "base" / "big.safetensors"  # over 16 MiB, which an earlier version fingerprinted by size alone
+    big.write_bytes(bytes(2**24 + 1))
+    with_big = train.run_fingerprint(cfg, args, 42, made_with)
+    big.write_bytes(bytes(2**24) + b"\1")  # other weights of the same size
+    others += [with_big, train.run_fingerprint(cfg, args, 42, made_with)]
+    big.unlink()
+    code = tmp_path / "code"  # the package's code, as a copy the fingerprint reads
+    shutil.copytree(Path(train.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(train, "__file__", str(code / "train.py"))
+    assert train.run_fingerprint(cfg, args, 42, made_with) == same
+    (code / "stats.py").write_text((code / "stats.py").read_text() + "# edited\n")
+    others.append(train.run_fingerprint(cfg, args, 42, made_with))
+    monkeypatch.undo()
+    assert len({same, *others}) == 10
     checkpoints = tmp_path / "run"
     assert train.resume_point(checkpoints, same, first=True) is None  # a new run: its fingerprint recorded
-    (checkpoints / "checkpoint-9").mkdir()
-    (checkpoints / "checkpoint-18").mkdir()
+    for step in (9, 18, 27):
+        (checkpoints / f"checkpoint-{step}").mkdir()
+    for step in (9, 18):
+        (checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    # checkpoint-27 has no trainer_state.json, which the Trainer writes last: killed while saving it
     assert train.resume_point(checkpoints, same, first=True) == str(checkpoints / "checkpoint-18")
+    assert not (checkpoints / "checkpoint-27").exists()
     assert train.resume_point(checkpoints, others[1], first=True) is None
     assert sorted(p.name for p in checkpoints.iterdir()) == [train.RUN_RECORD]  # the other run's checkpoints gone

@@ -128,5 +128,21 @@ def sentencepiece_only(path: Path) -> Path:
     return path
 
 
+def mt5(path: Path) -> Path:
+    """An mT5-style encoder-decoder: relative positions (no max_position_embeddings) and an evaluation that returns
+    the encoder's states beside the logits."""
+    from tokenizers import processors
+    from transformers import MT5Config, MT5ForConditionalGeneration, PreTrainedTokenizerFast
+
+    tok = unigram(["<pad>", "</s>", "<unk>"], "<unk>")
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
+    cfg = MT5Config(vocab_size=len(fast), d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
+                    pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    MT5ForConditionalGeneration(cfg).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
 BUILDERS = {"xlm_roberta": xlm_roberta, "deberta_v2": deberta_v2, "modernbert_bare": modernbert_bare,
-            "llama_without_pad": llama_without_pad, "sentencepiece_only": sentencepiece_only}
+            "llama_without_pad": llama_without_pad, "sentencepiece_only": sentencepiece_only, "mt5": mt5}

@@ -112,6 +112,9 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
     if local and not (Path(checkpoint).expanduser() / "config.json").exists():
         raise DataError(f"model.checkpoint: no checkpoint at {checkpoint} (expected a directory with config.json "
                         "and .safetensors weights)")
+    if local and not any(Path(checkpoint).expanduser().glob("*.safetensors")):
+        raise DataError(f"model.checkpoint: {checkpoint} has no .safetensors weights (only those are loaded: a "
+                        "pickle can run code); convert it: load it with transformers and save_pretrained it")
     where = "the local directory" if local else f"the Hugging Face Hub (revision {revision})"
     failed = f"model.checkpoint: could not load {checkpoint!r} from {where}"
     try:
@@ -131,21 +134,43 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
             config.id2label = dict(enumerate(head_names(config, head_label_map)))
             check_labels(config, labels, f"model.checkpoint {checkpoint}")  # by name, in data.labels' order
             kept_head = True
+    elif head_label_map:
+        raise ConfigError("model.head_label_map", f"{checkpoint} has no classification head (its config.json names "
+                                                  "no *ForSequenceClassification architecture); empty the map")
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
             checkpoint, revision=revision, use_safetensors=True, trust_remote_code=False, output_loading_info=True,
             **label_maps(labels))
     except OSError as exc:
         raise DataError(f"{failed}: {' '.join(str(exc).split())[:300]}; {OFFLINE_HINT}") from None
+    except ValueError as exc:  # an architecture without a sequence-classification model
+        raise DataError(f"{failed}: {' '.join(str(exc).split())[:300]}; use a checkpoint of an architecture "
+                        "AutoModelForSequenceClassification knows") from None
     if info["mismatched_keys"]:
         raise DataError(f"model.checkpoint: {checkpoint} has weights of the wrong shape: {info['mismatched_keys']}")
     unused = sorted(info["unexpected_keys"])
     if unused:
         log.info("not used from the checkpoint (no classification task needs them): %s", ", ".join(unused))
     created = set(info["missing_keys"])
+    head = {f"{m}.{p}" for m in head_modules(model) for p, _ in model.get_submodule(m).named_parameters()}
+    # a pooler inside the base model (BERT's) is part of the head for this task; an MLM-only checkpoint lacks it
+    absent = sorted(k for k in created - head if "pooler" not in k.split(".")[:-1])
+    if absent:  # drawn at random they would make a pretrained run train from scratch without a word
+        params = dict(model.named_parameters())
+        share = sum(params[k].numel() for k in absent if k in params) / model.num_parameters()
+        raise DataError(f"model.checkpoint: {checkpoint} lacks {len(absent)} weights of {type(model).__name__} "
+                        f"outside its classification head ({share:.0%} of the parameters, e.g. "
+                        f"{', '.join(absent[:3])}): they would be random, not pretrained; use a checkpoint saved with "
+                        "save_pretrained by this architecture (weight names without a wrapper's prefix)")
+    if model.config.problem_type not in (None, "single_label_classification"):  # a kept head's own task
+        log.info("the checkpoint's problem_type %s is replaced by single_label_classification (one label per text, "
+                 "cross-entropy loss)", model.config.problem_type)
+        model.config.problem_type = "single_label_classification"
     if not kept_head:  # a head under assumed names is never reused
-        created |= {f"{m}.{p}" for m in head_modules(model) for p, _ in model.get_submodule(m).named_parameters()}
+        created |= head
         draw_weights(model, sorted(created))
+    if tokenizer.pad_token is None and model.config.pad_token_id is not None:  # the checkpoint's config names it
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(model.config.pad_token_id)
     if tokenizer.pad_token is None:  # decoders (Llama, Gemma): pad with the end-of-sequence token
         if tokenizer.eos_token is None:
             raise DataError(f"model.checkpoint: {checkpoint}'s tokenizer has neither a pad nor an end-of-sequence "
@@ -154,6 +179,10 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
         log.info("the tokenizer has no pad token: padding with its end-of-sequence token %r", tokenizer.eos_token)
     if model.config.pad_token_id is None:  # the classifier of a decoder reads the last token before padding
         model.config.pad_token_id = tokenizer.pad_token_id
+    elif model.config.pad_token_id != tokenizer.pad_token_id:  # padded positions would be read as text
+        raise DataError(f"model.checkpoint: {checkpoint}'s config.json has pad_token_id {model.config.pad_token_id} "
+                        f"but its tokenizer pads with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}); make "
+                        "them agree in the checkpoint")
     if local:
         identity = content_hash(Path(checkpoint).expanduser())
     else:  # the commit the revision resolved to: the snapshot the library read config.json from
@@ -167,6 +196,8 @@ def main(args, cfg: Config) -> None:
     quiet_transformers()
     log_params("base", model=asdict(cfg.model), data={"labels": cfg.data.labels})
     torch.manual_seed(cfg.model.init_seed)  # the weights created here: all (scratch) or the new head
+    if cfg.model.is_scratch and cfg.model.head_label_map:
+        raise ConfigError("model.head_label_map", "the scratch model has no checkpoint head to name; empty the map")
     if cfg.model.is_scratch:
         pool = read_parquet(args.pool, "training pool")
         tokenizer = train_tokenizer(pool["text"].tolist(), cfg.model.scratch.vocab_size)

@@ -45,7 +45,7 @@ def predict(model_dir: Path, texts: list[str], max_length: int | None = None, ba
     dev, precision = inference_device(device, precision)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if max_length is None:  # the length it was trained with (128 for a model from elsewhere), within its limit
-        max_length = min(getattr(model.config, "crossling", {}).get("max_length", 128), usable_length(model))
+        max_length = min(getattr(model.config, "crossling", {}).get("max_length", 128), usable_length(model) or 128)
     check_max_length(model, max_length, "--max-length")
     probs = predict_proba(model, tokenizer, texts, max_length, batch_size, dev, precision)
     return [{"text": text, "label": labels[int(p.argmax())],

@@ -127,6 +127,9 @@ def load_classifier(path: str | Path, labels: tuple[str, ...] | None = None):
                         f"missing); run `dvc repro` or `dvc pull {path}`")
     if tokenizer.pad_token_id is None and model.config.pad_token_id is not None:  # a decoder's, set by the base stage
         tokenizer.pad_token_id = model.config.pad_token_id
+    if tokenizer.pad_token_id is None:  # a decoder from elsewhere: batches cannot be padded
+        raise DataError(f"{path}: neither its tokenizer nor its config.json names a pad token; run it through the "
+                        "base stage (model.checkpoint), which pads with the end-of-sequence token, or add one")
     if labels is not None:
         check_labels(model.config, labels, str(path))
     return model, tokenizer
@@ -184,14 +187,16 @@ def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_siz
     return out
 
 
-def usable_length(model) -> int:
+def usable_length(model) -> int | None:
     """The longest input the model takes: max_position_embeddings, less the positions that RoBERTa-style
-    embeddings reserve (ids start after padding_idx)."""
-    limit = model.config.max_position_embeddings
+    embeddings reserve (ids start after padding_idx); None where nothing bounds it (T5's relative positions,
+    BLOOM's ALiBi: no such entry, or XLNet's -1)."""
+    limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    limit = limit if limit and limit > 0 else None
     for name, module in model.named_modules():
         if name.endswith("position_embeddings") and isinstance(module, torch.nn.Embedding):
             reserved = 0 if module.padding_idx is None else module.padding_idx + 1
-            return min(limit, module.num_embeddings) - reserved
+            return min(limit or module.num_embeddings, module.num_embeddings) - reserved
     return limit
 
 
@@ -200,7 +205,7 @@ def check_max_length(model, max_length: int, field: str = "train.max_length") ->
     if max_length < 3:  # below, the tokenizer truncates nothing (0, 1) or keeps no text token (2)
         raise DataError(f"{field}={max_length} is below 3 ([CLS], [SEP] and one text token); use {field} >= 3")
     limit = usable_length(model)
-    if max_length > limit:
+    if limit is not None and max_length > limit:
         raise DataError(f"{field}={max_length} exceeds the {limit} positions the model can take; "
                         f"use {field} <= {limit}")
 

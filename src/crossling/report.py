@@ -109,13 +109,16 @@ def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str]) -> 
     listing = "; ".join(f"{lang}: {sources[lang]} ({domains[lang]})" for lang in langs)
     if len(langs) == 1:
         return f"The test split comes from {sources[langs[0]]} ({domains[langs[0]]})."
-    if len(set(sources.values())) == 1:
-        return f"Every language's test split comes from the same source ({listing})."
+    if len(set(sources.values())) == 1:  # one name, several collections: SemEval-2017's subtasks per language
+        return (f"Every language's test split comes from a source of the same name ({listing}); its languages can "
+                "still be separate datasets, so a transfer cell may also cross datasets (annotation guidelines, "
+                "collection period).")
     if len(kinds) == 1:
         return (f"The languages come from different datasets of one domain ({kinds[0]}): {listing}. A transfer cell "
                 "between two of them also crosses datasets (annotation guidelines, collection period).")
     return (f"**The languages come from different sources and domains** ({', '.join(kinds)}): {listing}. A "
-            "transfer cell between languages of different domains (marked †) measures a change of language and of "
+            "transfer cell between languages of different domains (marked †; a leave-one-out cell when a language "
+            "it trained on is of another domain than the held-out one) measures a change of language and of "
             "domain at once; compare cells within a domain to see the language alone.")
 
 
@@ -133,8 +136,9 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
 
     mixed = len(set(domains.values())) > 1
 
-    def cross(src: str, tgt: str) -> str:
-        return "†" if domains[src] != domains[tgt] else ""
+    def cross(src: str, tgt: str) -> str:  # the leave-one-out model trains on every language but the target
+        sources = [lang for lang in langs if lang != tgt] if src == "leave_one_out" else [src]
+        return "†" if any(domains[lang] != domains[tgt] for lang in sources) else ""
 
     head_cols = ["test language", "source (domain)", f"{top} ({budget(costs[top])})",
                  f"{EQUAL_BUDGET}, equal budget ({budget(costs[EQUAL_BUDGET])})",
@@ -200,7 +204,7 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
             "### Normalized transfer (paired: zero-shot cell minus the target's own monolingual model)",
             table(["train \\ test"] + list(langs),
                   [[src if src != "leave_one_out" else "leave one out (all others)"]
-                   + [diff(row[tgt]) + (cross(src, tgt) if src in domains else "") if tgt in row else "—"
+                   + [diff(row[tgt]) + cross(src, tgt) if tgt in row else "—"
                       for tgt in langs] for src, row in norm.items()]),
             f"![normalized transfer]({figures['transfer_normalized']})",
             "### Transfer summary",

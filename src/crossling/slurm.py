@@ -79,6 +79,8 @@ def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[s
 SCRIPT_HEAD = """#!/bin/bash
 # written by crossling.slurm for {commit}
 set -euo pipefail
+# Slurm ends a job (scancel, time limit, preemption) with a signal, after which the EXIT trap would record 0
+trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
 export PATH={bin}:$PATH DVC_NO_ANALYTICS=1
 RUN={run}
 clone() {{  # a clone of the submitted commit (shared filesystem: the submitting checkout's git objects)
@@ -96,6 +98,7 @@ cd "$RUN/work/prep"
 dvc repro --pull {upstream}
 cp dvc.lock "$RUN/prep.lock"
 dvc push --run-cache
+cd "$RUN" && rm -rf "$RUN/work/prep"  # all on the remote; a failed job's clone stays, to look into
 """
 
 TASK = """STAGES=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$RUN/stages.txt")
@@ -103,11 +106,15 @@ trap 'echo $? > "$RUN/status/task-$SLURM_ARRAY_TASK_ID"' EXIT
 echo "crossling.slurm: task $SLURM_ARRAY_TASK_ID runs $STAGES"
 clone "$RUN/work/task-$SLURM_ARRAY_TASK_ID"
 cd "$RUN/work/task-$SLURM_ARRAY_TASK_ID"
+# Trainer checkpoints outside the clone, which a requeued task or a new submission makes afresh: an interrupted
+# training stage resumes (train refuses a checkpoint of other params, data or code)
+mkdir -p {checkpoints} && ln -s {checkpoints} checkpoints
 cp "$RUN/prep.lock" dvc.lock
 for stage in $STAGES; do  # each pulls only its own inputs; restored instead of run if the run-cache has it
   dvc repro --pull --single-item "$stage"
 done
 dvc push --run-cache $STAGES
+cd "$RUN" && rm -rf "$RUN/work/task-$SLURM_ARRAY_TASK_ID"
 """
 
 FINAL = """trap 'echo $? > "$RUN/status/final"' EXIT
@@ -131,7 +138,8 @@ def write_scripts(run_dir: Path, root: Path, commit: str, tasks: list[list[str]]
     head = SCRIPT_HEAD.format(commit=commit, bin=shlex.quote(str(Path(sys.executable).parent)),
                               run=shlex.quote(str(run_dir)), repo=shlex.quote(repo),
                               local_config=shlex.quote(str(root / ".dvc" / "config.local")))
-    bodies = {"prep": PREP.format(upstream=shlex.join(upstream)), "task": TASK,
+    bodies = {"prep": PREP.format(upstream=shlex.join(upstream)),
+              "task": TASK.format(checkpoints=shlex.quote(str(run_dir.parent / "checkpoints"))),
               "final": FINAL.format(root=shlex.quote(str(root)), commit=commit)}
     for name, body in bodies.items():
         path = run_dir / f"{name}.sh"
@@ -191,9 +199,9 @@ def check(run_dir: Path) -> list[str]:
     logs, status = run_dir / "logs", run_dir / "status"
 
     def state(path: Path) -> str | None:
-        if not path.exists():
+        code = path.read_text().strip() if path.exists() else None
+        if code in (None, "129", "130", "143"):  # no status: SIGKILL; else the scripts' exits on a signal
             return "did not finish (cancelled, timed out or killed: see the end of its log)"
-        code = path.read_text().strip()
         return None if code == "0" else f"failed (exit {code})"
 
     prep = state(status / "prep")

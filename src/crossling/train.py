@@ -200,8 +200,10 @@ def dev_metrics(languages: np.ndarray, n_labels: int):
     from sklearn.metrics import f1_score
 
     def compute(pred) -> dict[str, float]:
+        # encoder-decoders (T5) return the encoder's states after the logits
+        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
         # argmax of the probabilities, as the predict stage takes it (softmax can round near-ties to ties)
-        guess = torch.softmax(torch.from_numpy(pred.predictions).float(), dim=-1).numpy().argmax(axis=1)
+        guess = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy().argmax(axis=1)
         scores = {f"macro_f1_{lang}": float(f1_score(pred.label_ids[languages == lang], guess[languages == lang],
                                                      labels=list(range(n_labels)), average="macro", zero_division=0))
                   for lang in dict.fromkeys(languages)}
@@ -232,26 +234,32 @@ def with_lora(model, lora) -> torch.nn.Module:
                           f"{type(model).__name__} or use all-linear") from None
 
 
-def run_fingerprint(cfg: Config, args, seed: int) -> str:
-    """What a Trainer checkpoint was made from: a checkpoint of other params or data is never resumed from."""
-    digest = hashlib.sha256(json.dumps([asdict(cfg.train), list(cfg.data.labels), seed, args.language,
-                                        args.exclude_language], sort_keys=True).encode())
+def run_fingerprint(cfg: Config, args, seed: int, run_params: dict) -> str:
+    """What a Trainer checkpoint was made from: a checkpoint of other params, data, base weights, code, library
+    versions, device or thread count is never resumed from (the result would not be an uninterrupted run's)."""
+    digest = hashlib.sha256(json.dumps([asdict(cfg.train), asdict(cfg.model), list(cfg.data.labels), seed,
+                                        args.language, args.exclude_language, run_params], sort_keys=True).encode())
     dev = sorted(Path(args.dev).glob("*.parquet")) if args.dev else []
-    for path in (p for p in [Path(args.sample), *sorted(Path(args.base).rglob("*")), *dev] if p.is_file()):
-        size = path.stat().st_size  # big weights by size: reading gigabytes at every start is not worth it
-        digest.update(path.name.encode() + (path.read_bytes() if size < 2**24 else b"%d" % size))
+    code = sorted(Path(__file__).parent.glob("*.py"))
+    for path in (p for p in [Path(args.sample), *sorted(Path(args.base).rglob("*")), *dev, *code] if p.is_file()):
+        with path.open("rb") as f:  # whole files: same-size weights re-drawn by the base stage differ
+            digest.update(path.name.encode() + hashlib.file_digest(f, "sha256").digest())
     return digest.hexdigest()
 
 
 def resume_point(checkpoints: Path, fingerprint: str, first: bool) -> str | None:
-    """The last Trainer checkpoint of an interrupted run of the same params and data, else None (and a clean dir)."""
-    from transformers.trainer_utils import get_last_checkpoint
+    """The last complete Trainer checkpoint of an interrupted run of the same params and data, else None (and a
+    clean dir)."""
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import sort_checkpoints
 
     record = checkpoints / RUN_RECORD
     if record.exists() and read_json(record).get("fingerprint") == fingerprint:
-        last = get_last_checkpoint(str(checkpoints))
-        if last:
-            return last
+        for last in reversed(sort_checkpoints(str(checkpoints))):
+            if (Path(last) / TRAINER_STATE_NAME).is_file():  # the Trainer saves it last
+                return last
+            if first:  # killed while it was being saved: never complete
+                shutil.rmtree(last, ignore_errors=True)
     if first:
         shutil.rmtree(checkpoints, ignore_errors=True)
         checkpoints.mkdir(parents=True)
@@ -271,12 +279,12 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     checkpoints = Path(args.checkpoints or f"checkpoints/{args.name}")
     targs = training_arguments(train, str(checkpoints), seed, device, precision, dev is not None)
     first = targs.process_index == 0
-    resume = resume_point(checkpoints, run_fingerprint(cfg, args, seed), first)
-    languages = list(dict.fromkeys(dev["language"])) if dev is not None else []
     run_params = provenance(targs.device, precision, init) | {
         "processes": targs.world_size, "gradient_accumulation_steps": train.gradient_accumulation_steps,
         "global_batch": targs.train_batch_size * train.gradient_accumulation_steps * targs.world_size,
         "method": train.method, "seed": seed, "max_length": train.max_length}
+    resume = resume_point(checkpoints, run_fingerprint(cfg, args, seed, run_params), first)
+    languages = list(dict.fromkeys(dev["language"])) if dev is not None else []
     dev_set, metrics = None, None
     if dev is not None:  # sorted by length: the batches (and so the scores) predict_proba would make
         dev_set = dataset(tokenizer, dev, train.max_length)
