@@ -266,7 +266,7 @@ def test_what_a_checkpoint_brings_that_this_task_cannot_use_is_refused_or_set(tm
     shutil.copytree(ckpt, clip)
     CLIPTextConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                    intermediate_size=32).save_pretrained(clip)
-    with pytest.raises(DataError, match="Unrecognized configuration class .*; use a checkpoint of an architecture"):
+    with pytest.raises(DataError, match="is a clip_text_model model, for which transformers has no sequence-"):
         base.pretrained(str(clip), "main", LABELS, {})
     pad = tmp_path / "pad"  # config and tokenizer disagree on the pad token
     shutil.copytree(ckpt, pad)
@@ -290,3 +290,17 @@ def test_a_head_label_map_for_the_scratch_model_is_refused(tmp_path, capsys):
     assert stage_error(capsys.readouterr().err).endswith(
         "model.head_label_map: the scratch model has no checkpoint head to name; empty the map")
     assert not (tmp_path / "base").exists()
+
+
+def test_a_decoder_pads_with_the_id_its_config_names_if_it_is_a_token(tmp_path):
+    """A tokenizer without a pad token takes the pad id config.json names; an id that is no token (-1, as old Llama
+    conversions carry) is dropped for the end-of-sequence token, never kept beside it (the classifier would then
+    read padded positions)."""
+    import tiny_checkpoints
+
+    ckpt = tiny_checkpoints.llama_without_pad(tmp_path / "llama")
+    config = json.loads((ckpt / "config.json").read_text())
+    for pad, token in ((0, "<s>"), (-1, "</s>")):
+        (ckpt / "config.json").write_text(json.dumps(config | {"pad_token_id": pad}))
+        model, tokenizer, _, _ = base.pretrained(str(ckpt), "main", LABELS, {})
+        assert tokenizer.pad_token == token and model.config.pad_token_id == tokenizer.pad_token_id

@@ -79,6 +79,8 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     # params(): sample.leave_one_out [french]: trained on english tweets, tested on french product reviews
     loo_rows = [line for line in text.splitlines() if line.startswith("| leave one out (all others)")]
     assert len(loo_rows) == 1 and loo_rows[0].endswith("† |")
+    headline_french = [line for line in text.splitlines() if line.startswith("| french | amazon_reviews_multi (")]
+    assert len(headline_french) == 1 and "† |" in headline_french[0]  # its leave-one-out column
     assert "full fine-tuning, 2 epochs" in text and "weights saved as float32" in text
     # provenance: the data's identity, and the runs grouped by setup (the fixture's runs recorded none)
     assert "Data: local `/data/mirror`: 6 files, content md5 `x`." in text

@@ -216,6 +216,35 @@ def test_a_dry_run_writes_the_jobs_of_the_current_params_and_refuses_what_the_jo
                                   "(scancel 1001), then submit again\n")
 
 
+def test_a_grid_of_a_commit_whose_earlier_grid_still_runs_is_refused(tiny_project):
+    """The tasks of one commit keep their Trainer checkpoints in one folder (so a new submission resumes them): two
+    grids of it at once would remove and resume each other's."""
+    dvc(tiny_project, "remote", "add", "-d", "store", str(tiny_project.parent / "store"))
+    sh(tiny_project, "git", "commit", "-qam", "remote")
+    commit = sh(tiny_project, "git", "rev-parse", "HEAD").stdout.strip()
+    earlier = tiny_project / ".slurm" / f"20260101-000000-{commit[:8]}"
+    earlier.mkdir(parents=True)
+    (earlier / "submission.json").write_text(json.dumps({"jobs": {"prep": "77", "task": "78", "final": "79"}}))
+    fake = tiny_project.parent / "fake-slurm"
+    fake.mkdir()
+    (fake / "squeue").write_text("#!/bin/sh\necho 12\necho 78\n")  # the array job is still queued or running
+    (fake / "sbatch").write_text("#!/bin/sh\necho 1001\n")
+    for tool in ("squeue", "sbatch"):
+        (fake / tool).chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
+    refused = subprocess.run([str(BIN / "python"), "-m", "crossling.slurm"], cwd=tiny_project, capture_output=True,
+                             text=True, env=env)
+    assert refused.returncode == 2 and refused.stderr == (
+        "crossling.slurm: error: a grid of this commit is still queued or running (jobs 77 78 79); its tasks would "
+        "share their Trainer checkpoints: wait for it, or scancel it, then submit again\n")
+    (fake / "squeue").write_text("#!/bin/sh\necho 12\n")  # done
+    submitted = subprocess.run([str(BIN / "python"), "-m", "crossling.slurm"], cwd=tiny_project, capture_output=True,
+                               text=True, env=env)
+    assert submitted.returncode == 0, submitted.stderr
+    task = next(p for p in (tiny_project / ".slurm").glob("2*/task.sh") if p.parent != earlier).read_text()
+    assert f"mkdir -p {tiny_project}/.slurm/checkpoints/{commit[:12]} && ln -s " in task
+
+
 def output_hashes(lock: dict) -> dict[str, str]:
     return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 import os
@@ -624,12 +625,13 @@ def test_the_trainer_shuffles_the_dev_split_when_it_groups_training_batches_by_l
     assert sorted(order) == list(range(60)) and order != list(range(60))
 
 
-def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepared, tmp_path, monkeypatch):
+def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepared, tmp_path, monkeypatch,
+                                                                            caplog):
     """Why train fingerprints its checkpoints: the Trainer resumes from any checkpoint it is given, here one made
     with another learning rate, and trains on with that run's schedule (its optimizer and scheduler states), not the
     one it was given; resume_point hands over only a complete checkpoint of the same params, seed, language, data,
-    base weights, code and run record (device, threads, versions), and otherwise starts afresh in a clean
-    directory."""
+    base weights, code and setup (device, threads, versions), and otherwise says what differs and starts afresh in
+    a clean directory."""
     import dataclasses
     from argparse import Namespace
 
@@ -650,39 +652,73 @@ def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepa
     args = Namespace(sample=str(d / "samples" / "seed42" / "sample_30.parquet"), base=str(d / "base"), dev=None,
                      language=None, exclude_language=None)
     made_with = {"device": "cpu", "cpu_threads": 2, "versions": {"torch": torch.__version__}}
-    same = train.run_fingerprint(cfg, args, 42, made_with)
-    assert train.run_fingerprint(cfg, args, 42, made_with) == same
-    others = [train.run_fingerprint(cfg, args, 7, made_with),
-              train.run_fingerprint(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, learning_rate=1e-4)),
-                                    args, 42, made_with),
-              train.run_fingerprint(cfg, Namespace(**{**vars(args), "language": "english"}), 42, made_with),
-              train.run_fingerprint(cfg, Namespace(**{**vars(args), "sample": args.sample.replace("_30", "_12")}), 42,
-                                    made_with),
-              train.run_fingerprint(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_seed=43)),
-                                    args, 42, made_with),
-              train.run_fingerprint(cfg, args, 42, made_with | {"cpu_threads": 1})]
+    replace = dataclasses.replace
+
+    def fingerprint(c=cfg, a=args, seed=42, setup=made_with, languages=()):
+        return json.dumps(train.run_fingerprint(c, a, seed, setup, list(languages)), sort_keys=True)
+
+    same = fingerprint()
+    assert fingerprint() == same
+    # not what this run trains with: the seed list (its own seed counts) and the predict stage's batch size
+    assert fingerprint(c=replace(cfg, train=replace(cfg.train, seeds=(1, 2, 42), eval_batch_size=7))) == same
+    others = [fingerprint(seed=7), fingerprint(c=replace(cfg, train=replace(cfg.train, learning_rate=1e-4))),
+              fingerprint(a=Namespace(**{**vars(args), "language": "english"})),
+              fingerprint(a=Namespace(**{**vars(args), "sample": args.sample.replace("_30", "_12")})),
+              fingerprint(setup=made_with | {"cpu_threads": 1})]
+    with_dev = Namespace(**{**vars(args), "dev": str(d / "dev")})
+    english_dev = fingerprint(a=with_dev, languages=["english"])
+    kept = (d / "dev" / "french.parquet").read_bytes()
+    (d / "dev" / "french.parquet").write_bytes(kept + b"\0")  # a dev split this run does not read
+    assert fingerprint(a=with_dev, languages=["english"]) == english_dev
+    (d / "dev" / "french.parquet").write_bytes(kept)
+    others += [english_dev, fingerprint(a=with_dev, languages=["english", "french"])]
     big = d / "base" / "big.safetensors"  # over 16 MiB, which an earlier version fingerprinted by size alone
     big.write_bytes(bytes(2**24 + 1))
-    with_big = train.run_fingerprint(cfg, args, 42, made_with)
+    with_big = fingerprint()
     big.write_bytes(bytes(2**24) + b"\1")  # other weights of the same size
-    others += [with_big, train.run_fingerprint(cfg, args, 42, made_with)]
+    others += [with_big, fingerprint()]
     big.unlink()
     code = tmp_path / "code"  # the package's code, as a copy the fingerprint reads
     shutil.copytree(Path(train.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(train, "__file__", str(code / "train.py"))
-    assert train.run_fingerprint(cfg, args, 42, made_with) == same
-    (code / "stats.py").write_text((code / "stats.py").read_text() + "# edited\n")
-    others.append(train.run_fingerprint(cfg, args, 42, made_with))
+    assert fingerprint() == same
+    (code / "train.py").write_text((code / "train.py").read_text() + "# edited\n")
+    others.append(fingerprint())
     monkeypatch.undo()
-    assert len({same, *others}) == 10
+    assert len({same, *others}) == 1 + len(others)
+    parts, other_lr = json.loads(same), json.loads(others[1])
     checkpoints = tmp_path / "run"
-    assert train.resume_point(checkpoints, same, first=True) is None  # a new run: its fingerprint recorded
-    for step in (9, 18, 27):
+    assert train.resume_point(checkpoints, parts, 1) is None  # a new run: what it is made from recorded
+    for step, files in ((9, "state rng"), (18, "state rng"), (27, "truncated rng"), (36, "rng")):
         (checkpoints / f"checkpoint-{step}").mkdir()
-    for step in (9, 18):
-        (checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
-    # checkpoint-27 has no trainer_state.json, which the Trainer writes last: killed while saving it
-    assert train.resume_point(checkpoints, same, first=True) == str(checkpoints / "checkpoint-18")
-    assert not (checkpoints / "checkpoint-27").exists()
-    assert train.resume_point(checkpoints, others[1], first=True) is None
+        if "state" in files:
+            (checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+        if "truncated" in files:  # written in place, not atomically: killed while writing it
+            (checkpoints / f"checkpoint-{step}" / "trainer_state.json").write_text('{"best_metric": ')
+        (checkpoints / f"checkpoint-{step}" / "rng_state.pth").write_bytes(b"")
+    # the Trainer writes trainer_state.json last: checkpoint-36 was cut off before it, checkpoint-27 inside it
+    assert not train.complete(checkpoints / "checkpoint-18", processes=2)  # no rng_state_<i>.pth of DDP
+    assert train.resume_point(checkpoints, parts, 1) == str(checkpoints / "checkpoint-18")
+    assert not (checkpoints / "checkpoint-27").exists() and not (checkpoints / "checkpoint-36").exists()
+    assert json.loads((checkpoints / train.RUN_RECORD).read_text())["resume"] == str(checkpoints / "checkpoint-18")
+    assert train.resume_point(checkpoints, other_lr, 1) is None
+    assert f"{checkpoints}: not resumed: made from other params; training afresh" in caplog.text
     assert sorted(p.name for p in checkpoints.iterdir()) == [train.RUN_RECORD]  # the other run's checkpoints gone
+
+
+def test_lora_trains_in_full_the_weights_the_base_stage_drew_beside_the_head(tmp_path):
+    """An MLM-only BERT has no pooler: the base stage draws it with the head, and under LoRA it is trained in full
+    with the head, not left frozen at random between [CLS] and the classifier."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from crossling.config import load_config
+
+    cfg = load_config(write_params(tmp_path / "params.yaml", tiny_params(tmp_path, train__method="lora")))
+    for targets in (("query", "value"), "all-linear"):
+        model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                         num_attention_heads=2, intermediate_size=32, num_labels=3))
+        lora = dataclasses.replace(cfg.train.lora, target_modules=targets)
+        created = ["bert.pooler.dense.bias", "bert.pooler.dense.weight", "classifier.bias", "classifier.weight"]
+        trainable = {name for name, p in train.with_lora(model, lora, created).named_parameters() if p.requires_grad}
+        pooler = {name for name in trainable if ".pooler." in name}
+        assert len(pooler) == 2 and all(".modules_to_save." in name for name in pooler), trainable

@@ -122,6 +122,11 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
         tokenizer = AutoTokenizer.from_pretrained(checkpoint, revision=revision, trust_remote_code=False)
     except (OSError, ValueError, ImportError, KeyError) as exc:
         raise DataError(f"{failed}: {' '.join(str(exc).split())[:300]}; {OFFLINE_HINT}") from None
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    if type(config) not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING:
+        raise DataError(f"model.checkpoint: {checkpoint} is a {config.model_type} model, for which transformers has "
+                        "no sequence-classification model; use a checkpoint of an architecture that has one")
     kept_head = False
     if any(a.endswith("ForSequenceClassification") for a in (config.architectures or [])):
         if config.num_labels != len(labels):
@@ -143,9 +148,8 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
             **label_maps(labels))
     except OSError as exc:
         raise DataError(f"{failed}: {' '.join(str(exc).split())[:300]}; {OFFLINE_HINT}") from None
-    except ValueError as exc:  # an architecture without a sequence-classification model
-        raise DataError(f"{failed}: {' '.join(str(exc).split())[:300]}; use a checkpoint of an architecture "
-                        "AutoModelForSequenceClassification knows") from None
+    except ValueError as exc:
+        raise DataError(f"{failed}: {' '.join(str(exc).split())[:300]}") from None
     if info["mismatched_keys"]:
         raise DataError(f"model.checkpoint: {checkpoint} has weights of the wrong shape: {info['mismatched_keys']}")
     unused = sorted(info["unexpected_keys"])
@@ -169,18 +173,22 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
     if not kept_head:  # a head under assumed names is never reused
         created |= head
         draw_weights(model, sorted(created))
-    if tokenizer.pad_token is None and model.config.pad_token_id is not None:  # the checkpoint's config names it
-        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(model.config.pad_token_id)
+    text = model.config.get_text_config()  # composite configs (Gemma 3) keep the pad id there
+    if text.pad_token_id is not None and not 0 <= text.pad_token_id < len(tokenizer):
+        log.info("config.json's pad_token_id %s is no token of the tokenizer: ignored", text.pad_token_id)
+        text.pad_token_id = None  # old Llama conversions: -1
+    if tokenizer.pad_token is None and text.pad_token_id is not None:  # the checkpoint's config names it
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(text.pad_token_id)
     if tokenizer.pad_token is None:  # decoders (Llama, Gemma): pad with the end-of-sequence token
         if tokenizer.eos_token is None:
             raise DataError(f"model.checkpoint: {checkpoint}'s tokenizer has neither a pad nor an end-of-sequence "
                             "token; add a pad token to the checkpoint's tokenizer")
         tokenizer.pad_token = tokenizer.eos_token
         log.info("the tokenizer has no pad token: padding with its end-of-sequence token %r", tokenizer.eos_token)
-    if model.config.pad_token_id is None:  # the classifier of a decoder reads the last token before padding
-        model.config.pad_token_id = tokenizer.pad_token_id
-    elif model.config.pad_token_id != tokenizer.pad_token_id:  # padded positions would be read as text
-        raise DataError(f"model.checkpoint: {checkpoint}'s config.json has pad_token_id {model.config.pad_token_id} "
+    if text.pad_token_id is None:  # the classifier of a decoder reads the last token before padding
+        text.pad_token_id = tokenizer.pad_token_id
+    elif text.pad_token_id != tokenizer.pad_token_id:  # padded positions would be read as text
+        raise DataError(f"model.checkpoint: {checkpoint}'s config.json has pad_token_id {text.pad_token_id} "
                         f"but its tokenizer pads with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}); make "
                         "them agree in the checkpoint")
     if local:
@@ -196,8 +204,6 @@ def main(args, cfg: Config) -> None:
     quiet_transformers()
     log_params("base", model=asdict(cfg.model), data={"labels": cfg.data.labels})
     torch.manual_seed(cfg.model.init_seed)  # the weights created here: all (scratch) or the new head
-    if cfg.model.is_scratch and cfg.model.head_label_map:
-        raise ConfigError("model.head_label_map", "the scratch model has no checkpoint head to name; empty the map")
     if cfg.model.is_scratch:
         pool = read_parquet(args.pool, "training pool")
         tokenizer = train_tokenizer(pool["text"].tolist(), cfg.model.scratch.vocab_size)

@@ -284,6 +284,8 @@ class Config:
                               f"({', '.join(self.data.languages)}); hold out only languages of the study")
         if self.sample.leave_one_out and len(self.data.languages) < 2:
             raise ConfigError("sample.leave_one_out", "needs at least two languages in data.languages; use []")
+        if self.model.is_scratch and self.model.head_label_map:
+            raise ConfigError("model.head_label_map", "the scratch model has no checkpoint head to name; empty the map")
         if self.model.is_scratch and self.train.max_length > self.model.scratch.max_position_embeddings:
             raise ConfigError("train.max_length", f"{self.train.max_length} exceeds model.scratch."
                               f"max_position_embeddings={self.model.scratch.max_position_embeddings}; "

@@ -125,8 +125,9 @@ def load_classifier(path: str | Path, labels: tuple[str, ...] | None = None):
     if not set(tokenizer.get_vocab()) - set(tokenizer.all_special_tokens):
         raise DataError(f"no tokenizer at {path} (a vocabulary of special tokens only: its tokenizer files are "
                         f"missing); run `dvc repro` or `dvc pull {path}`")
-    if tokenizer.pad_token_id is None and model.config.pad_token_id is not None:  # a decoder's, set by the base stage
-        tokenizer.pad_token_id = model.config.pad_token_id
+    pad = model.config.get_text_config().pad_token_id  # composite configs (Gemma 3) keep it there
+    if tokenizer.pad_token_id is None and pad is not None:  # a decoder's, set by the base stage
+        tokenizer.pad_token_id = pad
     if tokenizer.pad_token_id is None:  # a decoder from elsewhere: batches cannot be padded
         raise DataError(f"{path}: neither its tokenizer nor its config.json names a pad token; run it through the "
                         "base stage (model.checkpoint), which pads with the end-of-sequence token, or add one")

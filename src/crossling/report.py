@@ -155,7 +155,7 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         if len(langs) > 1:
             row += [f"{tsum[lang]['zero_shot_into_mean_macro_f1']:.3f}", f"{tsum[lang]['normalized_transfer_into_mean']:+.3f}"]
         if loo:
-            row.append(with_ci(loo[lang][lang]) if lang in loo else "—")
+            row.append(with_ci(loo[lang][lang]) + cross("leave_one_out", lang) if lang in loo else "—")
         row.append(f"{tsum[lang]['chance_macro_f1']:.3f}")
         head_rows.append(row)
 

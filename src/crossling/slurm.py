@@ -98,7 +98,8 @@ cd "$RUN/work/prep"
 dvc repro --pull {upstream}
 cp dvc.lock "$RUN/prep.lock"
 dvc push --run-cache
-cd "$RUN" && rm -rf "$RUN/work/prep"  # all on the remote; a failed job's clone stays, to look into
+cd "$RUN"  # all on the remote; a failed job's clone stays, to look into
+rm -rf "$RUN/work/prep" || echo "crossling.slurm: warning: could not remove $RUN/work/prep" >&2
 """
 
 TASK = """STAGES=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$RUN/stages.txt")
@@ -106,15 +107,16 @@ trap 'echo $? > "$RUN/status/task-$SLURM_ARRAY_TASK_ID"' EXIT
 echo "crossling.slurm: task $SLURM_ARRAY_TASK_ID runs $STAGES"
 clone "$RUN/work/task-$SLURM_ARRAY_TASK_ID"
 cd "$RUN/work/task-$SLURM_ARRAY_TASK_ID"
-# Trainer checkpoints outside the clone, which a requeued task or a new submission makes afresh: an interrupted
-# training stage resumes (train refuses a checkpoint of other params, data or code)
+# Trainer checkpoints outside the clone, which a requeued task or a new submission of the commit makes afresh:
+# an interrupted training stage resumes (train refuses a checkpoint of other params, data, code or setup)
 mkdir -p {checkpoints} && ln -s {checkpoints} checkpoints
 cp "$RUN/prep.lock" dvc.lock
 for stage in $STAGES; do  # each pulls only its own inputs; restored instead of run if the run-cache has it
   dvc repro --pull --single-item "$stage"
 done
 dvc push --run-cache $STAGES
-cd "$RUN" && rm -rf "$RUN/work/task-$SLURM_ARRAY_TASK_ID"
+cd "$RUN"
+rm -rf "$RUN/work/task-$SLURM_ARRAY_TASK_ID" || echo "crossling.slurm: warning: could not remove its clone" >&2
 """
 
 FINAL = """trap 'echo $? > "$RUN/status/final"' EXIT
@@ -126,6 +128,7 @@ if [ "$(git rev-parse HEAD)" != {commit} ]; then
 fi
 dvc repro --pull
 dvc push --run-cache
+rm -rf {checkpoints} || echo "crossling.slurm: warning: could not remove {checkpoints}" >&2
 echo "crossling.slurm: done; dvc.lock and the outputs are in {root}"
 """
 
@@ -138,9 +141,9 @@ def write_scripts(run_dir: Path, root: Path, commit: str, tasks: list[list[str]]
     head = SCRIPT_HEAD.format(commit=commit, bin=shlex.quote(str(Path(sys.executable).parent)),
                               run=shlex.quote(str(run_dir)), repo=shlex.quote(repo),
                               local_config=shlex.quote(str(root / ".dvc" / "config.local")))
-    bodies = {"prep": PREP.format(upstream=shlex.join(upstream)),
-              "task": TASK.format(checkpoints=shlex.quote(str(run_dir.parent / "checkpoints"))),
-              "final": FINAL.format(root=shlex.quote(str(root)), commit=commit)}
+    checkpoints = shlex.quote(str(run_dir.parent / "checkpoints" / commit[:12]))  # one per commit: per params
+    bodies = {"prep": PREP.format(upstream=shlex.join(upstream)), "task": TASK.format(checkpoints=checkpoints),
+              "final": FINAL.format(root=shlex.quote(str(root)), commit=commit, checkpoints=checkpoints)}
     for name, body in bodies.items():
         path = run_dir / f"{name}.sh"
         path.write_text(head.replace("{job}", name) + body)
@@ -161,6 +164,11 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
         tasks, upstream = grid_plan(project)
     if not tasks:
         raise SlurmError("no training stage in dvc.yaml for the current params; nothing to submit")
+    earlier = {job for path in (root / cfg.workdir).glob(f"*-{commit[:8]}/submission.json")
+               for job in json.loads(path.read_text())["jobs"].values() if job.isdigit()}  # not a dry run's
+    if earlier and not dry_run and earlier & set(run(["squeue", "-h", "-o", "%F"], cwd=root).split()):
+        raise SlurmError(f"a grid of this commit is still queued or running (jobs {' '.join(sorted(earlier))}); its "
+                         "tasks would share their Trainer checkpoints: wait for it, or scancel it, then submit again")
     run_dir = root / cfg.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{commit[:8]}"
     if run_dir.exists():
         raise SlurmError(f"{run_dir} exists (a submission this very second); submit again")

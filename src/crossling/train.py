@@ -200,16 +200,20 @@ def dev_metrics(languages: np.ndarray, n_labels: int):
     from sklearn.metrics import f1_score
 
     def compute(pred) -> dict[str, float]:
-        # encoder-decoders (T5) return the encoder's states after the logits
-        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
         # argmax of the probabilities, as the predict stage takes it (softmax can round near-ties to ties)
-        guess = torch.softmax(torch.from_numpy(logits).float(), dim=-1).numpy().argmax(axis=1)
+        guess = torch.softmax(torch.from_numpy(pred.predictions).float(), dim=-1).numpy().argmax(axis=1)
         scores = {f"macro_f1_{lang}": float(f1_score(pred.label_ids[languages == lang], guess[languages == lang],
                                                      labels=list(range(n_labels)), average="macro", zero_division=0))
                   for lang in dict.fromkeys(languages)}
         return scores | {"macro_f1_mean": sum(scores.values()) / len(scores)}
 
     return compute
+
+
+def logits_only(output, labels):
+    """preprocess_logits_for_metrics: only the logits gathered over the dev split, where encoder-decoders (T5) also
+    return their encoder's states, which would be kept on the device for nothing."""
+    return output[0] if isinstance(output, tuple) else output
 
 
 def dataset(tokenizer, frame: pd.DataFrame, max_length: int):
@@ -219,14 +223,17 @@ def dataset(tokenizer, frame: pd.DataFrame, max_length: int):
     return Dataset.from_dict({"input_ids": ids, "labels": frame["label_id"].astype(int).tolist()})
 
 
-def with_lora(model, lora) -> torch.nn.Module:
+def with_lora(model, lora, created: list[str]) -> torch.nn.Module:
     """Low-rank adapters on `lora.target_modules`; the classification head (every module beside the base model)
-    trained fully."""
+    and the modules of other weights the base stage created (BERT's pooler, absent from an MLM checkpoint) trained
+    fully."""
     from peft import LoraConfig, get_peft_model
 
+    head = head_modules(model)
+    drawn = sorted({name.rsplit(".", 1)[0] for name in created if name.split(".")[0] not in head})
     targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
     config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
-                        modules_to_save=head_modules(model), task_type="SEQ_CLS")
+                        modules_to_save=head + drawn, task_type="SEQ_CLS")
     try:
         return get_peft_model(model, config)
     except ValueError as exc:
@@ -234,37 +241,67 @@ def with_lora(model, lora) -> torch.nn.Module:
                           f"{type(model).__name__} or use all-linear") from None
 
 
-def run_fingerprint(cfg: Config, args, seed: int, run_params: dict) -> str:
-    """What a Trainer checkpoint was made from: a checkpoint of other params, data, base weights, code, library
-    versions, device or thread count is never resumed from (the result would not be an uninterrupted run's)."""
-    digest = hashlib.sha256(json.dumps([asdict(cfg.train), asdict(cfg.model), list(cfg.data.labels), seed,
-                                        args.language, args.exclude_language, run_params], sort_keys=True).encode())
-    dev = sorted(Path(args.dev).glob("*.parquet")) if args.dev else []
-    code = sorted(Path(__file__).parent.glob("*.py"))
-    for path in (p for p in [Path(args.sample), *sorted(Path(args.base).rglob("*")), *dev, *code] if p.is_file()):
-        with path.open("rb") as f:  # whole files: same-size weights re-drawn by the base stage differ
-            digest.update(path.name.encode() + hashlib.file_digest(f, "sha256").digest())
-    return digest.hexdigest()
+def run_fingerprint(cfg: Config, args, seed: int, run_params: dict, languages: list[str]) -> dict[str, str]:
+    """What a Trainer checkpoint was made from, part by part: a checkpoint of other parts is never resumed from (the
+    result would not be an uninterrupted run's). Files are hashed whole (same-size weights can differ)."""
+    def digest(paths: list[Path], root: Path | None = None) -> str:  # named relative to root: clones differ
+        h = hashlib.sha256()
+        for path in paths:
+            with path.open("rb") as f:
+                name = path.relative_to(root) if root else path.name
+                h.update(str(name).encode() + hashlib.file_digest(f, "sha256").digest())
+        return h.hexdigest()
+
+    def text(value) -> str:
+        return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+    # the params the training stages declare: not the seed list (the run's seed is here) nor predict's batch size
+    params = {k: v for k, v in asdict(cfg.train).items() if k not in ("seeds", "eval_batch_size")}
+    code = {Path(__file__)} | {Path(m.__file__) for name, m in list(sys.modules.items())
+                               if name.startswith("crossling.") and getattr(m, "__file__", None)}
+    base = Path(args.base)
+    return {"params": text([params, list(cfg.data.labels), seed, args.language, args.exclude_language]),
+            "setup": text(run_params), "sample": digest([Path(args.sample)]),
+            "base": digest(sorted(p for p in base.rglob("*") if p.is_file()), base),
+            "dev": digest([Path(args.dev) / f"{lang}.parquet" for lang in languages]) if args.dev else "",
+            "code": digest(sorted(code, key=lambda p: p.name))}
 
 
-def resume_point(checkpoints: Path, fingerprint: str, first: bool) -> str | None:
-    """The last complete Trainer checkpoint of an interrupted run of the same params and data, else None (and a
-    clean dir)."""
-    from transformers.trainer import TRAINER_STATE_NAME
+def complete(checkpoint: Path, processes: int) -> bool:
+    """The Trainer saves trainer_state.json after the weights, optimizer and RNG states, but not atomically, and
+    under DDP with no barrier after the other processes' RNG states."""
+    rng = ["rng_state.pth"] if processes == 1 else [f"rng_state_{i}.pth" for i in range(processes)]
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return all((checkpoint / name).is_file() for name in rng)
+
+
+def resume_point(checkpoints: Path, parts: dict[str, str], processes: int) -> str | None:
+    """On the first process: the last complete checkpoint of an interrupted run made from the same parts, else None
+    and a clean directory; the decision is recorded for the other processes."""
     from transformers.trainer_utils import sort_checkpoints
 
-    record = checkpoints / RUN_RECORD
-    if record.exists() and read_json(record).get("fingerprint") == fingerprint:
+    record, resume = checkpoints / RUN_RECORD, None
+    try:
+        made = read_json(record).get("parts")
+    except (OSError, ValueError):
+        made = None
+    if made == parts:
         for last in reversed(sort_checkpoints(str(checkpoints))):
-            if (Path(last) / TRAINER_STATE_NAME).is_file():  # the Trainer saves it last
-                return last
-            if first:  # killed while it was being saved: never complete
-                shutil.rmtree(last, ignore_errors=True)
-    if first:
+            if complete(Path(last), processes):
+                resume = last
+                break
+            shutil.rmtree(last, ignore_errors=True)  # cut off while it was saved: never complete
+    elif made:
+        log.info("%s: not resumed: made from other %s; training afresh", checkpoints,
+                 ", ".join(k for k in parts if made.get(k) != parts[k]))
+    if resume is None:
         shutil.rmtree(checkpoints, ignore_errors=True)
         checkpoints.mkdir(parents=True)
-        record.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
-    return None
+    record.write_text(json.dumps({"parts": parts, "resume": resume}) + "\n")
+    return resume
 
 
 def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, cfg: Config, args, seed: int,
@@ -274,7 +311,7 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
 
     train = cfg.train
     if train.method == "lora":
-        model = with_lora(model, train.lora)
+        model = with_lora(model, train.lora, init["created_weights"])
     trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
     checkpoints = Path(args.checkpoints or f"checkpoints/{args.name}")
     targs = training_arguments(train, str(checkpoints), seed, device, precision, dev is not None)
@@ -283,8 +320,10 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
         "processes": targs.world_size, "gradient_accumulation_steps": train.gradient_accumulation_steps,
         "global_batch": targs.train_batch_size * train.gradient_accumulation_steps * targs.world_size,
         "method": train.method, "seed": seed, "max_length": train.max_length}
-    resume = resume_point(checkpoints, run_fingerprint(cfg, args, seed, run_params), first)
     languages = list(dict.fromkeys(dev["language"])) if dev is not None else []
+    with targs.main_process_first(desc="resume point"):  # the first decides: the others' setup may differ
+        resume = (resume_point(checkpoints, run_fingerprint(cfg, args, seed, run_params, languages), targs.world_size)
+                  if first else read_json(checkpoints / RUN_RECORD)["resume"])
     dev_set, metrics = None, None
     if dev is not None:  # sorted by length: the batches (and so the scores) predict_proba would make
         dev_set = dataset(tokenizer, dev, train.max_length)
@@ -298,7 +337,8 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
             return torch.utils.data.SequentialSampler(eval_dataset)
 
     trainer = DevInOrder(model=model, args=targs, train_dataset=dataset(tokenizer, frame, train.max_length),
-                         eval_dataset=dev_set, compute_metrics=metrics, processing_class=tokenizer,
+                         eval_dataset=dev_set, compute_metrics=metrics, preprocess_logits_for_metrics=logits_only,
+                         processing_class=tokenizer,
                          callbacks=callbacks(args.name, args.live, languages, run_params, first))
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress line reports
     # the Trainer's own count of optimizer steps per epoch (batches, accumulation, processes)
