@@ -218,16 +218,21 @@ def test_a_dry_run_writes_the_jobs_of_the_current_params_and_refuses_what_the_jo
 
 def test_a_grid_of_a_commit_whose_earlier_grid_still_runs_is_refused(tiny_project):
     """The tasks of one commit keep their Trainer checkpoints in one folder (so a new submission resumes them): two
-    grids of it at once would remove and resume each other's."""
+    grids of it at once would remove and resume each other's. Other commits' checkpoints, which no grid resumes,
+    are removed once none of their jobs is queued or running."""
     dvc(tiny_project, "remote", "add", "-d", "store", str(tiny_project.parent / "store"))
     sh(tiny_project, "git", "commit", "-qam", "remote")
     commit = sh(tiny_project, "git", "rev-parse", "HEAD").stdout.strip()
-    earlier = tiny_project / ".slurm" / f"20260101-000000-{commit[:8]}"
-    earlier.mkdir(parents=True)
-    (earlier / "submission.json").write_text(json.dumps({"jobs": {"prep": "77", "task": "78", "final": "79"}}))
+    workdir = tiny_project / ".slurm"
+    for name, other, jobs in (("a", commit, ["77", "78", "79"]), ("b", "b" * 40, ["50", "51", "52"]),
+                              ("c", "c" * 40, ["60", "61", "62"])):
+        (workdir / f"2026010{ord(name) - 96}-000000-{other[:8]}").mkdir(parents=True)
+        (workdir / f"2026010{ord(name) - 96}-000000-{other[:8]}" / "submission.json").write_text(
+            json.dumps({"commit": other, "jobs": dict(zip(("prep", "task", "final"), jobs))}))
+        (workdir / "checkpoints" / other[:12] / "joint_12_seed1").mkdir(parents=True)
     fake = tiny_project.parent / "fake-slurm"
     fake.mkdir()
-    (fake / "squeue").write_text("#!/bin/sh\necho 12\necho 78\n")  # the array job is still queued or running
+    (fake / "squeue").write_text("#!/bin/sh\necho 12\necho 78\necho 61\n")  # array jobs 78 and 61 still there
     (fake / "sbatch").write_text("#!/bin/sh\necho 1001\n")
     for tool in ("squeue", "sbatch"):
         (fake / tool).chmod(0o755)
@@ -237,12 +242,27 @@ def test_a_grid_of_a_commit_whose_earlier_grid_still_runs_is_refused(tiny_projec
     assert refused.returncode == 2 and refused.stderr == (
         "crossling.slurm: error: a grid of this commit is still queued or running (jobs 77 78 79); its tasks would "
         "share their Trainer checkpoints: wait for it, or scancel it, then submit again\n")
-    (fake / "squeue").write_text("#!/bin/sh\necho 12\n")  # done
+    (fake / "squeue").write_text("#!/bin/sh\necho 12\necho 61\n")  # this commit's grid done, c's still running
     submitted = subprocess.run([str(BIN / "python"), "-m", "crossling.slurm"], cwd=tiny_project, capture_output=True,
                                text=True, env=env)
     assert submitted.returncode == 0, submitted.stderr
-    task = next(p for p in (tiny_project / ".slurm").glob("2*/task.sh") if p.parent != earlier).read_text()
-    assert f"mkdir -p {tiny_project}/.slurm/checkpoints/{commit[:12]} && ln -s " in task
+    assert submitted.stdout.startswith(f"crossling.slurm: removed {workdir}/checkpoints/{'b' * 12}: Trainer "
+                                       "checkpoints of another commit, none of whose jobs is queued or running\n")
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == sorted([commit[:12], "c" * 12])
+    task = next(workdir.glob("2*/task.sh"))  # the one submitted: the earlier ones are records only
+    assert f"CHECKPOINTS={workdir}/checkpoints/{commit[:12]}  #" in task.read_text()
+
+
+def test_the_job_scripts_are_valid_bash_in_a_project_path_with_quotes(tmp_path):
+    root = tmp_path / "o'brien \"proj\" $HOME"
+    slurm.write_scripts(root / ".slurm" / "run", root, "0" * 40, [["train_joint@12-1"]], ["base"], str(root))
+    for name in ("prep", "task", "final"):
+        script = root / ".slurm" / "run" / f"{name}.sh"
+        assert subprocess.run(["bash", "-n", str(script)]).returncode == 0, script.read_text()
+    final = (root / ".slurm" / "run" / "final.sh").read_text()
+    paths = subprocess.run(["bash", "-c", final[:final.index("clone()")] + 'printf "%s\\n%s" "$RUN" "$CHECKPOINTS"'],
+                           capture_output=True, text=True).stdout
+    assert paths == f"{root}/.slurm/run\n{root}/.slurm/checkpoints/{'0' * 12}"
 
 
 def output_hashes(lock: dict) -> dict[str, str]:

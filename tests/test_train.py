@@ -684,6 +684,13 @@ def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepa
     assert fingerprint() == same
     (code / "train.py").write_text((code / "train.py").read_text() + "# edited\n")
     others.append(fingerprint())
+    from crossling import modeling
+
+    shutil.copy(Path(modeling.__file__).parent / "train.py", code.parent / "train.py")  # train.py as it is
+    monkeypatch.setattr(train, "__file__", str(code.parent / "train.py"))
+    monkeypatch.setattr(modeling, "__file__", str(code / "modeling.py"))  # a module train imports, edited
+    (code / "modeling.py").write_text((code / "modeling.py").read_text() + "# edited\n")
+    others.append(fingerprint())
     monkeypatch.undo()
     assert len({same, *others}) == 1 + len(others)
     parts, other_lr = json.loads(same), json.loads(others[1])

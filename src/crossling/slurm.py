@@ -17,8 +17,10 @@ every sbatch as written. Running the same command again resumes: finished stages
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -76,6 +78,8 @@ def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[s
     return options + list(cfg.sbatch_options)
 
 
+CHECKPOINTS = "checkpoints"  # under slurm.workdir, one folder per commit
+
 SCRIPT_HEAD = """#!/bin/bash
 # written by crossling.slurm for {commit}
 set -euo pipefail
@@ -83,6 +87,7 @@ set -euo pipefail
 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
 export PATH={bin}:$PATH DVC_NO_ANALYTICS=1
 RUN={run}
+CHECKPOINTS={checkpoints}  # the commit's Trainer checkpoints, outside the clones
 clone() {{  # a clone of the submitted commit (shared filesystem: the submitting checkout's git objects)
   rm -rf "$1"
   git clone -q --no-checkout {repo} "$1"
@@ -107,9 +112,10 @@ trap 'echo $? > "$RUN/status/task-$SLURM_ARRAY_TASK_ID"' EXIT
 echo "crossling.slurm: task $SLURM_ARRAY_TASK_ID runs $STAGES"
 clone "$RUN/work/task-$SLURM_ARRAY_TASK_ID"
 cd "$RUN/work/task-$SLURM_ARRAY_TASK_ID"
-# Trainer checkpoints outside the clone, which a requeued task or a new submission of the commit makes afresh:
-# an interrupted training stage resumes (train refuses a checkpoint of other params, data, code or setup)
-mkdir -p {checkpoints} && ln -s {checkpoints} checkpoints
+# a requeued task or a new submission of the commit makes its clone afresh: an interrupted training stage resumes
+# from these (train refuses a checkpoint of other params, data, code or setup)
+mkdir -p "$CHECKPOINTS"
+ln -s "$CHECKPOINTS" checkpoints
 cp "$RUN/prep.lock" dvc.lock
 for stage in $STAGES; do  # each pulls only its own inputs; restored instead of run if the run-cache has it
   dvc repro --pull --single-item "$stage"
@@ -121,15 +127,16 @@ rm -rf "$RUN/work/task-$SLURM_ARRAY_TASK_ID" || echo "crossling.slurm: warning: 
 
 FINAL = """trap 'echo $? > "$RUN/status/final"' EXIT
 python -m crossling.slurm --check "$RUN"
-cd {root}
+ROOT={root}
+cd "$ROOT"
 if [ "$(git rev-parse HEAD)" != {commit} ]; then
-  echo "crossling.slurm: error: {root} is no longer at {commit}; check it out and run dvc repro --pull there" >&2
+  echo "crossling.slurm: error: $ROOT is no longer at {commit}; check it out and run dvc repro --pull there" >&2
   exit 1
 fi
 dvc repro --pull
 dvc push --run-cache
-rm -rf {checkpoints} || echo "crossling.slurm: warning: could not remove {checkpoints}" >&2
-echo "crossling.slurm: done; dvc.lock and the outputs are in {root}"
+rm -rf "$CHECKPOINTS" || echo "crossling.slurm: warning: could not remove $CHECKPOINTS" >&2
+echo "crossling.slurm: done; dvc.lock and the outputs are in $ROOT"
 """
 
 
@@ -138,16 +145,38 @@ def write_scripts(run_dir: Path, root: Path, commit: str, tasks: list[list[str]]
     for sub in ("logs", "status", "work"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     (run_dir / "stages.txt").write_text("".join(f"{' '.join(task)}\n" for task in tasks))
+    checkpoints = run_dir.parent / CHECKPOINTS / commit[:12]  # one folder per commit: no grid resumes another's
     head = SCRIPT_HEAD.format(commit=commit, bin=shlex.quote(str(Path(sys.executable).parent)),
                               run=shlex.quote(str(run_dir)), repo=shlex.quote(repo),
+                              checkpoints=shlex.quote(str(checkpoints)),
                               local_config=shlex.quote(str(root / ".dvc" / "config.local")))
-    checkpoints = shlex.quote(str(run_dir.parent / "checkpoints" / commit[:12]))  # one per commit: per params
-    bodies = {"prep": PREP.format(upstream=shlex.join(upstream)), "task": TASK.format(checkpoints=checkpoints),
-              "final": FINAL.format(root=shlex.quote(str(root)), commit=commit, checkpoints=checkpoints)}
+    bodies = {"prep": PREP.format(upstream=shlex.join(upstream)), "task": TASK,
+              "final": FINAL.format(root=shlex.quote(str(root)), commit=commit)}
     for name, body in bodies.items():
         path = run_dir / f"{name}.sh"
         path.write_text(head.replace("{job}", name) + body)
         path.chmod(0o755)
+
+
+def idle_checkpoints(workdir: Path, commit: str) -> list[str]:
+    """Refuse a second grid of a commit whose first is still queued or running (the two would share its Trainer
+    checkpoints); remove the checkpoints of other commits none of whose jobs is (no grid resumes them)."""
+    jobs: dict[str, set[str]] = {}  # commit[:12] -> its grids' job ids
+    for path in workdir.glob("*/submission.json"):
+        record = json.loads(path.read_text())
+        jobs.setdefault(record["commit"][:12], set()).update(j for j in record["jobs"].values() if j.isdigit())
+    folders = sorted(p for p in (workdir / CHECKPOINTS).glob("*") if p.is_dir())
+    if not jobs.get(commit[:12]) and not folders:
+        return []
+    queued = set(run(["squeue", "-h", "-a", "-u", getpass.getuser(), "-o", "%F"]).split())  # array: its base id
+    if jobs.get(commit[:12], set()) & queued:
+        raise SlurmError(f"a grid of this commit is still queued or running (jobs {' '.join(sorted(jobs[commit[:12]]))}"
+                         "); its tasks would share their Trainer checkpoints: wait for it, or scancel it, then submit "
+                         "again")
+    idle = [folder for folder in folders if folder.name != commit[:12] and not jobs.get(folder.name, set()) & queued]
+    for folder in idle:
+        shutil.rmtree(folder)
+    return [str(folder) for folder in idle]
 
 
 def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool = False) -> dict:
@@ -164,11 +193,7 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
         tasks, upstream = grid_plan(project)
     if not tasks:
         raise SlurmError("no training stage in dvc.yaml for the current params; nothing to submit")
-    earlier = {job for path in (root / cfg.workdir).glob(f"*-{commit[:8]}/submission.json")
-               for job in json.loads(path.read_text())["jobs"].values() if job.isdigit()}  # not a dry run's
-    if earlier and not dry_run and earlier & set(run(["squeue", "-h", "-o", "%F"], cwd=root).split()):
-        raise SlurmError(f"a grid of this commit is still queued or running (jobs {' '.join(sorted(earlier))}); its "
-                         "tasks would share their Trainer checkpoints: wait for it, or scancel it, then submit again")
+    removed = [] if dry_run else idle_checkpoints(root / cfg.workdir, commit)
     run_dir = root / cfg.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{commit[:8]}"
     if run_dir.exists():
         raise SlurmError(f"{run_dir} exists (a submission this very second); submit again")
@@ -192,7 +217,8 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
     submit_job("task", "crossling-train", "task-%a.out", True, f"--array={array}", "--kill-on-invalid-dep=yes",
                f"--dependency=afterok:{jobs['prep']}")
     submit_job("final", "crossling-final", "final.out", True, f"--dependency=afterany:{jobs['task']}")
-    record = {"commit": commit, "run_dir": str(run_dir), "jobs": jobs, "tasks": tasks, "prepared": upstream,
+    record = {"commit": commit, "run_dir": str(run_dir), "jobs": jobs, "removed_checkpoints": removed,
+              "tasks": tasks, "prepared": upstream,
               "slurm": asdict(cfg), "sbatch": [shlex.join(cmd) for cmd in commands]}
     (run_dir / "submission.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
@@ -273,6 +299,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{PREFIX}: error: {exc}", file=sys.stderr)
         sys.exit(2)
     jobs, run_dir = record["jobs"], record["run_dir"]
+    for folder in record.get("removed_checkpoints", []):
+        print(f"{PREFIX}: removed {folder}: Trainer checkpoints of another commit, none of whose jobs is queued or "
+              "running")
     if args.dry_run:
         print("\n".join(record["sbatch"]))
         return

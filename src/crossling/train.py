@@ -321,7 +321,7 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
         "global_batch": targs.train_batch_size * train.gradient_accumulation_steps * targs.world_size,
         "method": train.method, "seed": seed, "max_length": train.max_length}
     languages = list(dict.fromkeys(dev["language"])) if dev is not None else []
-    with targs.main_process_first(desc="resume point"):  # the first decides: the others' setup may differ
+    with targs.main_process_first(local=False, desc="resume point"):  # the first decides: others' setups may differ
         resume = (resume_point(checkpoints, run_fingerprint(cfg, args, seed, run_params, languages), targs.world_size)
                   if first else read_json(checkpoints / RUN_RECORD)["resume"])
     dev_set, metrics = None, None
