@@ -230,9 +230,11 @@ def test_a_grid_of_a_commit_whose_earlier_grid_still_runs_is_refused(tiny_projec
         (workdir / f"2026010{ord(name) - 96}-000000-{other[:8]}" / "submission.json").write_text(
             json.dumps({"commit": other, "jobs": dict(zip(("prep", "task", "final"), jobs))}))
         (workdir / "checkpoints" / other[:12] / "joint_12_seed1").mkdir(parents=True)
+    (workdir / "checkpoints" / "joint_12_seed1").mkdir()  # no commit's folder: never removed
     fake = tiny_project.parent / "fake-slurm"
     fake.mkdir()
-    (fake / "squeue").write_text("#!/bin/sh\necho 12\necho 78\necho 61\n")  # array jobs 78 and 61 still there
+    # array jobs 78 and 61 still there; every user's jobs, hidden partitions too
+    (fake / "squeue").write_text('#!/bin/sh\n[ "$*" = "-h -a -o %F" ] || exit 9\necho 12\necho 78\necho 61\n')
     (fake / "sbatch").write_text("#!/bin/sh\necho 1001\n")
     for tool in ("squeue", "sbatch"):
         (fake / tool).chmod(0o755)
@@ -243,14 +245,24 @@ def test_a_grid_of_a_commit_whose_earlier_grid_still_runs_is_refused(tiny_projec
         "crossling.slurm: error: a grid of this commit is still queued or running (jobs 77 78 79); its tasks would "
         "share their Trainer checkpoints: wait for it, or scancel it, then submit again\n")
     (fake / "squeue").write_text("#!/bin/sh\necho 12\necho 61\n")  # this commit's grid done, c's still running
+    broken = workdir / "20260104-000000-dddddddd" / "submission.json"
+    broken.parent.mkdir()
+    broken.write_text("{")  # whose jobs its grid had is unknown: nothing is removed
+    kept = subprocess.run([str(BIN / "python"), "-m", "crossling.slurm"], cwd=tiny_project, capture_output=True,
+                          text=True, env=env)
+    assert kept.returncode == 0 and "removed" not in kept.stdout and (workdir / "checkpoints" / ("b" * 12)).is_dir()
+    broken.unlink()
+    time.sleep(1.1)  # a submission's folder is named by the second
     submitted = subprocess.run([str(BIN / "python"), "-m", "crossling.slurm"], cwd=tiny_project, capture_output=True,
                                text=True, env=env)
     assert submitted.returncode == 0, submitted.stderr
     assert submitted.stdout.startswith(f"crossling.slurm: removed {workdir}/checkpoints/{'b' * 12}: Trainer "
                                        "checkpoints of another commit, none of whose jobs is queued or running\n")
-    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == sorted([commit[:12], "c" * 12])
-    task = next(workdir.glob("2*/task.sh"))  # the one submitted: the earlier ones are records only
-    assert f"CHECKPOINTS={workdir}/checkpoints/{commit[:12]}  #" in task.read_text()
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == sorted([commit[:12], "c" * 12,
+                                                                                  "joint_12_seed1"])
+    task = next(workdir.glob("2*/task.sh")).read_text()  # a submitted one: the earlier ones are records only
+    assert f"CHECKPOINTS={workdir}/checkpoints/{commit[:12]}  #" in task
+    assert 'mkdir -p "$CHECKPOINTS"\nln -s "$CHECKPOINTS" checkpoints\n' in task  # set -e stops at either
 
 
 def test_the_job_scripts_are_valid_bash_in_a_project_path_with_quotes(tmp_path):

@@ -17,8 +17,8 @@ every sbatch as written. Running the same command again resumes: finished stages
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -158,25 +158,29 @@ def write_scripts(run_dir: Path, root: Path, commit: str, tasks: list[list[str]]
         path.chmod(0o755)
 
 
-def idle_checkpoints(workdir: Path, commit: str) -> list[str]:
+def idle_checkpoints(workdir: Path, commit: str) -> list[Path]:
     """Refuse a second grid of a commit whose first is still queued or running (the two would share its Trainer
-    checkpoints); remove the checkpoints of other commits none of whose jobs is (no grid resumes them)."""
+    checkpoints); the checkpoint folders of other commits none of whose jobs is (no grid resumes them), none when a
+    submission record cannot be read."""
     jobs: dict[str, set[str]] = {}  # commit[:12] -> its grids' job ids
     for path in workdir.glob("*/submission.json"):
-        record = json.loads(path.read_text())
-        jobs.setdefault(record["commit"][:12], set()).update(j for j in record["jobs"].values() if j.isdigit())
-    folders = sorted(p for p in (workdir / CHECKPOINTS).glob("*") if p.is_dir())
+        try:
+            record = json.loads(path.read_text())
+            jobs.setdefault(record["commit"][:12], set()).update(j for j in record["jobs"].values() if j.isdigit())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            jobs[""] = {"?"}  # whose jobs those are is unknown: no folder is idle for sure
+    folders = sorted(p for p in (workdir / CHECKPOINTS).glob("*")
+                     if p.is_dir() and re.fullmatch("[0-9a-f]{12}", p.name))  # a commit's, nothing else
     if not jobs.get(commit[:12]) and not folders:
         return []
-    queued = set(run(["squeue", "-h", "-a", "-u", getpass.getuser(), "-o", "%F"]).split())  # array: its base id
+    queued = set(run(["squeue", "-h", "-a", "-o", "%F"]).split())  # every user's: ids are unique; array: its base id
     if jobs.get(commit[:12], set()) & queued:
         raise SlurmError(f"a grid of this commit is still queued or running (jobs {' '.join(sorted(jobs[commit[:12]]))}"
                          "); its tasks would share their Trainer checkpoints: wait for it, or scancel it, then submit "
                          "again")
-    idle = [folder for folder in folders if folder.name != commit[:12] and not jobs.get(folder.name, set()) & queued]
-    for folder in idle:
-        shutil.rmtree(folder)
-    return [str(folder) for folder in idle]
+    if "" in jobs:
+        return []
+    return [folder for folder in folders if folder.name != commit[:12] and not jobs.get(folder.name, set()) & queued]
 
 
 def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool = False) -> dict:
@@ -193,7 +197,7 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
         tasks, upstream = grid_plan(project)
     if not tasks:
         raise SlurmError("no training stage in dvc.yaml for the current params; nothing to submit")
-    removed = [] if dry_run else idle_checkpoints(root / cfg.workdir, commit)
+    idle = [] if dry_run else idle_checkpoints(root / cfg.workdir, commit)
     run_dir = root / cfg.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{commit[:8]}"
     if run_dir.exists():
         raise SlurmError(f"{run_dir} exists (a submission this very second); submit again")
@@ -217,6 +221,13 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
     submit_job("task", "crossling-train", "task-%a.out", True, f"--array={array}", "--kill-on-invalid-dep=yes",
                f"--dependency=afterok:{jobs['prep']}")
     submit_job("final", "crossling-final", "final.out", True, f"--dependency=afterany:{jobs['task']}")
+    removed = []  # once the grid is queued: a failed submission changes nothing
+    for folder in idle:
+        try:
+            shutil.rmtree(folder)
+            removed.append(str(folder))
+        except OSError as exc:
+            print(f"{PREFIX}: warning: could not remove {folder}: {exc.strerror}", file=sys.stderr)
     record = {"commit": commit, "run_dir": str(run_dir), "jobs": jobs, "removed_checkpoints": removed,
               "tasks": tasks, "prepared": upstream,
               "slurm": asdict(cfg), "sbatch": [shlex.join(cmd) for cmd in commands]}
