@@ -21,21 +21,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "src")]
 
-from conftest import make_csv_source  # noqa: E402
 from slurm_cluster import Cluster  # noqa: E402
-from test_pipeline import BIN, dvc, make_project, sh  # noqa: E402
-from test_slurm import output_hashes, wait_for_jobs  # noqa: E402
+from test_pipeline import BIN, dvc, sh  # noqa: E402
+from test_slurm import grid_project, output_hashes, wait_for_jobs  # noqa: E402
 
 
 def main(tmp: Path) -> int:
     tmp.mkdir(parents=True)
-    source = make_csv_source(tmp / "source", languages=("english", "french"), pool_per_class=30, test_per_class=10)
-    project = make_project(tmp / "project", source, sizes=(12,), train__seeds=[1], train__epochs=2,
-                           train__device="cpu")
-    dvc(project, "remote", "add", "-d", "store", str(tmp / "store"))
-    sh(project, "git", "commit", "-qam", "remote")
-    serial = tmp / "serial"
-    sh(tmp, "git", "clone", "-q", str(project), str(serial))
+    project, serial = grid_project(tmp, epochs=2)
     dvc(serial, "repro")
     cluster = Cluster(tmp / "slurm", cpus=2)
 

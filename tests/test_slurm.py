@@ -292,20 +292,24 @@ def wait_for_jobs(cluster: Cluster, jobs: list[str], timeout: float) -> None:
     raise AssertionError(f"the grid did not finish in {timeout:.0f} s:\n{queue}")
 
 
+def grid_project(tmp: Path, epochs: int) -> tuple[Path, Path]:
+    """The tiny grid's project (english and french, size 12, one seed) with a DVC remote, and a clone of it for
+    a serial `dvc repro` of the same commit (also scripts/slurm_resume.py's)."""
+    source = make_csv_source(tmp / "source", languages=("english", "french"), pool_per_class=30, test_per_class=10)
+    project = make_project(tmp / "project", source, sizes=(12,), train__seeds=[1], train__epochs=epochs,
+                           train__device="cpu")
+    dvc(project, "remote", "add", "-d", "store", str(tmp / "store"))
+    sh(project, "git", "commit", "-qam", "remote")
+    sh(tmp, "git", "clone", "-q", str(project), str(tmp / "serial"))
+    return project, tmp / "serial"
+
+
 @pytest.mark.e2e
 def test_the_grid_as_a_slurm_job_array_equals_a_serial_run(tmp_path):
     why = missing_requirements()
     if why:
         pytest.fail(f"cannot start Slurm: {why}")
-    source = make_csv_source(tmp_path / "source", languages=("english", "french"), pool_per_class=30,
-                             test_per_class=10)
-    project = make_project(tmp_path / "project", source, sizes=(12,), train__seeds=[1], train__epochs=1,
-                           train__device="cpu")
-    dvc(project, "remote", "add", "-d", "store", str(tmp_path / "store"))
-    sh(project, "git", "commit", "-qam", "remote")
-
-    serial = tmp_path / "serial"
-    sh(tmp_path, "git", "clone", "-q", str(project), str(serial))
+    project, serial = grid_project(tmp_path, epochs=1)
 
     def serial_repro() -> float:
         start = time.monotonic()
