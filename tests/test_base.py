@@ -11,7 +11,7 @@ import torch
 from conftest import headless_bert, stage_error, with_defaults, write_params
 
 from crossling import base
-from crossling.common import DataError
+from crossling.common import DataError, content_hash
 from crossling.config import ConfigError, ScratchConfig
 
 LABELS = ("positive", "neutral", "negative")
@@ -136,7 +136,8 @@ def test_headless_checkpoint_gets_a_head_and_records_it(tmp_path, caplog, capfd)
     out = run_base(tmp_path, ckpt)
     record = json.loads((out / "crossling_init.json").read_text())
     assert record == {"scratch": False, "created_weights": ["classifier.bias", "classifier.weight"],
-                      "checkpoint": str(ckpt), "revision": "main", "commit": base.content_hash(ckpt)}
+                      "checkpoint": str(ckpt), "revision": "main",
+                      "commit": content_hash(sorted(p for p in ckpt.rglob("*") if p.is_file()), ckpt)}
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["BertForSequenceClassification"]
     assert config["id2label"] == {"0": "positive", "1": "neutral", "2": "negative"}

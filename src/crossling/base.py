@@ -7,7 +7,6 @@ split). Later stages load only this directory, so nothing after this stage touch
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from dataclasses import asdict
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_json
+from crossling.common import DataError, content_hash, log, log_params, read_parquet, run_stage, stage_parser, write_json
 from crossling.config import Config, ConfigError, ScratchConfig
 from crossling.modeling import INIT_RECORD, SPECIAL_TOKENS, check_labels, draw_weights, head_modules, quiet_transformers
 
@@ -81,14 +80,6 @@ def scratch_model(scratch: ScratchConfig, vocab_size: int, pad_id: int, labels: 
 def is_local(checkpoint: str) -> bool:
     """An existing directory or anything spelled like a path, not a hub id."""
     return Path(checkpoint).expanduser().exists() or checkpoint.startswith(("/", "./", "../", "~"))
-
-
-def content_hash(directory: Path) -> str:
-    """A local checkpoint's identity: the sha256 of its files' names and contents."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def head_names(config, head_label_map: dict[str, str]) -> tuple[str, ...]:
@@ -192,7 +183,8 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
                         f"but its tokenizer pads with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}); make "
                         "them agree in the checkpoint")
     if local:
-        identity = content_hash(Path(checkpoint).expanduser())
+        local_dir = Path(checkpoint).expanduser()
+        identity = content_hash(sorted(p for p in local_dir.rglob("*") if p.is_file()), local_dir)
     else:  # the commit the revision resolved to: the snapshot the library read config.json from
         from transformers.utils.hub import cached_file, extract_commit_hash
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -136,3 +137,15 @@ def write_json(data: Any, path: str | Path) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def content_hash(files: list[Path], root: Path | None = None) -> str:
+    """The sha256 of files' names (relative to `root`, else the bare name) and contents, read in chunks: a local
+    checkpoint's identity, and what a training run's checkpoints were made from."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(root) if root else path.name).encode() + b"\0")
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()

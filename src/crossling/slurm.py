@@ -163,12 +163,13 @@ def idle_checkpoints(workdir: Path, commit: str) -> list[Path]:
     checkpoints); the checkpoint folders of other commits none of whose jobs is (no grid resumes them), none when a
     submission record cannot be read."""
     jobs: dict[str, set[str]] = {}  # commit[:12] -> its grids' job ids
+    unreadable = False  # a record whose jobs are unknown: no folder is idle for sure
     for path in workdir.glob("*/submission.json"):
         try:
             record = json.loads(path.read_text())
             jobs.setdefault(record["commit"][:12], set()).update(j for j in record["jobs"].values() if j.isdigit())
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            jobs[""] = {"?"}  # whose jobs those are is unknown: no folder is idle for sure
+            unreadable = True
     folders = sorted(p for p in (workdir / CHECKPOINTS).glob("*")
                      if p.is_dir() and re.fullmatch("[0-9a-f]{12}", p.name))  # a commit's, nothing else
     if not jobs.get(commit[:12]) and not folders:
@@ -178,7 +179,7 @@ def idle_checkpoints(workdir: Path, commit: str) -> list[Path]:
         raise SlurmError(f"a grid of this commit is still queued or running (jobs {' '.join(sorted(jobs[commit[:12]]))}"
                          "); its tasks would share their Trainer checkpoints: wait for it, or scancel it, then submit "
                          "again")
-    if "" in jobs:
+    if unreadable:
         return []
     return [folder for folder in folders if folder.name != commit[:12] and not jobs.get(folder.name, set()) & queued]
 

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from crossling import devices
-from crossling.common import DataError, log, log_params, read_json, read_parquet, run_stage, stage_parser
+from crossling.common import DataError, content_hash, log, log_params, read_json, read_parquet, run_stage, stage_parser
 from crossling.config import Config, ConfigError, TrainConfig
 from crossling.modeling import (INIT_RECORD, check_max_length, configure_threads, draw_weights, head_modules,
                                 inference_device, load_classifier, one_device_per_process, provenance,
@@ -244,14 +244,6 @@ def with_lora(model, lora, created: list[str]) -> torch.nn.Module:
 def run_fingerprint(cfg: Config, args, seed: int, run_params: dict, languages: list[str]) -> dict[str, str]:
     """What a Trainer checkpoint was made from, part by part: a checkpoint of other parts is never resumed from (the
     result would not be an uninterrupted run's). Files are hashed whole (same-size weights can differ)."""
-    def digest(paths: list[Path], root: Path | None = None) -> str:  # named relative to root: clones differ
-        h = hashlib.sha256()
-        for path in paths:
-            with path.open("rb") as f:
-                name = path.relative_to(root) if root else path.name
-                h.update(str(name).encode() + hashlib.file_digest(f, "sha256").digest())
-        return h.hexdigest()
-
     def text(value) -> str:
         return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
@@ -261,10 +253,10 @@ def run_fingerprint(cfg: Config, args, seed: int, run_params: dict, languages: l
                                if name.startswith("crossling.") and getattr(m, "__file__", None)}
     base = Path(args.base)
     return {"params": text([params, list(cfg.data.labels), seed, args.language, args.exclude_language]),
-            "setup": text(run_params), "sample": digest([Path(args.sample)]),
-            "base": digest(sorted(p for p in base.rglob("*") if p.is_file()), base),
-            "dev": digest([Path(args.dev) / f"{lang}.parquet" for lang in languages]) if args.dev else "",
-            "code": digest(sorted(code, key=lambda p: p.name))}
+            "setup": text(run_params), "sample": content_hash([Path(args.sample)]),
+            "base": content_hash(sorted(p for p in base.rglob("*") if p.is_file()), base),
+            "dev": content_hash([Path(args.dev) / f"{lang}.parquet" for lang in languages]) if args.dev else "",
+            "code": content_hash(sorted(code, key=lambda p: p.name))}
 
 
 def complete(checkpoint: Path, processes: int) -> bool:
