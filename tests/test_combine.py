@@ -18,8 +18,12 @@ def raw_rows(rows):
 
 
 def base_rows(lang):
+    # every class in the test split, which combine requires; the train rows are all positive
     return [(lang, "train", f"{lang} good {i}", "positive") for i in range(3)] + \
-           [(lang, "test", f"{lang} test {i}", "negative") for i in range(2)]
+           [(lang, "test", f"{lang} test {i}", label) for i, label in enumerate(TEST_LABELS)]
+
+
+TEST_LABELS = ("negative", "negative", "neutral", "positive")
 
 
 def test_removals_are_counted_per_language():
@@ -44,7 +48,7 @@ def test_removals_are_counted_per_language():
     assert en["pool_test_overlap_rows"] == 1
     assert en["test_empty_text"] == 1
     assert en["test_duplicate_rows_kept"] == 1
-    assert en["pool"] == 3 and en["test"] == 3
+    assert en["pool"] == 3 and en["test"] == 5
     assert en["raw_train"] + en["raw_validation"] == 3 + 8
     assert report["french"]["pool"] == 3 and report["french"]["pool_duplicate_rows"] == 0
     # nothing removed silently: raw pool rows = kept + every removal counted
@@ -76,21 +80,30 @@ def test_a_split_left_empty_by_cleaning_is_refused_with_the_labels_found(part):
                                    for lang, s, t, label in base_rows("french")]
     with pytest.raises(DataError) as err:
         combine.combine(raw_rows(rows), DATA, 0)
-    n = 2 if part == "test" else 3
+    n, found = (4, "'Negative', 'Neutral', 'Positive'") if part == "test" else (3, "'Positive'")
     assert str(err.value) == (f"the {part} of french is empty once cleaned ({n} rows: {n} with labels outside "
-                              f"data.labels ['{'Negative' if part == 'test' else 'Positive'}'], 0 with empty text, the "
+                              f"data.labels [{found}], 0 with empty text, the "
                               "rest repeats or test texts); name the labels in data.label_map, or drop french from "
                               "data.languages")
 
 
 def test_validation_protocol_refuses_a_language_without_a_train_split():
     rows = base_rows("english") + [("english", "validation", "english fine", "positive"),
-                                   ("french", "validation", "french fine", "positive"),
-                                   ("french", "test", "french test", "negative")]
+                                   ("french", "validation", "french fine", "positive")] + \
+        [("french", "test", f"french test {label}", label) for label in TEST_LABELS[1:]]
     validation = make_config({"data": {"source": "local", "languages": ["english", "french"], "dev_split": "validation"}}).data
     with pytest.raises(DataError, match="french has no train split in the source, and data.dev_split: validation "
                                         "takes the pool from train only; use data.dev_split: carve or drop french"):
         combine.combine(raw_rows(rows), validation, 0)
+
+
+def test_a_test_split_without_a_class_is_refused():
+    # macro-F1 over data.labels would score the absent class 0: a perfect model would top out at 2/3
+    rows = base_rows("english") + [row for row in base_rows("french") if row[3] != "neutral" or row[1] != "test"]
+    with pytest.raises(DataError) as err:
+        combine.combine(raw_rows(rows), DATA, 0)
+    assert str(err.value) == ("the test split of french has no 'neutral' texts once cleaned; map a source label to "
+                              "it in data.label_map, remove it from data.labels, or drop french from data.languages")
 
 
 def test_label_distribution_rows():
@@ -165,6 +178,14 @@ def test_dev_split_larger_than_a_class_names_language_class_needed_available():
         combine.combine(raw_rows(rows), DATA, 21)
 
 
+def test_a_class_absent_from_a_pool_names_the_labels_not_the_dev_size():
+    rows = balanced_rows("english", 10) + [row for row in balanced_rows("french", 10) if row[3] != "negative"] + \
+        balanced_rows("english", 1, "test") + balanced_rows("french", 1, "test")
+    with pytest.raises(DataError, match=r"^the cleaned pool of french has no 'negative' texts; map a source label to "
+                                        r"it in data.label_map, remove it from data.labels, or drop french from"):
+        combine.combine(raw_rows(rows), DATA, 3)
+
+
 VALIDATION = make_config({"data": {"source": "local", "languages": ["english", "french"],
                                    "dev_split": "validation"}}).data
 
@@ -176,18 +197,21 @@ def test_validation_protocol_keeps_the_datasets_validation_split_as_dev():
         ("english", "validation", "english dev 1", "neutral"),     # duplicate: one copy kept, counted
         ("english", "validation", "", "negative"),                 # empty: removed, counted
         ("english", "validation", "english test 1", "negative"),   # a test text: removed from dev, counted
+        ("english", "validation", "french test 0", "negative"),    # another language's test text: counted apart
         ("english", "train", "english dev 0", "positive"),         # a dev text in train: removed from the pool
         ("french", "validation", "french dev 0", "negative"),
         ("french", "train", "english dev 1", "neutral"),           # another language's dev text
     ]
     pool, dev, test, report = combine.combine(raw_rows(rows), VALIDATION, 150)
     en = report["english"]
-    assert en["raw_validation"] == 5
+    assert en["raw_validation"] == 6
     assert sorted(dev.loc[dev["language"] == "english", "text"]) == ["english dev 0", "english dev 1"]
-    assert (en["dev"], en["dev_empty_text"], en["dev_duplicate_rows"], en["dev_test_overlap_rows"]) == (2, 1, 1, 1)
+    assert (en["dev"], en["dev_empty_text"], en["dev_duplicate_rows"], en["dev_test_overlap_rows"],
+            en["dev_other_language_test_overlap_rows"]) == (2, 1, 1, 1, 1)
     assert en["raw_validation"] == en["dev"] + sum(en[k] for k in ("dev_empty_text", "dev_unknown_label",
                                                                    "dev_duplicate_rows", "dev_conflicting_label_rows",
-                                                                   "dev_test_overlap_rows"))
+                                                                   "dev_test_overlap_rows",
+                                                                   "dev_other_language_test_overlap_rows"))
     assert en["pool_dev_overlap_rows"] == 1 and report["french"]["pool_other_language_dev_overlap_rows"] == 1
     assert not set(pool["text"]) & set(dev["text"])                 # no sample can hold a dev text
     assert en["raw_train"] == en["pool"] + en["pool_dev_overlap_rows"]  # the pool is train alone, every removal counted
@@ -221,6 +245,6 @@ def test_data_report_gives_sources_scripts_and_length_per_split():
     raw.loc[raw["language"] == "french", "source"] = "deft_2017"
     _, _, _, report = combine.combine(raw, DATA, 3)
     fr = report["french"]
-    assert fr["sources"] == {"pool": {"deft_2017": 9}, "dev": {"deft_2017": 3}, "test": {"deft_2017": 2}}
+    assert fr["sources"] == {"pool": {"deft_2017": 9}, "dev": {"deft_2017": 3}, "test": {"deft_2017": 4}}
     assert fr["scripts"]["test"] == {"Latin": 1.0}
     assert fr["mean_chars"]["test"] == len("french test 0")

@@ -116,11 +116,32 @@ def test_any_language_name_and_integer_label_map(tmp_path):
 
 
 def test_yaml_exponent_without_dot_is_a_number(tmp_path):
-    # YAML 1.1 reads `2e-5` as a string; users write it that way all the time.
+    # YAML 1.1 (PyYAML) reads `2e-5` as a string; users write it that way all the time.
     raw = with_defaults({})
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(raw).replace("learning_rate: 2.0e-05", "learning_rate: 3e-4"))
     assert load_config(p).train.learning_rate == pytest.approx(3e-4)
+
+
+def test_params_rewritten_by_dvc_set_param_read_as_dvc_reads_them(tmp_path):
+    # `dvc exp run -S` rewrites params.yaml as YAML 1.2 and drops the quotes only YAML 1.1 needs
+    from dvc.utils.hydra import apply_overrides
+
+    raw = with_defaults({"data": {"languages": ["english", "no"], "label_map": {"on": "positive"}},
+                         "slurm": {"time": "10:00:00"}})
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    apply_overrides(p, ["train.epochs=3"])
+    assert "time: 10:00:00" in p.read_text(encoding="utf-8")  # unquoted: YAML 1.1 reads 36000
+    cfg = load_config(p)
+    assert (cfg.train.epochs, cfg.slurm.time, cfg.data.languages) == (3, "10:00:00", ("english", "no"))
+    assert cfg.data.label_map == {"on": "positive"}
+
+
+def test_a_label_map_naming_one_id_twice_is_refused():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(with_defaults({"data": {"label_map": {1: "positive", "1": "negative"}}}))
+    assert err.value.field == "data.label_map" and "maps '1' twice" in err.value.message
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
@@ -129,4 +150,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    bad.write_text("train:\n  epochs: 3\n  epochs: 4\n")  # a repeated key is refused, not the last one taken
+    with pytest.raises(ConfigError, match=r'not valid YAML \(line 3: found duplicate key "epochs"'):
         load_config(bad)

@@ -157,6 +157,17 @@ def test_missing_column(csv_source):
         download.read_source(data_cfg(csv_source))
 
 
+def test_an_unquoted_comma_in_the_first_row_is_refused_not_read_as_an_index(csv_source):
+    path = csv_source / "english" / "test.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    text, label, source = lines[1].rsplit(",", 2)
+    lines[1] = f"{text}, with a comma,{label},{source}"  # pandas would shift every row's columns by one
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="test.csv: the first data row has more fields than the header "
+                                        "\\(text, label, source\\); quote texts that contain commas"):
+        download.read_source(data_cfg(csv_source))
+
+
 def test_numeric_labels_without_label_map_are_refused(csv_source):
     rows = [dict(r, label=str(i % 3)) for i, r in enumerate(synthetic_rows("english", "train", 3))]
     write_csv(csv_source / "english" / "train.csv", rows)
@@ -464,7 +475,8 @@ def test_missing_hub_text_becomes_empty_and_is_counted(tmp_path):
 
     features = datasets.Features({"text": datasets.Value("string"), "language": datasets.Value("string"),
                                   "label": datasets.ClassLabel(names=["negative", "neutral", "positive"])})
-    rows = {"train": [("a good one", 2), (None, 0), ("meh", 1)], "test": [("fine", 1), (None, 2)]}
+    rows = {"train": [("a good one", 2), (None, 0), ("meh", 1)],
+            "test": [("fine", 1), (None, 2), ("great", 2), ("awful", 0)]}
     for split, items in rows.items():
         ds = datasets.Dataset.from_list([{"text": t, "language": "english", "label": y} for t, y in items],
                                         features=features)

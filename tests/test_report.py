@@ -14,6 +14,7 @@ COUNT_KEYS = ("raw_train", "raw_validation", "raw_test", "pool_empty_text", "tes
               "pool_unknown_label", "test_unknown_label", "dev_unknown_label", "pool_duplicate_rows",
               "dev_duplicate_rows", "pool_conflicting_label_rows", "dev_conflicting_label_rows",
               "pool_test_overlap_rows", "dev_test_overlap_rows", "pool_other_language_test_overlap_rows",
+              "dev_other_language_test_overlap_rows",
               "pool_dev_overlap_rows", "pool_other_language_dev_overlap_rows", "pool", "dev", "test")
 SOURCES = {"english": ("sem_eval_2017", "Latin"), "french": ("amazon_reviews_multi", "Latin")}
 
@@ -205,9 +206,22 @@ def test_one_domain_and_one_epoch_read_as_such(tmp_path, pred_dir):  # noqa: F81
     assert "full fine-tuning, 1 epoch," in text
     # one source name for two languages: SemEval-2017's English and Arabic subtasks are two datasets
     same = {lang: {"sources": {"test": {"sem_eval_2017": 40}}} for lang in ("english", "arabic")}
-    assert report.domain_note(("english", "arabic"), same, {"english": "tweets", "arabic": "tweets"}).endswith(
+    assert report.domain_note(("english", "arabic"), same, {"english": "tweets", "arabic": "tweets"},
+                              {"sem_eval_2017": "tweets"}).endswith(
         "its languages can still be separate datasets, so a transfer cell may also cross datasets (annotation "
         "guidelines, collection period).")
+
+
+def test_a_source_without_a_domain_or_no_source_at_all_is_said_so():
+    data = {"aa": {"sources": {"test": {"src_aa": 30}}}, "bb": {"sources": {"test": {"src_bb": 30, "news": 5}}}}
+    note = report.domain_note(("aa", "bb"), data, {"aa": "src_aa", "bb": "src_bb + news articles"},
+                              {"news": "news articles"})
+    assert note.endswith("data.source_domains gives no domain for src_aa, src_bb: each source stands for a domain "
+                         "of its own here; name its domain there to compare it with the others.")
+    blank = {lang: {"sources": {"test": {"unknown": 30}}} for lang in ("aa", "bb")}
+    assert report.domain_note(("aa", "bb"), blank, {"aa": "unknown", "bb": "unknown"}, {}) == (
+        "The data names no source for its test texts (no `source` column), so the report cannot tell the "
+        "languages' domains apart: a transfer cell may cross domains unmarked.")
 
 
 def test_a_one_language_study_reports_no_transfer_and_compares_no_run_with_itself(tmp_path):

@@ -138,6 +138,14 @@ def test_validation_protocol_names_the_train_split_when_a_size_does_not_fit():
         sample.check_capacity(ranked, 60, LANGS, LABELS, dev_size=None)
 
 
+def test_a_class_absent_from_a_pool_names_the_labels_not_the_size():
+    pool = pool_frame(per_class=10)
+    ranked = sample.ranked(pool[~((pool["language"] == "english") & (pool["label_id"] == 1))], LANGS, 3, seed=1)
+    with pytest.raises(DataError, match=r"^the cleaned pool of english has no 'neutral' texts; map a source label to "
+                                        r"it in data.label_map, remove it from data.labels, or drop english from"):
+        sample.check_capacity(ranked, 6, LANGS, LABELS, dev_size=None)
+
+
 def test_equal_budget_sample_has_a_monolingual_models_examples_spread_over_languages():
     three = ("english", "french", "malay")
     ranked = sample.ranked(pool_frame(per_class=20, languages=three), three, 3, seed=1)

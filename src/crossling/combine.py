@@ -96,16 +96,20 @@ def clean_language(rows: pd.DataFrame, lang: str, other_test_texts: frozenset[st
     return pool, test, counts
 
 
-def validation_dev(rows: pd.DataFrame, language: str, test_texts: frozenset[str], counts: dict) -> pd.DataFrame:
-    """The dataset's own validation split of one language as its dev split, cleaned like the pool."""
+def validation_dev(rows: pd.DataFrame, language: str, test_texts: frozenset[str], other_test_texts: frozenset[str],
+                   counts: dict) -> pd.DataFrame:
+    """The dataset's own validation split of one language as its dev split, cleaned like the pool; texts of its own
+    or another language's test split removed (selecting on them would favour the models tested there)."""
     validation = rows[rows["split"] == "validation"]
     if validation.empty:
         raise DataError(f"data.dev_split: validation needs a validation split, but {language} has none in the "
                         f"source; use data.dev_split: carve or drop {language}")
     dev = deduplicate(drop_invalid(validation, "dev", counts), "dev", counts)
     in_test = _key(dev["text"]).isin(test_texts)
+    in_other_test = _key(dev["text"]).isin(other_test_texts) & ~in_test
     counts["dev_test_overlap_rows"] = int(in_test.sum())
-    dev = dev[~in_test]
+    counts["dev_other_language_test_overlap_rows"] = int(in_other_test.sum())
+    dev = dev[~(in_test | in_other_test)]
     if dev.empty:
         raise DataError(f"data.dev_split: the validation split of {language} is empty once cleaned "
                         f"({counts['raw_validation']} rows, all removed: see metrics/data.json); "
@@ -150,6 +154,19 @@ def count_split(counts: dict, split: str, df: pd.DataFrame, labels: tuple[str, .
     counts |= {f"{split}_{name}": int(per_label.get(i, 0)) for i, name in enumerate(labels)}
 
 
+def require_every_label(df: pd.DataFrame, part: str, language: str, labels: tuple[str, ...]) -> None:
+    """Macro-F1 averages over data.labels: a class a test split lacks would score 0 for any model, so a perfect
+    one would top out at (k-1)/k."""
+    present = set(df["label_id"])
+    absent = [name for i, name in enumerate(labels) if i not in present]
+    if absent:
+        raise DataError(f"the {part} of {language} has no {absent[0]!r} texts once cleaned; "
+                        f"{NO_CLASS_FIX.format(language)}")
+
+
+NO_CLASS_FIX = "map a source label to it in data.label_map, remove it from data.labels, or drop {} from data.languages"
+
+
 def carve_dev(pool: pd.DataFrame, language: str, dev_size: int, labels: tuple[str, ...]) -> pd.DataFrame:
     """dev_size texts of one language's clean pool, classes balanced, in a fixed hash order."""
     # The order depends on the text alone: not on row order nor on sample.seed, so the dev split is fixed.
@@ -158,6 +175,8 @@ def carve_dev(pool: pd.DataFrame, language: str, dev_size: int, labels: tuple[st
     for c, name in enumerate(labels):
         need = class_quota(dev_size, len(labels), c)
         part = pool.assign(_order=order)[pool["label_id"] == c].sort_values("_order", kind="stable")
+        if part.empty and need:  # no dev_size could help
+            raise DataError(f"the cleaned pool of {language} has no {name!r} texts; {NO_CLASS_FIX.format(language)}")
         if len(part) < need:
             raise DataError(f"sample.dev_size: {dev_size} per language needs {need} {name!r} texts in {language} "
                             f"for the dev split, but its cleaned pool has {len(part)}; lower sample.dev_size "
@@ -173,18 +192,18 @@ def combine(raw: pd.DataFrame, data: DataConfig,
     test_rows = raw[raw["split"] == "test"]
     test_texts = {lang: frozenset(_key(test_rows.loc[test_rows["language"] == lang, "text"])) - {""}
                   for lang in data.languages}
-    all_test_texts = frozenset().union(*test_texts.values())
     carve = data.dev_split == "carve"
     for lang in data.languages:
         rows = raw[raw["language"] == lang]
         others = frozenset().union(*(texts for other, texts in test_texts.items() if other != lang))
         pools[lang], tests[lang], report[lang] = clean_language(rows, lang, others,
                                                                 ("train", "validation") if carve else ("train",))
+        require_every_label(tests[lang], "test split", lang, data.labels)
         if carve:
             devs[lang] = carve_dev(pools[lang], lang, dev_size, data.labels)
             pools[lang] = pools[lang].drop(index=devs[lang].index)
         else:
-            devs[lang] = validation_dev(rows, lang, all_test_texts, report[lang])
+            devs[lang] = validation_dev(rows, lang, test_texts[lang], others, report[lang])
         count_split(report[lang], "test", tests[lang], data.labels)
     dev_texts = {lang: frozenset(_key(dev["text"])) for lang, dev in devs.items()}
     all_dev_texts = frozenset().union(*dev_texts.values())
@@ -198,7 +217,7 @@ def combine(raw: pd.DataFrame, data: DataConfig,
         count_split(counts, "pool", pools[lang], data.labels)
         count_split(counts, "dev", devs[lang], data.labels)
         for key in ("dev_empty_text", "dev_unknown_label", "dev_duplicate_rows", "dev_conflicting_label_rows",
-                    "dev_test_overlap_rows"):
+                    "dev_test_overlap_rows", "dev_other_language_test_overlap_rows"):
             counts.setdefault(key, 0)  # the same names in both modes: nothing is removed from a carved dev split
         described = {"pool": describe(pools[lang]), "dev": describe(devs[lang]), "test": describe(tests[lang])}
         for part in ("sources", "scripts", "mean_chars"):

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from crossling import stats
 from crossling.common import EQUAL_BUDGET, DataError, joint_name, loo_name, mono_name, run_name, write_json
-from crossling.config import Config, ConfigError, EvaluateConfig, _one_line, config_from_dict
+from crossling.config import (Config, ConfigError, EvaluateConfig, YAMLError, _one_line, config_from_dict,
+                              read_yaml)
 from crossling.project import open_repo
 from crossling.report import diff, table
 
@@ -131,9 +131,9 @@ def older_params(root: str, name: str, rev: str | None, raw: Any, exc: ConfigErr
     if rev is None or not isinstance(raw, dict):
         raise DataError(f"params.yaml of {name}: {exc}") from None
     try:
-        current = yaml.safe_load(read_bytes(root, "params.yaml", None, "params"))
+        current = read_yaml(read_bytes(root, "params.yaml", None, "params"))
         config_from_dict(current)
-    except (yaml.YAMLError, ConfigError, DataError) as current_exc:
+    except (YAMLError, ConfigError, DataError) as current_exc:
         raise DataError(f"params.yaml of {name}: {exc.field}: {exc.message.split(';')[0]}, and the workspace's "
                         f"params.yaml, which could complete it, is not valid: {str(current_exc).splitlines()[0]}") from None
     merged, added = with_missing(raw, current)
@@ -154,7 +154,7 @@ def load_side(root: str, repo, name: str) -> Side:
     rev = resolve(repo, name)
     if rev is None:
         check_reproduced(repo)
-    raw = yaml.safe_load(read_bytes(root, "params.yaml", rev, "params"))
+    raw = read_yaml(read_bytes(root, "params.yaml", rev, "params"))
     try:
         cfg = config_from_dict(raw)
     except ConfigError as exc:

@@ -8,16 +8,15 @@ so `dataclasses.asdict` works). Any bad value raises `ConfigError`: one line wit
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (AfterValidator, BeforeValidator, ConfigDict, Discriminator, Field, Strict, StrictBool, StrictInt,
                       StrictStr, StringConstraints, Tag, TypeAdapter, ValidationError, field_validator, model_validator)
 from pydantic.dataclasses import dataclass
+from ruamel.yaml import YAML, YAMLError
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -32,15 +31,18 @@ class ConfigError(ValueError):
         self.message = message
 
 
-def _number_from_string(value: Any) -> Any:
-    if isinstance(value, str):  # YAML 1.1 reads `2e-5` (no dot) as a string
-        with contextlib.suppress(ValueError):
-            return float(value)
-    return value
-
-
 def _int_as_str(value: Any) -> Any:
     return str(value) if type(value) is int else value  # YAML reads `0: negative` with an integer key
+
+
+def _keys_distinct_as_str(value: Any) -> Any:
+    """`{1: positive, "1": negative}` would keep one of two maps of the same label without a word."""
+    if isinstance(value, dict):
+        keys = [_int_as_str(key) for key in value]
+        twice = next((key for key in keys if keys.count(key) > 1), None)
+        if twice is not None:
+            raise ValueError(f"maps {twice!r} twice (as a number and as a string); keep one")
+    return value
 
 
 def _within(low: float, high: float, shown_high: str | None = None, closed: bool = False) -> AfterValidator:
@@ -64,7 +66,7 @@ def _distinct(noun: str, allow_empty: bool = False) -> AfterValidator:
     return AfterValidator(check)
 
 
-Number = Annotated[float, Strict(), Field(allow_inf_nan=False), BeforeValidator(_number_from_string)]
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Positive = Annotated[StrictInt, Field(gt=0)]
 Seed = Annotated[StrictInt, _within(0, 2**32, "2**32")]
 Fraction = Annotated[Number, _within(0, 1)]
@@ -83,7 +85,8 @@ class DataConfig:
     revision: Name
     languages: Annotated[tuple[Name, ...], _distinct("language")]
     labels: Annotated[tuple[Name, ...], _distinct("label")]
-    label_map: dict[Annotated[Name, BeforeValidator(_int_as_str)], Name]
+    label_map: Annotated[dict[Annotated[Name, BeforeValidator(_int_as_str)], Name],
+                         BeforeValidator(_keys_distinct_as_str)]
     dev_split: Literal["carve", "validation"]
     source_domains: dict[Name, Name]
 
@@ -296,14 +299,26 @@ class Config:
 _VALIDATOR = TypeAdapter(Config)
 
 
+def read_yaml(text: str | bytes) -> Any:
+    """YAML 1.2, as DVC reads and writes params.yaml: `dvc exp run -S` drops the quotes only YAML 1.1 needs, so a
+    1.1 reader (PyYAML) would take `time: 10:00:00` for 36000 and a language `no` for false."""
+    return YAML(typ="safe", pure=True).load(text)
+
+
+def yaml_problem(exc: YAMLError) -> str:
+    """A YAML error in one line: where and what, e.g. `line 3: found duplicate key "seed"...`."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    return f"line {mark.line + 1}: {problem}" if mark and problem else str(exc).splitlines()[0]
+
+
 def load_config(path: str | Path = "params.yaml") -> Config:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(path), "file not found; run from the project root or pass --params") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), f"is not valid YAML ({str(exc).splitlines()[0]})") from None
+    except YAMLError as exc:
+        raise ConfigError(str(path), f"is not valid YAML ({yaml_problem(exc)})") from None
     return config_from_dict(raw)
 
 

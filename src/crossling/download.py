@@ -44,6 +44,9 @@ def read_split_csv(path: Path, data: DataConfig) -> pd.DataFrame:
         raise DataError(f"{path}: empty file (not even a header); the layout is text,label,source") from None
     except OSError as exc:  # a directory in its place, no permission
         raise DataError(f"{path}: cannot be read ({exc.strerror}); it must be a CSV file") from None
+    if not isinstance(df.index, pd.RangeIndex):  # pandas took the first column for an index, shifting the others
+        raise DataError(f"{path}: the first data row has more fields than the header ({', '.join(df.columns)}); "
+                        "quote texts that contain commas")
     missing = [c for c in ("text", "label") if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column {missing[0]!r} (found: {', '.join(df.columns)}); "

@@ -31,13 +31,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-import yaml
 from sklearn.metrics import confusion_matrix
 
 from crossling import figures, stats
 from crossling.common import (EQUAL_BUDGET, PROVENANCE_KEY, DataError, domains_of, joint_name, log, log_params, loo_name,
                               mono_name, read_json, read_parquet, run_name, run_stage, stage_parser, write_json)
-from crossling.config import Config
+from crossling.config import Config, read_yaml
 
 
 def model_names(cfg: Config) -> list[str]:
@@ -376,7 +375,7 @@ def run_provenance(pred_path: Path, log_dir: Path) -> dict:
     """What produced a run: the training stage's record (dvclive params: device, precision, versions, checkpoint
     commit) and the predict stage's (its Parquet metadata)."""
     params, meta = log_dir / "params.yaml", pq.read_schema(pred_path).metadata or {}
-    return {"train": yaml.safe_load(params.read_text(encoding="utf-8")) if params.exists() else {},
+    return {"train": read_yaml(params.read_text(encoding="utf-8")) if params.exists() else {},
             "predict": json.loads(meta[PROVENANCE_KEY]) if PROVENANCE_KEY in meta else {}}
 
 

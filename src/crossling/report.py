@@ -103,8 +103,18 @@ def variance_note(cfg: Config) -> str:
             "no collapsed zero-shot cell. Intervals are not adjusted.")
 
 
-def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str]) -> str:
+def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str], source_domains: dict[str, str]) -> str:
     sources = {lang: ", ".join(data[lang]["sources"]["test"]) for lang in langs}
+    if set(sources.values()) == {"unknown"}:  # combine's name for a blank or absent `source` column
+        return ("The data names no source for its test texts (no `source` column), so the report cannot tell the "
+                "languages' domains apart: a transfer cell may cross domains unmarked.")
+    unlisted = sorted({src for lang in langs for src in data[lang]["sources"]["test"]} - set(source_domains))
+    return " ".join(filter(None, (_domains_compared(langs, sources, domains), unlisted and (
+        f"data.source_domains gives no domain for {', '.join(unlisted)}: each source stands for a domain of its own "
+        "here; name its domain there to compare it with the others."))))
+
+
+def _domains_compared(langs: tuple[str, ...], sources: dict[str, str], domains: dict[str, str]) -> str:
     kinds = sorted(set(domains.values()))
     listing = "; ".join(f"{lang}: {sources[lang]} ({domains[lang]})" for lang in langs)
     if len(langs) == 1:
@@ -180,7 +190,7 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         f"One language (data.languages): {top}, {EQUAL_BUDGET} and the monolingual model train on the same "
         f"{largest} {langs[0]} texts with the same seeds and settings, so they repeat one training run (their scores "
         "differ only by run-to-run nondeterminism, none on CPU) and are not compared; there is no transfer to measure.",
-        domain_note(langs, data, domains),
+        domain_note(langs, data, domains, cfg.data.source_domains),
         "## Learning curve (joint models)",
         table(["examples per language", "training budget"] + list(langs),
               [[size, budget(costs[joint_name(size)])] + [with_ci(joint[joint_name(size)][lang]) for lang in langs]
@@ -325,7 +335,8 @@ def _data(cfg: Config, data: dict, domains: dict[str, str]) -> list[str]:
                 c["pool_unknown_label"] + c["test_unknown_label"] + c["dev_unknown_label"],
                 c["pool_duplicate_rows"] + c["dev_duplicate_rows"],
                 c["pool_conflicting_label_rows"] + c["dev_conflicting_label_rows"],
-                c["pool_test_overlap_rows"] + c["dev_test_overlap_rows"], c["pool_other_language_test_overlap_rows"],
+                c["pool_test_overlap_rows"] + c["dev_test_overlap_rows"],
+                c["pool_other_language_test_overlap_rows"] + c["dev_other_language_test_overlap_rows"],
                 c["pool_dev_overlap_rows"] + c["pool_other_language_dev_overlap_rows"], c["dev"], c["pool"], c["test"]]
                for lang, c in data.items()]),
         ("The dev split is the dataset's own validation split (data.dev_split: validation), cleaned like the pool; "

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crossling.combine import EXAMPLE_SCHEMA, class_quota
+from crossling.combine import EXAMPLE_SCHEMA, NO_CLASS_FIX, class_quota
 from crossling.common import DataError, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
 from crossling.config import Config
 
@@ -47,6 +47,8 @@ def check_capacity(ranked_pool: pd.DataFrame, largest: int, languages: tuple[str
         for c, name in enumerate(labels):
             need = class_quota(largest, len(labels), c)
             have = int(((ranked_pool["language"] == lang) & (ranked_pool["label_id"] == c)).sum())
+            if have == 0 < need:  # no size could help
+                raise DataError(f"the cleaned pool of {lang} has no {name!r} texts; {NO_CLASS_FIX.format(lang)}")
             if have < need and dev_size is None:
                 raise DataError(f"sample.sizes: {largest} per language needs {need} {name!r} texts in {lang}, but "
                                 f"its cleaned train split has {have} (data.dev_split: validation); lower the largest "
