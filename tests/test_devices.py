@@ -215,3 +215,17 @@ def test_visible_gpus_are_read_as_cuda_reads_the_variable():
     assert visible("GPU-aa,MIG-bb,GPU-cc") == ["GPU-aa"] and visible("MIG-aa,MIG-bb") == ["MIG-aa", "MIG-bb"]
     assert visible("GPU-aa, GPU-bb") == ["GPU-aa"] and visible(" GPU-aa") == [] and visible("-0,1") == ["0", "1"]
     assert devices.visible_gpus({}, list_gpus=lambda: ["0", "1"]) == ["0", "1"]
+
+
+def test_auto_on_cpu_beside_a_gpu_this_torch_cannot_use_is_refused(monkeypatch):
+    """A CUDA build whose driver is too old finds no GPU: `auto` would train on CPU for hours without a word."""
+    monkeypatch.setattr(devices, "_cuda_built", lambda: True)
+    pinned = {"CUDA_VISIBLE_DEVICES": "0"}  # as the GPU claim pins it
+    with pytest.raises(ConfigError) as err:
+        devices.check_no_gpu_left_out(make_config().train, torch.device("cpu"), pinned)
+    assert err.value.field == "train.device" and err.value.message.startswith(
+        "auto found no usable GPU, but GPU(s) 0 are visible and this torch")
+    assert err.value.message.endswith("cannot use them (a driver older than that CUDA?); fix the driver, or use cpu")
+    devices.check_no_gpu_left_out(make_config({"train": {"device": "cpu"}}).train, torch.device("cpu"), pinned)
+    devices.check_no_gpu_left_out(make_config().train, torch.device("cuda"), pinned)  # found: nothing to say
+    devices.check_no_gpu_left_out(make_config().train, torch.device("cpu"), {"CUDA_VISIBLE_DEVICES": ""})

@@ -608,6 +608,25 @@ def test_a_model_at_chance_in_language_is_degenerate_though_nothing_collapsed(tm
     assert "`mono_english_seed1`: in-language test macro-F1 not above chance" in degenerate_note(health, 0.9)
 
 
+def test_on_a_skewed_test_split_only_a_one_class_score_is_a_collapse(tmp_path):
+    """A perfect model on a test split 92% positive puts 92% of its predictions in one class; so does one that
+    predicts positive for every text. Only the second has collapsed. On a balanced split the share alone decides."""
+    cfg = load_config(params(tmp_path, data={"languages": ["english", "french"]}))
+    counts = {"english": (184, 8, 8), "french": (70, 70, 60)}
+    data_counts = {lang: {f"dev_{name}": n for name, n in zip(LABELS, c)} for lang, c in counts.items()}
+    one_class = stats.single_class_macro_f1(list(counts["english"]))
+    cases = {"perfect": ({"top_class_share": 0.92, "macro_f1": 1.0}, 0),
+             "one_class": ({"top_class_share": 1.0, "macro_f1": one_class}, 1),
+             "balanced_95": ({"top_class_share": 0.95, "macro_f1": 0.267}, 1)}
+    runs = {run: ("mono_english" if run != "balanced_95" else "mono_french", 1) for run in cases}
+    detailed = {run: {"english" if run != "balanced_95" else "french": scores} for run, (scores, _) in cases.items()}
+    dev = [{"model": run, "step": 1, "macro_f1": 0.9} for run in cases]
+    health = evaluate.health(detailed, dev, runs, data_counts, counts, set(), cfg)
+    assert {run: h["collapsed_test_languages"] for run, h in health.items()} == {
+        run: collapsed for run, (_, collapsed) in cases.items()}
+    assert health["perfect"]["degenerate"] == 0 and health["one_class"]["degenerate"] == 1
+
+
 def test_a_collapse_on_a_zero_shot_language_marks_those_cells_not_the_run(tmp_path, pred_dir):
     for seed in SEEDS:
         path = pred_dir / f"mono_english_seed{seed}.parquet"

@@ -133,3 +133,42 @@ def test_a_model_whose_tokenizer_cannot_pad_is_one_line(tmp_path):
     tok.save_pretrained(tmp_path)
     with pytest.raises(DataError, match="neither its tokenizer nor its config.json names a pad token; run it through"):
         load_classifier(tmp_path)
+
+
+def test_a_cpu_request_does_not_fix_the_device_of_later_requests(monkeypatch):
+    """accelerate's state is process-wide: a first `cpu` once made a later `auto` CPU on a GPU machine (a notebook
+    calling classify twice), and a later `cuda` an error."""
+    from accelerate import PartialState
+
+    for name, fake in (("is_available", lambda: True), ("device_count", lambda: 1),
+                       ("get_device_name", lambda *a: "NVIDIA H100"), ("get_device_capability", lambda *a: (9, 0))):
+        monkeypatch.setattr(torch.cuda, name, fake)
+    PartialState._reset_state()
+    try:
+        assert inference_device("cpu", "auto") == (torch.device("cpu"), "fp32")
+        device, precision = inference_device("auto", "auto")
+        assert (device.type, precision) == ("cuda", "bf16")
+        assert inference_device("cpu", "auto") == (torch.device("cpu"), "fp32")
+    finally:
+        PartialState._reset_state()
+
+
+def test_non_finite_logits_are_refused_not_read_as_the_first_label():
+    """fp16 overflow (T5 family) gives NaN probabilities, whose argmax is label 0: a silent 'collapse'."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from crossling.base import train_tokenizer
+    from crossling.common import DataError
+    from crossling.modeling import predict_proba
+
+    tok = train_tokenizer(["good day bad day a day"] * 10, vocab_size=200)
+    model = BertForSequenceClassification(BertConfig(vocab_size=len(tok), hidden_size=8, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=16, num_labels=3,
+                                                     max_position_embeddings=32))
+    texts = ["good day", "bad day", "a day"]
+    assert predict_proba(model, tok, texts, 16, 2, torch.device("cpu"), "fp32").shape == (3, 3)
+    with torch.no_grad():
+        model.classifier.bias[1:] = float("inf")
+    with pytest.raises(DataError, match="^the model gives non-finite logits \\(NaN or inf\\) under fp32 for 2 of 2 "
+                                        "texts in a batch; check its training log for a non-finite loss$"):
+        predict_proba(model, tok, texts, 16, 2, torch.device("cpu"), "fp32")

@@ -52,6 +52,25 @@ def test_joint_model_outputs(prepared, capsys):
     capsys.readouterr()
     classify.main(["--model", str(d / "models" / "joint_30"), "--device", "cpu", "a text"])
     assert "training record" not in capsys.readouterr().err  # a trained model: no warning
+    # an argument's invalid bytes reach Python as surrogates (os.fsdecode), which once ended in a tokenizer traceback
+    with pytest.raises(SystemExit) as exit_:
+        classify.main(["--model", str(d / "models" / "joint_30"), "--device", "cpu", "fine", os.fsdecode(b"bad \xff")])
+    assert exit_.value.code == 2 and capsys.readouterr().err == (
+        "crossling.classify: error: text argument 2 is not valid UTF-8 (byte 0xff at character 4); pass UTF-8 text, "
+        "or a UTF-8 file with --file\n")
+    # a reader that stops early (| head -1) ends it quietly, not with a BrokenPipeError traceback
+    texts = d / "texts.txt"
+    texts.write_text("a good text\n" * 20000, encoding="utf-8")
+    import subprocess
+    import sys
+
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "crossling.classify", "--model", str(d / "models" / "joint_30"),
+                             "--device", "cpu", "--file", str(texts)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 0 and "Traceback" not in proc.stderr.read().decode()
     files = {p.name for p in (d / "models" / "joint_30").iterdir()}
     # what from_pretrained needs, nothing more (no optimizer state, no training args)
     assert files == {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"}

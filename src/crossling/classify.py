@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,12 @@ OPTIONS = {"train.device": "--device", "train.precision": "--precision"}  # a Co
 
 def read_texts(args: argparse.Namespace) -> list[str]:
     texts = list(args.texts)
+    for i, text in enumerate(texts, 1):
+        try:  # Python keeps an argument's invalid bytes as surrogates, which the tokenizer cannot take
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise DataError(f"text argument {i} is not valid UTF-8 (byte {ord(text[exc.start]) - 0xDC00:#04x} at "
+                            f"character {exc.start}); pass UTF-8 text, or a UTF-8 file with --file") from None
     if args.file:
         path = Path(args.file)
         try:  # lines end at \n (or \r\n) only: a text may hold U+2028, a form feed or \r, which text mode cuts at
@@ -54,7 +61,7 @@ def predict(model_dir: Path, texts: list[str], max_length: int | None = None, ba
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m crossling.classify", description=__doc__.splitlines()[0])
     parser.add_argument("texts", nargs="*", help="texts to classify")
     parser.add_argument("--model", required=True, help="a model directory, e.g. models/joint_2000_seed42")
     parser.add_argument("--file", help="a UTF-8 file with one text per line")
@@ -75,12 +82,16 @@ def main(argv: list[str] | None = None) -> None:
             exc = f"{OPTIONS.get(exc.field, exc.field)}: {exc.message}"
         print(f"crossling.classify: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    for r in results:
-        if args.json:
-            print(json.dumps(r, ensure_ascii=False))
-        else:
-            probs = "  ".join(f"{k}={v:.3f}" for k, v in r["probabilities"].items())
-            print(f"{r['label']:<10} {probs}  {r['text']}")
+    try:
+        for r in results:
+            if args.json:
+                print(json.dumps(r, ensure_ascii=False))
+            else:
+                probs = "  ".join(f"{k}={v:.3f}" for k, v in r["probabilities"].items())
+                print(f"{r['label']:<10} {probs}  {r['text']}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader stopped early (| head): not an error; Python's documented way out
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

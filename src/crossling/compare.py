@@ -345,7 +345,7 @@ def markdown(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m crossling.compare", description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="+", metavar="EXPERIMENT",
                         help=f"DVC experiment names, git revisions or {WORKSPACE}; the first is the baseline")
     parser.add_argument("--out", default="compare.json", help="JSON file of the comparison (default: compare.json)")

@@ -157,6 +157,18 @@ def claim_for_training(train: TrainConfig, logger) -> Claim:
     return claim
 
 
+def check_no_gpu_left_out(train: TrainConfig, found, environ: Mapping[str, str] = os.environ) -> None:
+    """`auto` on CPU where nvidia-smi (or CUDA_VISIBLE_DEVICES) shows a GPU that this torch, built with CUDA,
+    cannot use (a driver older than its CUDA): hours of training on CPU would be a silent fall-back."""
+    import torch
+
+    gpus = visible_gpus(environ) if train.device == "auto" and found.type == "cpu" and _cuda_built() else []
+    if gpus:
+        raise ConfigError("train.device", f"auto found no usable GPU, but GPU(s) {', '.join(gpus)} are visible and "
+                          f"this torch (CUDA {torch.version.cuda}) cannot use them (a driver older than that CUDA?); "
+                          "fix the driver, or use cpu")
+
+
 def check_launch(train: TrainConfig, environ: Mapping[str, str] = os.environ) -> None:
     """Before relaunching under torchrun: one process per device, refused here in one line. The device is found as
     the stage finds it (CUDA where this torch has CUDA and a GPU is visible, else Apple MPS, else CPU; checked

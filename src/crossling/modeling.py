@@ -49,7 +49,8 @@ def inference_device(device: str, precision: str) -> tuple[torch.device, str]:
     and the precision chosen for it: for prediction outside the Trainer, and the train stage's check before it."""
     from accelerate import PartialState
 
-    found = check_device(device, PartialState(cpu=device == "cpu").device)
+    # cpu without accelerate's process-wide state: its first call would fix the device of every later one
+    found = torch.device("cpu") if device == "cpu" else check_device(device, PartialState().device)
     return found, choose_precision(precision, device_info(found))
 
 
@@ -184,6 +185,11 @@ def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_siz
         with torch.inference_mode(), torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(precision),
                                                      enabled=precision in AUTOCAST_DTYPES):
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        if not torch.isfinite(logits).all():  # argmax would read a NaN row as the first label
+            raise DataError(f"the model gives non-finite logits (NaN or inf) under {precision} for "
+                            f"{int((~torch.isfinite(logits)).any(dim=-1).sum())} of {len(idx)} texts in a batch; "
+                            f"{'predict in fp32 (train.precision, classify --precision) or ' * (precision != 'fp32')}"
+                            "check its training log for a non-finite loss")
         out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return out
 
