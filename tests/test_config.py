@@ -1,4 +1,5 @@
 import dataclasses
+import shutil
 
 import pytest
 import yaml
@@ -136,6 +137,20 @@ def test_params_rewritten_by_dvc_set_param_read_as_dvc_reads_them(tmp_path):
     cfg = load_config(p)
     assert (cfg.train.epochs, cfg.slurm.time, cfg.data.languages) == (3, "10:00:00", ("english", "no"))
     assert cfg.data.label_map == {"on": "positive"}
+
+
+def test_the_committed_params_survive_dvc_set_param_emptying_a_list(tmp_path):
+    # DVC's writer once broke a two-line trailing comment when a list went from block style back to []
+    from dvc.utils.hydra import apply_overrides
+
+    p = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", p)
+    for override in ("sample.leave_one_out=[english]", "sample.leave_one_out=[]", "train.seeds=[1,2]",
+                     "train.seeds=[42]", "slurm.sbatch_options=['--qos=high']", "slurm.sbatch_options=[]",
+                     "sample.leave_one_out=[french,english]", "sample.leave_one_out=[]"):
+        apply_overrides(p, [override])
+        load_config(p)
+    assert (load_config(p).sample.leave_one_out, load_config(p).train.seeds) == ((), (42,))
 
 
 def test_a_label_map_naming_one_id_twice_is_refused():
