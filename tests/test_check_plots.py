@@ -91,3 +91,9 @@ def test_pages_it_cannot_check_are_refused_in_one_line(tmp_path):
     index = page(tmp_path, {"curve": TEMPLATE})
     proc = check(index, env=dict(os.environ, PATH=str(tmp_path), CHROMIUM=""))
     assert proc.returncode == 2 and "no Chromium found" in proc.stderr
+
+
+def test_the_learning_curves_interval_band_is_drawn_per_revision():
+    # dvc plots diff stacks every revision's rows: a band grouped by language alone zigzags between revisions
+    band = next(layer for layer in json.loads(TEMPLATE.read_text())["layer"] if layer["mark"]["type"] == "area")
+    assert band["encoding"]["detail"] == {"field": "rev", "type": "nominal"}

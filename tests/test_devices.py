@@ -222,10 +222,11 @@ def test_auto_on_cpu_beside_a_gpu_this_torch_cannot_use_is_refused(monkeypatch):
     monkeypatch.setattr(devices, "_cuda_built", lambda: True)
     pinned = {"CUDA_VISIBLE_DEVICES": "0"}  # as the GPU claim pins it
     with pytest.raises(ConfigError) as err:
-        devices.check_no_gpu_left_out(make_config().train, torch.device("cpu"), pinned)
+        devices.check_no_gpu_left_out("auto", torch.device("cpu"), pinned)
     assert err.value.field == "train.device" and err.value.message.startswith(
         "auto found no usable GPU, but GPU(s) 0 are visible and this torch")
-    assert err.value.message.endswith("cannot use them (a driver older than that CUDA?); fix the driver, or use cpu")
-    devices.check_no_gpu_left_out(make_config({"train": {"device": "cpu"}}).train, torch.device("cpu"), pinned)
-    devices.check_no_gpu_left_out(make_config().train, torch.device("cuda"), pinned)  # found: nothing to say
-    devices.check_no_gpu_left_out(make_config().train, torch.device("cpu"), {"CUDA_VISIBLE_DEVICES": ""})
+    assert err.value.message.endswith("(a driver older than that CUDA, or CUDA_VISIBLE_DEVICES naming a GPU this "
+                                      "machine lacks?); fix that, or use cpu")
+    devices.check_no_gpu_left_out("cpu", torch.device("cpu"), pinned)
+    devices.check_no_gpu_left_out("auto", torch.device("cuda"), pinned)  # found: nothing to say
+    devices.check_no_gpu_left_out("auto", torch.device("cpu"), {"CUDA_VISIBLE_DEVICES": ""})

@@ -608,23 +608,37 @@ def test_a_model_at_chance_in_language_is_degenerate_though_nothing_collapsed(tm
     assert "`mono_english_seed1`: in-language test macro-F1 not above chance" in degenerate_note(health, 0.9)
 
 
-def test_on_a_skewed_test_split_only_a_one_class_score_is_a_collapse(tmp_path):
+def test_a_collapse_is_one_class_predicted_well_beyond_its_share_or_at_a_one_class_score(tmp_path):
     """A perfect model on a test split 92% positive puts 92% of its predictions in one class; so does one that
-    predicts positive for every text. Only the second has collapsed. On a balanced split the share alone decides."""
-    cfg = load_config(params(tmp_path, data={"languages": ["english", "french"]}))
-    counts = {"english": (184, 8, 8), "french": (70, 70, 60)}
-    data_counts = {lang: {f"dev_{name}": n for name, n in zip(LABELS, c)} for lang, c in counts.items()}
-    one_class = stats.single_class_macro_f1(list(counts["english"]))
-    cases = {"perfect": ({"top_class_share": 0.92, "macro_f1": 1.0}, 0),
-             "one_class": ({"top_class_share": 1.0, "macro_f1": one_class}, 1),
-             "balanced_95": ({"top_class_share": 0.95, "macro_f1": 0.267}, 1)}
-    runs = {run: ("mono_english" if run != "balanced_95" else "mono_french", 1) for run in cases}
-    detailed = {run: {"english" if run != "balanced_95" else "french": scores} for run, (scores, _) in cases.items()}
-    dev = [{"model": run, "step": 1, "macro_f1": 0.9} for run in cases]
-    health = evaluate.health(detailed, dev, runs, data_counts, counts, set(), cfg)
-    assert {run: h["collapsed_test_languages"] for run, h in health.items()} == {
-        run: collapsed for run, (_, collapsed) in cases.items()}
-    assert health["perfect"]["degenerate"] == 0 and health["one_class"]["degenerate"] == 1
+    predicts positive for every text. Only the second has collapsed. Where the class is rarer (at most 80% of the
+    texts for collapse_share 0.9), the share alone decides, as it always did."""
+    one_class = stats.single_class_macro_f1([184, 8, 8])
+    cases = {  # name: (gold per class, share of each gold class predicted as class 0, macro-F1, collapsed?)
+        "perfect_on_92": ((184, 8, 8), (1, 0, 0), 1.0, False),
+        "one_class_on_92": ((184, 8, 8), (1, 1, 1), one_class, True),
+        "good_on_88": ((176, 12, 12), (1, 0.25, 0.25), 0.75, False),  # 91% predicted positive
+        "over_on_85": ((170, 15, 15), (1, 1, 1 / 3), 0.4, True),     # 95%: 10 points beyond the class's share
+        "balanced_95": ((70, 70, 60), (1, 65 / 70, 55 / 60), 0.267, True),
+    }
+    for name, (gold, to_top, f1, expected) in cases.items():
+        matrix = np.zeros((3, 3), dtype=int)
+        for i, (n, p) in enumerate(zip(gold, to_top)):
+            matrix[i, 0] = round(n * p)
+            matrix[i, i] += n - round(n * p)
+        share = matrix[:, 0].sum() / matrix.sum()
+        got = evaluate.collapsed_on({"english": {"top_class_share": share, "macro_f1": f1}},
+                                    {"english": matrix.tolist()}, 0.9)
+        assert got == (["english"] if expected else []), (name, share)
+    cfg = load_config(params(tmp_path, data={"languages": ["english"]}, sample={"leave_one_out": []}))
+    data_counts = {"english": {f"dev_{name}": 50 for name in LABELS}}
+    perfect = np.diag([184, 8, 8]).tolist()
+    collapsed = [[184, 0, 0], [8, 0, 0], [8, 0, 0]]
+    health = evaluate.health({"a": {"english": {"top_class_share": 0.92, "macro_f1": 1.0}},
+                              "b": {"english": {"top_class_share": 1.0, "macro_f1": one_class}}},
+                             {"a": {"english": perfect}, "b": {"english": collapsed}},
+                             [{"model": run, "step": 1, "macro_f1": 0.9} for run in "ab"],
+                             {"a": ("mono_english", 1), "b": ("mono_english", 1)}, data_counts, set(), cfg)
+    assert (health["a"]["degenerate"], health["b"]["degenerate"]) == (0, 1)
 
 
 def test_a_collapse_on_a_zero_shot_language_marks_those_cells_not_the_run(tmp_path, pred_dir):

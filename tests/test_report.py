@@ -220,8 +220,14 @@ def test_a_source_without_a_domain_or_no_source_at_all_is_said_so():
                          "of its own here; name its domain there to compare it with the others.")
     blank = {lang: {"sources": {"test": {"unknown": 30}}} for lang in ("aa", "bb")}
     assert report.domain_note(("aa", "bb"), blank, {"aa": "unknown", "bb": "unknown"}, {}) == (
-        "The data names no source for its test texts (no `source` column), so the report cannot tell the "
-        "languages' domains apart: a transfer cell may cross domains unmarked.")
+        "The data names no source for its test texts (no `source` column, or a blank one), so the report cannot "
+        "tell the languages' domains apart: a transfer cell may cross domains unmarked.")
+    partly = {"aa": {"sources": {"test": {"news": 30}}}, "bb": {"sources": {"test": {"news": 20, "unknown": 10}}}}
+    note = report.domain_note(("aa", "bb"), partly, {"aa": "news articles", "bb": "news articles + unknown"},
+                              {"news": "news articles"})
+    assert "gives no domain" not in note and note.endswith(
+        "The data names no source for (some of) the test texts of bb (no `source` column, or a blank one): their "
+        "domain is unknown, and a cell into them may cross domains.")
 
 
 def test_a_one_language_study_reports_no_transfer_and_compares_no_run_with_itself(tmp_path):

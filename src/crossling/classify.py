@@ -16,6 +16,7 @@ from pathlib import Path
 
 from crossling.common import DataError, log, setup_logging
 from crossling.config import DEVICES, PRECISIONS, ConfigError
+from crossling.devices import check_no_gpu_left_out
 from crossling.modeling import (check_max_length, configure_threads, inference_device, load_classifier, predict_proba,
                                 quiet_transformers, usable_length)
 
@@ -50,6 +51,7 @@ def predict(model_dir: Path, texts: list[str], max_length: int | None = None, ba
         log.warning("%s holds no crossling training record: if it is the base stage's output, its classification "
                     "head is untrained and these labels mean nothing", model_dir)
     dev, precision = inference_device(device, precision)
+    check_no_gpu_left_out(device, dev)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if max_length is None:  # the length it was trained with (128 for a model from elsewhere), within its limit
         max_length = min(getattr(model.config, "crossling", {}).get("max_length", 128), usable_length(model) or 128)
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
                 probs = "  ".join(f"{k}={v:.3f}" for k, v in r["probabilities"].items())
                 print(f"{r['label']:<10} {probs}  {r['text']}")
         sys.stdout.flush()
-    except BrokenPipeError:  # the reader stopped early (| head): not an error; Python's documented way out
+    except BrokenPipeError:  # the reader stopped early (| head): not an error here, so exit 0
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 

@@ -157,16 +157,17 @@ def claim_for_training(train: TrainConfig, logger) -> Claim:
     return claim
 
 
-def check_no_gpu_left_out(train: TrainConfig, found, environ: Mapping[str, str] = os.environ) -> None:
+def check_no_gpu_left_out(requested: str, found, environ: Mapping[str, str] = os.environ) -> None:
     """`auto` on CPU where nvidia-smi (or CUDA_VISIBLE_DEVICES) shows a GPU that this torch, built with CUDA,
-    cannot use (a driver older than its CUDA): hours of training on CPU would be a silent fall-back."""
+    cannot use (a driver older than its CUDA, or CUDA_VISIBLE_DEVICES naming a GPU the machine lacks): hours of
+    training on CPU would be a silent fall-back. `requested`: train.device (or classify's --device)."""
     import torch
 
-    gpus = visible_gpus(environ) if train.device == "auto" and found.type == "cpu" and _cuda_built() else []
+    gpus = visible_gpus(environ) if requested == "auto" and found.type == "cpu" and _cuda_built() else []
     if gpus:
         raise ConfigError("train.device", f"auto found no usable GPU, but GPU(s) {', '.join(gpus)} are visible and "
-                          f"this torch (CUDA {torch.version.cuda}) cannot use them (a driver older than that CUDA?); "
-                          "fix the driver, or use cpu")
+                          f"this torch (CUDA {torch.version.cuda}) cannot use them (a driver older than that CUDA, "
+                          "or CUDA_VISIBLE_DEVICES naming a GPU this machine lacks?); fix that, or use cpu")
 
 
 def check_launch(train: TrainConfig, environ: Mapping[str, str] = os.environ) -> None:

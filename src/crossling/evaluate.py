@@ -323,24 +323,34 @@ def at_chance(resampled: dict, chance: dict, cfg: Config) -> set[str]:
                    for lang in training_languages(model, cfg.data.languages))}
 
 
-def health(detailed: dict, dev: list[dict], runs: dict[str, tuple[str, int]], data_counts: dict,
-           test_counts: dict[str, list[int]], chance_level: set[str], cfg: Config) -> dict:
-    """Per run: the test languages its predictions collapsed on (one class takes evaluate.collapse_share of
-    them), its best mean dev macro-F1 over epochs and the level of predicting a single class there, whether its
-    model is at chance in-language (`at_chance`), and whether it is degenerate: collapsed on a language it was
-    trained on, never above the single-class level on dev, or at chance. A collapse on a zero-shot language only
-    marks that cell (the model does not transfer there; `collapsed_on_<lang>`), not the run."""
-    labels, out, share = cfg.data.labels, {}, cfg.evaluate.collapse_share
+def collapsed_on(scores: dict, confusions: dict, share: float) -> list[str]:
+    """The test languages whose predictions collapsed: evaluate.collapse_share of them in one class, which the
+    model predicts at least 1 - collapse_share more often than the class occurs, or at a macro-F1 no more than 0.01
+    above predicting one class. A good model on a split that class dominates predicts it about as often."""
+    out = []
+    for lang, s in scores.items():
+        matrix = np.asarray(confusions[lang])  # rows gold, columns predicted
+        gold = matrix.sum(axis=1)
+        top = int(matrix.sum(axis=0).argmax())
+        over = round(s["top_class_share"] - gold[top] / gold.sum(), 6) >= round(1 - share, 12)
+        if s["top_class_share"] >= share and (over or s["macro_f1"] <= stats.single_class_macro_f1(gold) + 0.01):
+            out.append(lang)
+    return out
+
+
+def health(detailed: dict, confusions: dict, dev: list[dict], runs: dict[str, tuple[str, int]], data_counts: dict,
+           chance_level: set[str], cfg: Config) -> dict:
+    """Per run: the test languages its predictions collapsed on (`collapsed_on`), its best mean dev macro-F1 over
+    epochs and the level of predicting a single class there, whether its model is at chance in-language
+    (`at_chance`), and whether it is degenerate: collapsed on a language it was trained on, never above the
+    single-class level on dev, or at chance. A collapse on a zero-shot language only marks that cell (the model
+    does not transfer there; `collapsed_on_<lang>`), not the run."""
+    labels, out = cfg.data.labels, {}
     level = {lang: stats.single_class_macro_f1([data_counts[lang][f"dev_{name}"] for name in labels])
              for lang in cfg.data.languages}
-    # Where one class itself holds collapse_share of the test texts, a model that knows the task predicts it that
-    # often too: there only a score no better than predicting one class marks a collapse.
-    skewed = {lang: (max(counts) / sum(counts) >= share, stats.single_class_macro_f1(counts))
-              for lang, counts in test_counts.items()}
     dev_frame = pd.DataFrame(dev)
     for run, (model, _) in runs.items():
-        collapsed = [lang for lang, s in detailed[run].items() if s["top_class_share"] >= share
-                     and (not skewed[lang][0] or s["macro_f1"] <= skewed[lang][1] + 0.01)]
+        collapsed = collapsed_on(detailed[run], confusions[run], cfg.evaluate.collapse_share)
         langs = training_languages(model, cfg.data.languages)
         best = float(dev_frame[dev_frame["model"] == run].groupby("step")["macro_f1"].mean().max())
         single = float(np.mean([level[lang] for lang in langs]))
@@ -406,7 +416,6 @@ def evaluate(pred_dir: Path, cfg: Config) -> dict:
     return {"joint": joint, "transfer": transfer, "leave_one_out": loo, "detailed": detailed, "confusion": confusions,
             "differences": differences(aggregate, resampled, chance, cfg),
             "at_chance": at_chance(resampled, chance, cfg),
-            "test_counts": {lang: np.bincount(gold[lang], minlength=len(cfg.data.labels)).tolist() for lang in langs},
             "transfer_summary": transfer_summary(joint, transfer, loo, chance, cfg),
             "learning_curve": [{"size": size, "language": lang, **joint[joint_name(size)][lang]}
                                for size in cfg.sample.sizes for lang in langs]}
@@ -425,7 +434,7 @@ def main(args, cfg: Config) -> None:
     budgets = {run: run_budget(Path(args.logs), model, seed, cfg) for run, (model, seed) in runs.items()}
     out = evaluate(Path(args.predictions), cfg)
     losses, dev = training_curves(Path(args.logs), runs, budgets, cfg)
-    run_health = health(out["detailed"], dev, runs, data_counts, out["test_counts"], out["at_chance"], cfg)
+    run_health = health(out["detailed"], out["confusion"], dev, runs, data_counts, out["at_chance"], cfg)
     degenerate = {model for run, (model, _) in runs.items() if run_health[run]["degenerate"]}
     collapsed_cells = {(model, key.removeprefix("collapsed_on_")) for run, (model, _) in runs.items()
                        for key in run_health[run] if key.startswith("collapsed_on_")}

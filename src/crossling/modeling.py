@@ -188,10 +188,13 @@ def predict_proba(model, tokenizer, texts: list[str], max_length: int, batch_siz
         if not torch.isfinite(logits).all():  # argmax would read a NaN row as the first label
             raise DataError(f"the model gives non-finite logits (NaN or inf) under {precision} for "
                             f"{int((~torch.isfinite(logits)).any(dim=-1).sum())} of {len(idx)} texts in a batch; "
-                            f"{'predict in fp32 (train.precision, classify --precision) or ' * (precision != 'fp32')}"
-                            "check its training log for a non-finite loss")
+                            f"{FP32_HINT * (precision != 'fp32')}check its training log for a non-finite loss")
         out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return out
+
+
+FP32_HINT = ("predict in fp32 (classify --precision fp32; in the pipeline train.precision: fp32, which trains again "
+             "too) or ")
 
 
 def usable_length(model) -> int | None:

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from crossling.common import PROVENANCE_KEY, log, log_params, read_parquet, run_stage, stage_parser, write_parquet
 from crossling.config import Config, TrainConfig
+from crossling.devices import check_no_gpu_left_out
 from crossling.modeling import (check_max_length, configure_threads, inference_device, load_classifier, predict_proba,
                                 provenance, quiet_transformers)
 
@@ -37,6 +38,7 @@ def main(args, cfg: Config) -> None:
     log_params(f"predict {args.model}", data={"labels": cfg.data.labels},
                train={k: getattr(cfg.train, k) for k in ("max_length", "eval_batch_size", "device", "precision")})
     device, precision = inference_device(cfg.train.device, cfg.train.precision)
+    check_no_gpu_left_out(cfg.train.device, device)
     configure_threads()
     quiet_transformers()
     test = read_parquet(args.test, "test split")

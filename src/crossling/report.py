@@ -105,13 +105,18 @@ def variance_note(cfg: Config) -> str:
 
 def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str], source_domains: dict[str, str]) -> str:
     sources = {lang: ", ".join(data[lang]["sources"]["test"]) for lang in langs}
-    if set(sources.values()) == {"unknown"}:  # combine's name for a blank or absent `source` column
-        return ("The data names no source for its test texts (no `source` column), so the report cannot tell the "
-                "languages' domains apart: a transfer cell may cross domains unmarked.")
-    unlisted = sorted({src for lang in langs for src in data[lang]["sources"]["test"]} - set(source_domains))
-    return " ".join(filter(None, (_domains_compared(langs, sources, domains), unlisted and (
-        f"data.source_domains gives no domain for {', '.join(unlisted)}: each source stands for a domain of its own "
-        "here; name its domain there to compare it with the others."))))
+    unnamed = [lang for lang in langs if "unknown" in data[lang]["sources"]["test"]]  # combine's name for no source
+    if len(unnamed) == len(langs):
+        return ("The data names no source for its test texts (no `source` column, or a blank one), so the report "
+                "cannot tell the languages' domains apart: a transfer cell may cross domains unmarked.")
+    unlisted = sorted({src for lang in langs for src in data[lang]["sources"]["test"]} - set(source_domains)
+                      - {"unknown"})
+    return " ".join(filter(None, (
+        _domains_compared(langs, sources, domains),
+        unlisted and (f"data.source_domains gives no domain for {', '.join(unlisted)}: each source stands for a "
+                      "domain of its own here; name its domain there to compare it with the others."),
+        unnamed and (f"The data names no source for (some of) the test texts of {', '.join(unnamed)} (no `source` "
+                     "column, or a blank one): their domain is unknown, and a cell into them may cross domains."))))
 
 
 def _domains_compared(langs: tuple[str, ...], sources: dict[str, str], domains: dict[str, str]) -> str:

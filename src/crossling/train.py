@@ -386,7 +386,7 @@ def main(args, cfg: Config) -> None:
     devices.claim_for_training(cfg.train, log)  # one free GPU, pinned before CUDA starts
     one_device_per_process(os.environ, cfg.train.processes)
     device, precision = inference_device(cfg.train.device, cfg.train.precision)  # a missing device fails at once
-    devices.check_no_gpu_left_out(cfg.train, device)
+    devices.check_no_gpu_left_out(cfg.train.device, device)
     seed = cfg.train.seeds[0] if args.seed is None else args.seed
     log_params(f"train {args.name}", train=asdict(cfg.train) | {"seed": seed}, data={"labels": cfg.data.labels},
                sample={"file": args.sample, "language": args.language, "exclude_language": args.exclude_language})
