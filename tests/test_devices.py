@@ -226,7 +226,8 @@ def test_auto_on_cpu_beside_a_gpu_this_torch_cannot_use_is_refused(monkeypatch):
     assert err.value.field == "train.device" and err.value.message.startswith(
         "auto found no usable GPU, but GPU(s) 0 are visible and this torch")
     assert err.value.message.endswith("(a driver older than that CUDA, or CUDA_VISIBLE_DEVICES naming a GPU this "
-                                      "machine lacks?); fix that, or use cpu")
+                                      "machine lacks?); fix that, or set CUDA_VISIBLE_DEVICES= (empty) to run on "
+                                      "the CPU")
     devices.check_no_gpu_left_out("cpu", torch.device("cpu"), pinned)
     devices.check_no_gpu_left_out("auto", torch.device("cuda"), pinned)  # found: nothing to say
     devices.check_no_gpu_left_out("auto", torch.device("cpu"), {"CUDA_VISIBLE_DEVICES": ""})

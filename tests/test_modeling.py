@@ -172,3 +172,8 @@ def test_non_finite_logits_are_refused_not_read_as_the_first_label():
     with pytest.raises(DataError, match="^the model gives non-finite logits \\(NaN or inf\\) under fp32 for 2 of 2 "
                                         "texts in a batch; check its training log for a non-finite loss$"):
         predict_proba(model, tok, texts, 16, 2, torch.device("cpu"), "fp32")
+    with pytest.raises(DataError) as err:
+        predict_proba(model, tok, texts, 16, 2, torch.device("cpu"), "bf16")
+    assert str(err.value).endswith("under bf16 for 2 of 2 texts in a batch; predict in fp32 (classify --precision "
+                                   "fp32; in the pipeline train.precision: fp32, which trains again too) or check "
+                                   "its training log for a non-finite loss")

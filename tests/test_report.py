@@ -222,6 +222,13 @@ def test_a_source_without_a_domain_or_no_source_at_all_is_said_so():
     assert report.domain_note(("aa", "bb"), blank, {"aa": "unknown", "bb": "unknown"}, {}) == (
         "The data names no source for its test texts (no `source` column, or a blank one), so the report cannot "
         "tell the languages' domains apart: a transfer cell may cross domains unmarked.")
+    few_blank = {"aa": {"sources": {"test": {"news": 300, "unknown": 1}}},
+                 "bb": {"sources": {"test": {"tweets": 300, "unknown": 2}}}}
+    note = report.domain_note(("aa", "bb"), few_blank, {"aa": "news + unknown", "bb": "tweets + unknown"},
+                              {"news": "news", "tweets": "tweets"})
+    assert "different sources and domains" in note and note.endswith("of aa, bb (no `source` column, or a blank one): "
+                                                                     "their domain is unknown, and a cell into them "
+                                                                     "may cross domains.")
     partly = {"aa": {"sources": {"test": {"news": 30}}}, "bb": {"sources": {"test": {"news": 20, "unknown": 10}}}}
     note = report.domain_note(("aa", "bb"), partly, {"aa": "news articles", "bb": "news articles + unknown"},
                               {"news": "news articles"})

@@ -58,6 +58,22 @@ def test_joint_model_outputs(prepared, capsys):
     assert exit_.value.code == 2 and capsys.readouterr().err == (
         "crossling.classify: error: text argument 2 is not valid UTF-8 (byte 0xff at character 4); pass UTF-8 text, "
         "or a UTF-8 file with --file\n")
+    # auto beside a GPU this torch cannot use: refused before the model is loaded, named after the option
+    from crossling import devices
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(devices, "_cuda_built", lambda: True)
+        mp.setenv("CUDA_VISIBLE_DEVICES", "0")
+        mp.setattr(classify, "load_classifier", None)  # not reached
+        with pytest.raises(SystemExit) as exit_:
+            classify.main(["--model", str(d / "models" / "joint_30"), "a text"])
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.startswith("crossling.classify: error: --device: auto found no usable GPU, but ")
+        with pytest.raises(SystemExit) as exit_:  # the predict stage too (params: train.device auto)
+            predict.cli(["--params", str(params), "--model", str(d / "models" / "joint_30"),
+                         "--test", str(d / "test.parquet"), "--out", str(d / "unused.parquet")])
+    assert exit_.value.code == 2 and "train.device: auto found no usable GPU" in capsys.readouterr().err
+    assert not (d / "unused.parquet").exists()
     # a reader that stops early (| head -1) ends it quietly, not with a BrokenPipeError traceback
     texts = d / "texts.txt"
     texts.write_text("a good text\n" * 20000, encoding="utf-8")

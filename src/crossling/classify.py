@@ -46,12 +46,12 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 
 def predict(model_dir: Path, texts: list[str], max_length: int | None = None, batch_size: int = 256,
             device: str = "auto", precision: str = "auto") -> list[dict]:
+    dev, precision = inference_device(device, precision)
+    check_no_gpu_left_out(device, dev)
     model, tokenizer = load_classifier(model_dir)
     if not hasattr(model.config, "crossling"):  # the train stage records how it trained; models/base has no record
         log.warning("%s holds no crossling training record: if it is the base stage's output, its classification "
                     "head is untrained and these labels mean nothing", model_dir)
-    dev, precision = inference_device(device, precision)
-    check_no_gpu_left_out(device, dev)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if max_length is None:  # the length it was trained with (128 for a model from elsewhere), within its limit
         max_length = min(getattr(model.config, "crossling", {}).get("max_length", 128), usable_length(model) or 128)

@@ -167,7 +167,8 @@ def check_no_gpu_left_out(requested: str, found, environ: Mapping[str, str] = os
     if gpus:
         raise ConfigError("train.device", f"auto found no usable GPU, but GPU(s) {', '.join(gpus)} are visible and "
                           f"this torch (CUDA {torch.version.cuda}) cannot use them (a driver older than that CUDA, "
-                          "or CUDA_VISIBLE_DEVICES naming a GPU this machine lacks?); fix that, or use cpu")
+                          "or CUDA_VISIBLE_DEVICES naming a GPU this machine lacks?); fix that, or set "
+                          "CUDA_VISIBLE_DEVICES= (empty) to run on the CPU")
 
 
 def check_launch(train: TrainConfig, environ: Mapping[str, str] = os.environ) -> None:

@@ -11,7 +11,7 @@ intervals and p-values of differences between models, adjusted for multiple comp
 (`evaluate.correction`); only significant differences between non-degenerate models are findings.
 
 Degenerate runs (`metrics/health.json`): predictions on a language the run was trained on that put
-`evaluate.collapse_share` of the texts in one class, a dev macro-F1 that never rises above the level of predicting
+`evaluate.collapse_share` of the texts in one class (`collapsed_on`), a dev macro-F1 that never rises above the level of predicting
 one class, or an in-language test macro-F1 not above chance; a collapse on a zero-shot language marks those cells.
 `metrics/headline.json` holds the headline numbers under names that do not depend on sizes or seeds;
 `metrics/transfer_normalized.json` each zero-shot cell minus the target language's own in-language score.
@@ -324,16 +324,17 @@ def at_chance(resampled: dict, chance: dict, cfg: Config) -> set[str]:
 
 
 def collapsed_on(scores: dict, confusions: dict, share: float) -> list[str]:
-    """The test languages whose predictions collapsed: evaluate.collapse_share of them in one class, which the
-    model predicts at least 1 - collapse_share more often than the class occurs, or at a macro-F1 no more than 0.01
-    above predicting one class. A good model on a split that class dominates predicts it about as often."""
+    """The test languages whose predictions collapsed: evaluate.collapse_share of them in one class, predicted at
+    least halfway from how often the class occurs to every text, or at a macro-F1 no more than 0.01 above predicting
+    one class. A good model on a split that class dominates predicts it about as often as it occurs; where the class
+    holds at most 2 collapse_share - 1 of the texts (every split of the reference data), the share alone decides."""
     out = []
     for lang, s in scores.items():
         matrix = np.asarray(confusions[lang])  # rows gold, columns predicted
         gold = matrix.sum(axis=1)
         top = int(matrix.sum(axis=0).argmax())
-        over = round(s["top_class_share"] - gold[top] / gold.sum(), 6) >= round(1 - share, 12)
-        if s["top_class_share"] >= share and (over or s["macro_f1"] <= stats.single_class_macro_f1(gold) + 0.01):
+        halfway = 2 * int(matrix[:, top].sum()) >= int(gold.sum()) + int(gold[top])  # exact, in counts
+        if s["top_class_share"] >= share and (halfway or s["macro_f1"] <= stats.single_class_macro_f1(gold) + 0.01):
             out.append(lang)
     return out
 

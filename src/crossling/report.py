@@ -106,7 +106,7 @@ def variance_note(cfg: Config) -> str:
 def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str], source_domains: dict[str, str]) -> str:
     sources = {lang: ", ".join(data[lang]["sources"]["test"]) for lang in langs}
     unnamed = [lang for lang in langs if "unknown" in data[lang]["sources"]["test"]]  # combine's name for no source
-    if len(unnamed) == len(langs):
+    if all(set(data[lang]["sources"]["test"]) <= {"unknown"} for lang in langs):
         return ("The data names no source for its test texts (no `source` column, or a blank one), so the report "
                 "cannot tell the languages' domains apart: a transfer cell may cross domains unmarked.")
     unlisted = sorted({src for lang in langs for src in data[lang]["sources"]["test"]} - set(source_domains)
