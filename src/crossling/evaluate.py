@@ -11,8 +11,9 @@ intervals and p-values of differences between models, adjusted for multiple comp
 (`evaluate.correction`); only significant differences between non-degenerate models are findings.
 
 Degenerate runs (`metrics/health.json`): predictions on a language the run was trained on that put
-`evaluate.collapse_share` of the texts in one class (`collapsed_on`), a dev macro-F1 that never rises above the level of predicting
-one class, or an in-language test macro-F1 not above chance; a collapse on a zero-shot language marks those cells.
+`evaluate.collapse_share` of the texts in one class (`collapsed_on`), a dev macro-F1 that never rises above the
+level of predicting one class, or an in-language test macro-F1 not above chance; a collapse on a zero-shot language
+marks those cells.
 `metrics/headline.json` holds the headline numbers under names that do not depend on sizes or seeds;
 `metrics/transfer_normalized.json` each zero-shot cell minus the target language's own in-language score.
 Training and dev curves and `metrics/budgets.json` (examples, optimizer steps, kept epoch) come from the
