@@ -154,6 +154,9 @@ def count_split(counts: dict, split: str, df: pd.DataFrame, labels: tuple[str, .
     counts |= {f"{split}_{name}": int(per_label.get(i, 0)) for i, name in enumerate(labels)}
 
 
+NO_CLASS_FIX = "map a source label to it in data.label_map, remove it from data.labels, or drop {} from data.languages"
+
+
 def require_every_label(df: pd.DataFrame, part: str, language: str, labels: tuple[str, ...]) -> None:
     """Macro-F1 averages over data.labels: a class a test split lacks would score 0 for any model, so a perfect
     one would top out at (k-1)/k."""
@@ -162,9 +165,6 @@ def require_every_label(df: pd.DataFrame, part: str, language: str, labels: tupl
     if absent:
         raise DataError(f"the {part} of {language} has no {absent[0]!r} texts once cleaned; "
                         f"{NO_CLASS_FIX.format(language)}")
-
-
-NO_CLASS_FIX = "map a source label to it in data.label_map, remove it from data.labels, or drop {} from data.languages"
 
 
 def carve_dev(pool: pd.DataFrame, language: str, dev_size: int, labels: tuple[str, ...]) -> pd.DataFrame:

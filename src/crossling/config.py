@@ -31,18 +31,16 @@ class ConfigError(ValueError):
         self.message = message
 
 
-def _int_as_str(value: Any) -> Any:
-    return str(value) if type(value) is int else value  # YAML reads `0: negative` with an integer key
-
-
-def _keys_distinct_as_str(value: Any) -> Any:
-    """`{1: positive, "1": negative}` would keep one of two maps of the same label without a word."""
-    if isinstance(value, dict):
-        keys = [_int_as_str(key) for key in value]
-        twice = next((key for key in keys if keys.count(key) > 1), None)
-        if twice is not None:
-            raise ValueError(f"maps {twice!r} twice (as a number and as a string); keep one")
-    return value
+def _ids_as_str(value: Any) -> Any:
+    """YAML reads `0: negative` with an integer key: the string the data holds; `{1: positive, "1": negative}` would
+    keep one of two maps of the same label without a word."""
+    if not isinstance(value, dict):
+        return value
+    keys = [str(key) if type(key) is int else key for key in value]
+    twice = next((key for key in keys if keys.count(key) > 1), None)
+    if twice is not None:
+        raise ValueError(f"maps {twice!r} twice (as a number and as a string); keep one")
+    return dict(zip(keys, value.values()))
 
 
 def _within(low: float, high: float, shown_high: str | None = None, closed: bool = False) -> AfterValidator:
@@ -85,8 +83,7 @@ class DataConfig:
     revision: Name
     languages: Annotated[tuple[Name, ...], _distinct("language")]
     labels: Annotated[tuple[Name, ...], _distinct("label")]
-    label_map: Annotated[dict[Annotated[Name, BeforeValidator(_int_as_str)], Name],
-                         BeforeValidator(_keys_distinct_as_str)]
+    label_map: Annotated[dict[Name, Name], BeforeValidator(_ids_as_str)]
     dev_split: Literal["carve", "validation"]
     source_domains: dict[Name, Name]
 
