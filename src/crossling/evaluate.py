@@ -41,8 +41,7 @@ from crossling.config import Config, read_yaml
 
 
 def model_names(cfg: Config) -> list[str]:
-    return ([joint_name(s) for s in cfg.sample.sizes] + [EQUAL_BUDGET]
-            + [mono_name(lang) for lang in cfg.data.languages] + [loo_name(lang) for lang in cfg.sample.leave_one_out])
+    return list(training_examples(cfg))
 
 
 def training_languages(model: str, languages: tuple[str, ...]) -> tuple[str, ...]:
