@@ -426,15 +426,16 @@ def main(args, cfg: Config) -> None:
     log_params("evaluate", data={"languages": cfg.data.languages, "labels": cfg.data.labels},
                sample={"sizes": cfg.sample.sizes, "leave_one_out": cfg.sample.leave_one_out},
                evaluate=asdict(cfg.evaluate), train={"seeds": cfg.train.seeds, "epochs": cfg.train.epochs})
+    pred_dir, logs, metrics, plots = Path(args.predictions), Path(args.logs), Path(args.metrics), Path(args.plots)
     runs = {run_name(model, seed): (model, seed) for model in model_names(cfg) for seed in cfg.train.seeds}
-    removed = remove_leftovers(Path(args.predictions), Path(args.logs), set(runs))
+    removed = remove_leftovers(pred_dir, logs, set(runs))
     if removed:
         log.info("removed the outputs of runs no stage writes with these params (in the DVC cache and git "
                  "history still): %s", ", ".join(removed))
     data_counts = read_json(args.data)
-    budgets = {run: run_budget(Path(args.logs), model, seed, cfg) for run, (model, seed) in runs.items()}
-    out = evaluate(Path(args.predictions), cfg)
-    losses, dev = training_curves(Path(args.logs), runs, budgets, cfg)
+    budgets = {run: run_budget(logs, model, seed, cfg) for run, (model, seed) in runs.items()}
+    out = evaluate(pred_dir, cfg)
+    losses, dev = training_curves(logs, runs, budgets, cfg)
     run_health = health(out["detailed"], out["confusion"], dev, runs, data_counts, out["at_chance"], cfg)
     degenerate = {model for run, (model, _) in runs.items() if run_health[run]["degenerate"]}
     collapsed_cells = {(model, key.removeprefix("collapsed_on_")) for run, (model, _) in runs.items()
@@ -452,7 +453,6 @@ def main(args, cfg: Config) -> None:
     summary["joint_largest_last_epoch_train_loss"] = last_epoch_loss(
         losses, top_runs, {run: b["steps_per_epoch"] for run, b in budgets.items()})
     summary["degenerate_runs"] = sum(h["degenerate"] for h in run_health.values())
-    metrics, plots = Path(args.metrics), Path(args.plots)
     for name, data in (("joint", out["joint"]), ("transfer", out["transfer"]), ("leave_one_out", out["leave_one_out"]),
                        ("transfer_summary", out["transfer_summary"]), ("detailed", out["detailed"]),
                        ("differences", diffs), ("transfer_normalized", normalized), ("health", run_health),
@@ -476,9 +476,8 @@ def main(args, cfg: Config) -> None:
     figures.transfer_normalized(pd.DataFrame(norm_rows), plots / "transfer_normalized.png")
     figures.training_curves(pd.DataFrame(losses), pd.DataFrame(dev), plots / "training_curves.png")
     figures.confusion_matrices(pd.DataFrame(confusion), top, plots / "confusion_largest_joint.png")
-    write_json({"data": read_json(args.source), "runs": {
-        run: run_provenance(Path(args.predictions) / f"{run}.parquet", Path(args.logs) / run) for run in runs}},
-        metrics / "provenance.json")
+    write_json({"data": read_json(args.source), "runs": {run: run_provenance(pred_dir / f"{run}.parquet", logs / run)
+                                                         for run in runs}}, metrics / "provenance.json")
     write_json(summary, metrics / "headline.json")
     log.info("headline: %s", summary)
     bad = [run for run, h in run_health.items() if h["degenerate"]]
