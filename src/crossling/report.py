@@ -104,15 +104,14 @@ def variance_note(cfg: Config) -> str:
 
 
 def domain_note(langs: tuple[str, ...], data: dict, domains: dict[str, str], source_domains: dict[str, str]) -> str:
-    sources = {lang: ", ".join(data[lang]["sources"]["test"]) for lang in langs}
-    unnamed = [lang for lang in langs if "unknown" in data[lang]["sources"]["test"]]  # combine's name for no source
-    if all(set(data[lang]["sources"]["test"]) <= {"unknown"} for lang in langs):
+    test = {lang: data[lang]["sources"]["test"] for lang in langs}
+    unnamed = [lang for lang in langs if "unknown" in test[lang]]  # combine's name for no source
+    if all(set(names) <= {"unknown"} for names in test.values()):
         return ("The data names no source for its test texts (no `source` column, or a blank one), so the report "
                 "cannot tell the languages' domains apart: a transfer cell may cross domains unmarked.")
-    unlisted = sorted({src for lang in langs for src in data[lang]["sources"]["test"]} - set(source_domains)
-                      - {"unknown"})
+    unlisted = sorted({src for names in test.values() for src in names} - set(source_domains) - {"unknown"})
     return " ".join(filter(None, (
-        _domains_compared(langs, sources, domains),
+        _domains_compared(langs, {lang: ", ".join(names) for lang, names in test.items()}, domains),
         unlisted and (f"data.source_domains gives no domain for {', '.join(unlisted)}: each source stands for a "
                       "domain of its own here; name its domain there to compare it with the others."),
         unnamed and (f"The data names no source for (some of) the test texts of {', '.join(unnamed)} (no `source` "
