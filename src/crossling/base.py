@@ -47,12 +47,9 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     bpe = prepared(models.BPE(unk_token="[UNK]"))
     bpe.train_from_iterator(texts, trainer=trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), min_frequency=2, show_progress=False))
-    counts: Counter[str] = Counter()
-    for enc in bpe.encode_batch(texts, add_special_tokens=False):
-        previous = None
-        for piece, word in zip(enc.tokens, enc.word_ids):
-            counts[piece if word != previous else f"##{piece}"] += 1
-            previous = word
+    counts = Counter(piece if word != previous else f"##{piece}"
+                     for enc in bpe.encode_batch(texts, add_special_tokens=False)
+                     for piece, word, previous in zip(enc.tokens, enc.word_ids, [None, *enc.word_ids]))
     # Single characters first, so no word becomes [UNK] for lack of one of its characters.
     ranked = sorted(counts, key=lambda p: (len(p.removeprefix("##")) > 1, -counts[p], p))
     pieces = [p for p in ranked if p not in SPECIAL_TOKENS][: vocab_size - len(SPECIAL_TOKENS)]
