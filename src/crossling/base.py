@@ -96,11 +96,11 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
     # transformers would otherwise, for revision main and a checkpoint without safetensors, load a conversion bot's
     # weights from refs/pr/N: another revision than the one asked for
     os.environ["DISABLE_SAFETENSORS_CONVERSION"] = "1"
-    local = is_local(checkpoint)
-    if local and not (Path(checkpoint).expanduser() / "config.json").exists():
+    local, path = is_local(checkpoint), Path(checkpoint).expanduser()
+    if local and not (path / "config.json").exists():
         raise DataError(f"model.checkpoint: no checkpoint at {checkpoint} (expected a directory with config.json "
                         "and .safetensors weights)")
-    if local and not any(Path(checkpoint).expanduser().glob("*.safetensors")):
+    if local and not any(path.glob("*.safetensors")):
         raise DataError(f"model.checkpoint: {checkpoint} has no .safetensors weights (only those are loaded: a "
                         "pickle can run code); convert it: load it with transformers and save_pretrained it")
     where = "the local directory" if local else f"the Hugging Face Hub (revision {revision})"
@@ -180,8 +180,7 @@ def pretrained(checkpoint: str, revision: str, labels: tuple[str, ...], head_lab
                         f"but its tokenizer pads with {tokenizer.pad_token!r} (id {tokenizer.pad_token_id}); make "
                         "them agree in the checkpoint")
     if local:
-        local_dir = Path(checkpoint).expanduser()
-        identity = content_hash(sorted(p for p in local_dir.rglob("*") if p.is_file()), local_dir)
+        identity = content_hash(sorted(p for p in path.rglob("*") if p.is_file()), path)
     else:  # the commit the revision resolved to: the snapshot the library read config.json from
         from transformers.utils.hub import cached_file, extract_commit_hash
 
