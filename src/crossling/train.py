@@ -264,7 +264,7 @@ def complete(checkpoint: Path, processes: int) -> bool:
     under DDP with no barrier after the other processes' RNG states."""
     rng = ["rng_state.pth"] if processes == 1 else [f"rng_state_{i}.pth" for i in range(processes)]
     try:
-        json.loads((checkpoint / "trainer_state.json").read_text())
+        read_json(checkpoint / "trainer_state.json")
     except (OSError, ValueError):
         return False
     return all((checkpoint / name).is_file() for name in rng)
