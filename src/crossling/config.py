@@ -302,20 +302,16 @@ def read_yaml(text: str | bytes) -> Any:
     return YAML(typ="safe", pure=True).load(text)
 
 
-def yaml_problem(exc: YAMLError) -> str:
-    """A YAML error in one line: where and what, e.g. `line 3: found duplicate key "seed"...`."""
-    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
-    return f"line {mark.line + 1}: {problem}" if mark and problem else str(exc).splitlines()[0]
-
-
 def load_config(path: str | Path = "params.yaml") -> Config:
     path = Path(path)
     try:
         raw = read_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(path), "file not found; run from the project root or pass --params") from None
-    except YAMLError as exc:
-        raise ConfigError(str(path), f"is not valid YAML ({yaml_problem(exc)})") from None
+    except YAMLError as exc:  # in one line: where and what, e.g. `line 3: found duplicate key "seed"...`
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        where = f"line {mark.line + 1}: {problem}" if mark and problem else str(exc).splitlines()[0]
+        raise ConfigError(str(path), f"is not valid YAML ({where})") from None
     return config_from_dict(raw)
 
 
