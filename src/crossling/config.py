@@ -53,7 +53,6 @@ def _within(low: float, high: float, shown_high: str | None = None, closed: bool
 
 
 def _distinct(noun: str, allow_empty: bool = False) -> AfterValidator:
-    """A list without repeats, non-empty unless allowed."""
     def check(values: tuple) -> tuple:
         if not values and not allow_empty:
             raise ValueError(f"must list at least one {noun}")
