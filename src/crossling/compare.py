@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from crossling import stats
 from crossling.common import EQUAL_BUDGET, DataError, joint_name, loo_name, mono_name, run_name, write_json
@@ -374,8 +375,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def check_options(args: argparse.Namespace) -> None:
     """The options evaluate takes from params.yaml, checked by the same model before any work."""
-    from pydantic import ValidationError
-
     repeated = sorted({name for name in args.experiments if args.experiments.count(name) > 1})
     if repeated:
         raise DataError(f"{', '.join(repeated)} given twice: a side compared with itself; give each once")
