@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{PREFIX}: error: {exc}", file=sys.stderr)
         sys.exit(2)
     jobs, run_dir = record["jobs"], record["run_dir"]
-    for folder in record.get("removed_checkpoints", []):
+    for folder in record["removed_checkpoints"]:
         print(f"{PREFIX}: removed {folder}: Trainer checkpoints of another commit, none of whose jobs is queued or "
               "running")
     if args.dry_run:
