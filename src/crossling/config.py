@@ -8,7 +8,6 @@ so `dataclasses.asdict` works). Any bad value raises `ConfigError`: one line wit
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -354,7 +353,7 @@ def _one_line(exc: ValidationError) -> ConfigError:
         section = Config
         for name in loc[:-1]:
             section = section.__pydantic_fields__[name].annotation
-        allowed = ", ".join(f.name for f in dataclasses.fields(section))
+        allowed = ", ".join(section.__pydantic_fields__)
         return ConfigError(where, f"unknown key (allowed under {'.'.join(loc[:-1]) or 'params'}: {allowed})")
     if kind == "greater_than" and ctx["gt"] == 0 and type(got) is int:
         return ConfigError(where, f"must be a positive integer, got {got}")
