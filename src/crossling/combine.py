@@ -144,7 +144,7 @@ def describe(df: pd.DataFrame) -> dict:
     letters = Counter(filter(None, map(script_of, chain.from_iterable(df["text"]))))  # no copy of all the text
     total = sum(letters.values())
     return {"sources": {src or "unknown": int(n) for src, n in df["source"].value_counts(sort=False).sort_index().items()},
-            "scripts": {script: round(n / total, 4) for script, n in sorted(letters.items(), key=lambda kv: -kv[1])},
+            "scripts": {script: round(n / total, 4) for script, n in letters.most_common()},
             "mean_chars": round(float(df["text"].str.len().mean()), 1) if len(df) else 0.0}
 
 
