@@ -84,7 +84,7 @@ def sample_path(folder: str | Path, seed: int, size: int | str, language: str | 
 def write_samples(folder: Path, ranked_pool: pd.DataFrame, cfg: Config, seed: int) -> None:
     """Every sample one training seed reads, in folder/seed<seed>/."""
     languages, n_classes, largest = cfg.data.languages, len(cfg.data.labels), cfg.sample.largest
-    for size in sorted(cfg.sample.sizes):
+    for size in cfg.sample.sizes:  # in increasing order: config.py refuses any other
         sample = draw(ranked_pool, size, languages, n_classes)
         write_parquet(sample, EXAMPLE_SCHEMA, sample_path(folder, seed, size))
         per_class = sample.groupby(["language", "label"]).size().unstack().to_dict("index")
