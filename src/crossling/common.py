@@ -132,7 +132,7 @@ def read_parquet(path: str | Path, what: str) -> pd.DataFrame:
 
 
 def write_json(data: Any, path: str | Path) -> None:
-    _parent(path).write_text(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n", encoding="utf-8")
+    _parent(path).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def read_json(path: str | Path) -> Any:
