@@ -157,13 +157,13 @@ def count_split(counts: dict, split: str, df: pd.DataFrame, labels: tuple[str, .
 NO_CLASS_FIX = "map a source label to it in data.label_map, remove it from data.labels, or drop {} from data.languages"
 
 
-def require_every_label(df: pd.DataFrame, part: str, language: str, labels: tuple[str, ...]) -> None:
+def require_every_label(df: pd.DataFrame, language: str, labels: tuple[str, ...]) -> None:
     """Macro-F1 averages over data.labels: a class a test split lacks would score 0 for any model, so a perfect
     one would top out at (k-1)/k."""
     present = set(df["label_id"])
     absent = [name for i, name in enumerate(labels) if i not in present]
     if absent:
-        raise DataError(f"the {part} of {language} has no {absent[0]!r} texts once cleaned; "
+        raise DataError(f"the test split of {language} has no {absent[0]!r} texts once cleaned; "
                         f"{NO_CLASS_FIX.format(language)}")
 
 
@@ -198,7 +198,7 @@ def combine(raw: pd.DataFrame, data: DataConfig,
         others = frozenset().union(*(texts for other, texts in test_texts.items() if other != lang))
         pools[lang], tests[lang], report[lang] = clean_language(rows, lang, others,
                                                                 ("train", "validation") if carve else ("train",))
-        require_every_label(tests[lang], "test split", lang, data.labels)
+        require_every_label(tests[lang], lang, data.labels)
         if carve:
             devs[lang] = carve_dev(pools[lang], lang, dev_size, data.labels)
             pools[lang] = pools[lang].drop(index=devs[lang].index)
