@@ -20,7 +20,7 @@ import hashlib
 import unicodedata
 from collections import Counter
 from dataclasses import asdict
-from functools import lru_cache
+from functools import cache
 from itertools import chain
 from pathlib import Path
 
@@ -123,7 +123,7 @@ SCRIPT_ALIASES = {"CJK": "Han", "HIRAGANA": "Kana", "KATAKANA": "Kana", "HALFWID
                   "KATAKANA-HIRAGANA": "Kana", "IDEOGRAPHIC": "Han"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def script_of(char: str) -> str | None:
     """The script of a letter (Latin, Arabic, Devanagari, Han, Kana, Hangul, ...); None for anything else.
 
