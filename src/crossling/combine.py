@@ -142,7 +142,7 @@ def script_of(char: str) -> str | None:
 def describe(df: pd.DataFrame) -> dict:
     """Where a split's texts come from and what they look like: sources with counts, script shares, mean length."""
     letters = Counter(filter(None, map(script_of, chain.from_iterable(df["text"]))))  # no copy of all the text
-    total = sum(letters.values())
+    total = letters.total()
     return {"sources": {src or "unknown": int(n) for src, n in df["source"].value_counts(sort=False).sort_index().items()},
             "scripts": {script: round(n / total, 4) for script, n in letters.most_common()},
             "mean_chars": round(float(df["text"].str.len().mean()), 1) if len(df) else 0.0}
