@@ -66,7 +66,7 @@ def draw(ranked_pool: pd.DataFrame, size: int | dict[str, int], languages: tuple
     quota = [class_quota(sizes[lang], n_classes, int(c)) for lang, c in zip(ranked_pool["language"], ranked_pool["label_id"])]
     picked = ranked_pool[ranked_pool["rank"] < quota]
     order = picked["language"].map({lang: i for i, lang in enumerate(languages)})
-    return picked.assign(_lang=order).sort_values(["_lang", "label_id", "rank"]).reset_index(drop=True)
+    return picked.assign(_lang=order).sort_values(["_lang", "label_id", "rank"], ignore_index=True)
 
 
 def equal_budget_sizes(total: int, languages: tuple[str, ...]) -> dict[str, int]:
