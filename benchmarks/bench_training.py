@@ -70,9 +70,10 @@ def quiet() -> None:
 # distilbert-base-multilingual-cased's shape, randomly initialized: GPU speed and memory at the reference's size.
 MULTILINGUAL_SHAPE = {"vocab_size": 119547, "dim": 768, "layers": 6, "heads": 12, "hidden_dim": 3072,
                       "max_position_embeddings": 512}
-# The reference grid: 5 joint samples (100..2000 per language) and 6 monolingual models of 2000, 5 epochs.
-GRID_TRAINING_EXAMPLES = (sum((100, 500, 1000, 1500, 2000)) * 6 + 6 * 2000) * 5
-GRID_MODELS = 11
+# The reference grid: 5 joint samples (100..2000 per language), the equal-budget joint model (2000 in all) and
+# 6 monolingual models of 2000, 5 epochs.
+GRID_TRAINING_EXAMPLES = (sum((100, 500, 1000, 1500, 2000)) * 6 + 2000 + 6 * 2000) * 5
+GRID_MODELS = 12
 
 
 def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch", params: Path = PARAMS) -> dict:
