@@ -683,3 +683,22 @@ def test_last_epoch_loss_weights_each_logged_mean_by_its_steps_in_the_last_epoch
     assert evaluate.last_epoch_loss(last_skipped + seed2, ["joint_6_seed1", "joint_6_seed2"], per_epoch) == \
         pytest.approx(0.8)  # seed 2's alone
     assert evaluate.last_epoch_loss(last_skipped, ["joint_6_seed1"], per_epoch) is None  # null in headline.json
+
+
+@pytest.mark.parametrize("n_languages", [3, 12])
+def test_each_learning_curve_band_has_its_lines_colour(tmp_path, monkeypatch, n_languages):
+    # seaborn draws more than 10 hues from another palette (husl) than the default cycle the bands once took
+    from matplotlib.colors import to_hex
+
+    rows = [{"size": size, "language": f"lang{i:02d}",
+             **{f"{m}{end}": 0.03 * i + size / 1000 + shift for m in ("accuracy", "macro_f1")
+                for end, shift in (("", 0), ("_ci_low", -0.02), ("_ci_high", 0.02))}}
+            for size in (100, 200) for i in range(n_languages)]
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig))
+    figures.learning_curve(pd.DataFrame(rows), tmp_path / "curve.png")
+    for ax in drawn[0].axes:
+        lines = {line.get_label(): to_hex(line.get_color()) for line in ax.get_legend().get_lines()}
+        bands = [to_hex(band.get_facecolor()[0]) for band in ax.collections[-n_languages:]]
+        assert len(set(lines.values())) == n_languages
+        assert bands == [lines[f"lang{i:02d}"] for i in range(n_languages)]

@@ -66,12 +66,15 @@ def confusion_matrices(rows: pd.DataFrame, model: str, path: str | Path) -> None
 
 def learning_curve(curve: pd.DataFrame, path: str | Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    languages = list(dict.fromkeys(curve["language"]))
+    # seaborn's own choice, made once for lines and bands: past the default palette's 10 colours it draws husl
+    n = len(languages)
+    colors = dict(zip(languages, sns.color_palette(n_colors=n) if n <= 10 else sns.color_palette("husl", n)))
     for ax, metric, title in zip(axes, ("accuracy", "macro_f1"), ("Accuracy", "Macro-F1")):
-        sns.lineplot(data=curve, x="size", y=metric, hue="language", marker="o", ax=ax)
+        sns.lineplot(data=curve, x="size", y=metric, hue="language", palette=colors, marker="o", ax=ax)
         lo, hi = f"{metric}_ci_low", f"{metric}_ci_high"
-        for (_, part), color in zip(curve.groupby("language", sort=False),
-                                    sns.color_palette(n_colors=curve["language"].nunique())):
-            ax.fill_between(part["size"], part[lo], part[hi], alpha=0.15, color=color, linewidth=0)
+        for lang, part in curve.groupby("language", sort=False):
+            ax.fill_between(part["size"], part[lo], part[hi], alpha=0.15, color=colors[lang], linewidth=0)
         ax.set(title=title, xlabel="training examples per language", ylabel=title)
     fig.suptitle("Joint model: learning curve per test language")
     _save(fig, path)

@@ -96,7 +96,9 @@ def variance_note(cfg: Config) -> str:
                        "(set train.seeds to several seeds, and sample.redraw_per_seed: true to cover the draw)")
     ev = cfg.evaluate
     return (f"Intervals are {ev.confidence * 100:.10g}% percentile intervals of {level} ({ev.bootstrap_samples} "
-            f"resamples) and cover {'; '.join(covered)}. Differences are paired: both models are scored on the same "
+            f"resamples) and cover {'; '.join(covered)}. "
+            + (f"The ± after one is the standard deviation of macro-F1 over the {seeds} seeds. " if seeds > 1 else "")
+            + "Differences are paired: both models are scored on the same "
             "resamples. Their p-values (two-sided, from the bootstrap standard error) are adjusted together for "
             f"multiple comparisons with {CORRECTIONS[ev.correction]}; **bold** marks the differences whose adjusted "
             f"p-value is below {stats.significance_level(ev.confidence):.10g} and that involve no degenerate run and "
