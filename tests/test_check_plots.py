@@ -97,3 +97,60 @@ def test_the_learning_curves_interval_band_is_drawn_per_revision():
     # dvc plots diff stacks every revision's rows: a band grouped by language alone zigzags between revisions
     band = next(layer for layer in json.loads(TEMPLATE.read_text())["layer"] if layer["mark"]["type"] == "area")
     assert band["encoding"]["detail"] == {"field": "rev", "type": "nominal"}
+
+
+# Vega's own scene graph of a template filled by dvc_render (what `dvc plots show/diff` embeds), in node with the
+# libraries check_plots serves: the scales' domains, the text marks and the legend symbols as drawn.
+SCENE_JS = """
+const vega = require(process.argv[1] + "/vega"), vl = require(process.argv[1] + "/vega-lite");
+let input = ""; process.stdin.on("data", d => input += d).on("end", async () => {
+  const view = new vega.View(vega.parse(vl.compile(JSON.parse(input)).spec), {renderer: "none"});
+  await view.runAsync();
+  const out = {x: view.scale("x").domain(), texts: [], legend: []};
+  (function walk(node, role) {
+    if (node.marktype) role = node.role;
+    if (node.marktype === "text" && role === "mark") out.texts.push(...node.items.map(i => i.text));
+    if (node.marktype === "symbol" && role === "legend-symbol")
+      out.legend.push(...node.items.map(i => ({shape: i.shape, dash: i.strokeDash || null,
+                                                 colour: i.fill === "transparent" ? i.stroke : i.fill})));
+    for (const item of node.items || []) for (const child of item.items || []) walk(child, role);
+  })(view.scenegraph().root, null);
+  console.log(JSON.stringify(out));
+});
+"""
+
+
+def scene(template: str, rows: list[dict], x: str, y: str) -> dict:
+    spec = VegaRenderer(rows, template, template=str(ROOT / ".dvc" / "plots" / f"{template}.json"), x=x,
+                        y=y).get_filled_template()
+    proc = subprocess.run(["node", "-e", SCENE_JS, str(ROOT / "scripts" / "vega" / "node_modules")],
+                          input=json.dumps(spec), capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_the_normalized_transfer_columns_follow_its_rows_and_star_failed_runs():
+    langs = ["english", "french", "japanese"]
+    # as evaluate writes them: row by row, without the diagonal, so english's row starts at french
+    rows = [{"train_language": src, "test_language": tgt, "train_domain": "d", "test_domain": "d",
+             "normalized_macro_f1": 0.1, "ci_low": 0.0, "ci_high": 0.2, "finding": False,
+             "degenerate": src == "french", "test_order": langs.index(tgt), "rev": "workspace"}
+            for src in langs for tgt in langs if tgt != src]
+    drawn = scene("transfer_normalized", rows, "test_language", "train_language")
+    assert drawn["x"] == langs
+    assert sorted(drawn["texts"]) == ["+0.10"] * 4 + ["+0.10*"] * 2
+
+
+def test_curves_tell_revisions_and_up_to_20_series_apart_in_their_legends():
+    runs = [f"run{i:02d}" for i in range(14)]
+    for template, x, y, series, extra in (
+            ("dev_curve", "epoch", "macro_f1", "model", {"language": "english", "step": 1}),
+            ("training_loss", "epoch", "loss", "model", {"step": 1}),
+            ("learning_curve", "size", "macro_f1", "language", {"macro_f1_ci_low": 0.1, "macro_f1_ci_high": 0.3})):
+        # one point per series and revision (a one-epoch run): the legend alone tells the revisions apart
+        rows = [{x: 1, y: 0.2, series: name, "rev": rev, **extra} for rev in ("HEAD", "workspace") for name in runs]
+        legend = scene(template, rows, x, y)["legend"]
+        series_colours = [s["colour"] for s in legend if s["dash"] is None and s["shape"] != "square"][:len(runs)]
+        assert len(set(series_colours)) == len(runs), template
+        assert len({json.dumps(s["dash"]) for s in legend if s["dash"]}) == 2, template  # solid, dashed
+        if template != "training_loss":  # lines and points: a one-epoch run draws points only
+            assert [s["shape"] for s in legend[-2:]] == ["circle", "square"], template

@@ -168,6 +168,7 @@ def test_cli_outputs_match_a_recomputation(tmp_path, pred_dir):
     rows = json.loads((plots / "transfer_normalized.json").read_text())
     assert {(r["train_language"], r["test_language"]) for r in rows} == {
         ("english", "french"), ("french", "english"), ("leave_one_out", "french")}
+    assert all(r["test_order"] == LANGS.index(r["test_language"]) for r in rows)  # the plot's column order
 
     curve = json.loads((plots / "learning_curve.json").read_text())
     assert {(r["size"], r["language"]) for r in curve} == {(s, lang) for s in SIZES for lang in LANGS}

@@ -464,7 +464,8 @@ def main(args, cfg: Config) -> None:
                **out["transfer"][mono_name(src)][tgt]} for src in cfg.data.languages for tgt in cfg.data.languages]
     norm_rows = [{"train_language": src, "test_language": tgt, "train_domain": domains.get(src, "several"),
                   "test_domain": domains[tgt], "normalized_macro_f1": d["difference"], "ci_low": d["ci_low"],
-                  "ci_high": d["ci_high"], "finding": d["finding"], "degenerate": d["degenerate_model"]}
+                  "ci_high": d["ci_high"], "finding": d["finding"], "degenerate": d["degenerate_model"],
+                  "test_order": cfg.data.languages.index(tgt)}  # the plot's columns in the rows' order
                  for src, row in normalized.items() for tgt, d in row.items()]
     confusion = confusion_rows(out["confusion"], top_runs, cfg.data.labels)
     for name, rows in (("learning_curve", out["learning_curve"]), ("transfer_matrix", matrix),
