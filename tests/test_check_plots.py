@@ -53,7 +53,8 @@ def test_plots_that_draw_pass_and_are_written_as_png(tmp_path):
 
 def test_a_plot_that_does_not_draw_fails_and_names_it(tmp_path):
     def typo_in_the_line(spec):  # the band still draws, the line encodes a field the data lacks
-        spec["layer"][1]["encoding"]["y"]["field"] = "<DVC_METRIC_Y>_typo"
+        for layer in spec["layer"][1:]:  # the line and its points
+            layer["encoding"]["y"]["field"] = "<DVC_METRIC_Y>_typo"
 
     def unknown_mark(spec):
         spec["layer"][0]["mark"]["type"] = "areaa"

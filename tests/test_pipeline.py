@@ -207,7 +207,8 @@ def test_plots_show_renders_learning_curve_and_heatmap(project, tmp_path):
 
     # a template whose line encodes a field the data lacks draws only the band: the check fails, naming it
     spec = json.loads((ROOT / ".dvc" / "plots" / "learning_curve.json").read_text())
-    spec["layer"][1]["encoding"]["y"]["field"] = "<DVC_METRIC_Y>_typo"
+    for layer in spec["layer"][1:]:  # the line and its points
+        layer["encoding"]["y"]["field"] = "<DVC_METRIC_Y>_typo"
     (tmp_path / "broken.json").write_text(json.dumps(spec))
     dvc(project, "plots", "show", "plots/learning_curve.json", "--template", str(tmp_path / "broken.json"),
         "-x", "size", "-y", "macro_f1", "-o", str(tmp_path / "broken"))
