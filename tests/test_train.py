@@ -552,6 +552,21 @@ def test_gradient_accumulation_and_checkpointing_steps_come_from_the_trainer(pre
     assert [r["epoch"] for r in losses] == [round(s / 3, 4) for s in loss["step"]] and len(dev) == 4
 
 
+@pytest.mark.parametrize("batch_size, accumulated", [(8, 3), (24, 1)])
+def test_accumulated_batches_train_on_the_mean_loss_of_one_batch_of_them_all(prepared, tmp_path, batch_size,
+                                                                             accumulated):
+    # one optimizer step over the same 24 examples: its loss is the mean per example, about ln(3) before training
+    # (the Trainer, left to itself, summed the three batches' means: 3.3)
+    d, _ = prepared
+    params = write_params(tmp_path / "acc.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=1,
+                                                              train__batch_size=batch_size,
+                                                              train__gradient_accumulation_steps=accumulated))
+    run_train(d, params, f"joint_acc{accumulated}", sample_size=12)
+    loss = pd.read_csv(d / "logs" / f"joint_acc{accumulated}" / "plots" / "metrics" / "loss.tsv", sep="\t")
+    assert list(loss["step"]) == [1]
+    assert loss["loss"].iloc[0] == pytest.approx(math.log(3), abs=0.1)
+
+
 def test_the_integration_script_of_every_architecture_loads_its_builders():
     """scripts/checkpoint_architectures.py (each tiny checkpoint through a real `dvc repro`, run for the docs)
     imports the tests' helpers: a rename there must fail here, not in the next person's run."""

@@ -85,9 +85,6 @@ def training_arguments(train: TrainConfig, output_dir: str, seed: int, device, p
         activation_checkpointing=train.gradient_checkpointing,
         warmup_steps=train.warmup_ratio, lr_scheduler_type="linear", seed=seed, data_seed=seed,
         train_sampling_strategy="group_by_length" if train.group_by_length else "random",
-        # the classification loss is a mean per example: averaging "tokens" across processes would multiply it
-        # (and the gradients) by the number of processes
-        average_tokens_across_devices=False,
         logging_strategy="steps", logging_first_step=True, disable_tqdm=True,
         logging_nan_inf_filter=False,  # by default a NaN/inf step loss is replaced in the log (0.0 if it opens it)
         eval_strategy="epoch" if dev else "no", save_strategy="epoch", save_total_limit=1,
@@ -302,6 +299,10 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     from transformers import PrinterCallback, Trainer
 
     train = cfg.train
+    # A classification head returns the batch's mean loss and ignores num_items_in_batch; a forward taking **kwargs
+    # makes the Trainer expect a sum over the items instead: it would then neither divide the loss by the accumulated
+    # batches nor keep it from being multiplied by the processes (the tests of both compare with one batch).
+    model.accepts_loss_kwargs = False
     if train.method == "lora":
         model = with_lora(model, train.lora, init["created_weights"])
     trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
