@@ -567,6 +567,19 @@ def test_accumulated_batches_train_on_the_mean_loss_of_one_batch_of_them_all(pre
     assert loss["loss"].iloc[0] == pytest.approx(math.log(3), abs=0.1)
 
 
+@pytest.mark.parametrize("fixed_init", [True, False])
+def test_lora_runs_of_the_same_params_give_the_same_weights(prepared, tmp_path, fixed_init):
+    # peft draws the adapters from torch's global generator, which only the seed's redraw of new weights had seeded
+    d, _ = prepared
+    params = write_params(tmp_path / "lora.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=1,
+                                                               train__method="lora", train__fixed_init=fixed_init))
+    weights = []
+    for attempt in range(2):
+        run_train(d, params, f"joint_lora{fixed_init}{attempt}", sample_size=12)
+        weights.append((d / "models" / f"joint_lora{fixed_init}{attempt}" / "model.safetensors").read_bytes())
+    assert weights[0] == weights[1]
+
+
 def test_the_integration_script_of_every_architecture_loads_its_builders():
     """scripts/checkpoint_architectures.py (each tiny checkpoint through a real `dvc repro`, run for the docs)
     imports the tests' helpers: a rename there must fail here, not in the next person's run."""

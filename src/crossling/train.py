@@ -304,6 +304,8 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     # batches nor keep it from being multiplied by the processes (the tests of both compare with one batch).
     model.accepts_loss_kwargs = False
     if train.method == "lora":
+        if train.fixed_init:  # else draw_created_weights has just seeded torch: the adapters come from the seed too
+            torch.manual_seed(seed)
         model = with_lora(model, train.lora, init["created_weights"])
     trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
     checkpoints = Path(args.checkpoints or f"checkpoints/{args.name}")
