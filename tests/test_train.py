@@ -776,6 +776,29 @@ def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepa
     assert sorted(p.name for p in checkpoints.iterdir()) == [train.RUN_RECORD]  # the other run's checkpoints gone
 
 
+def test_lora_target_modules_are_names_each_of_which_must_exist(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from crossling.config import ConfigError, load_config
+
+    cfg = load_config(write_params(tmp_path / "params.yaml", tiny_params(tmp_path, train__method="lora")))
+
+    def adapted(targets):
+        model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                         num_attention_heads=2, intermediate_size=32, num_labels=3))
+        lora = dataclasses.replace(cfg.train.lora, target_modules=targets)
+        return {name.split(".lora_A")[0].rsplit(".", 1)[-1]
+                for name, _ in train.with_lora(model, lora, []).named_parameters() if ".lora_A." in name}
+
+    assert adapted("query") == {"query"}  # one name, not peft's pattern over full module names
+    assert adapted(("query", "attention.self.value")) == {"query", "value"}
+    for targets in (("query", "valeu"), "valeu"):  # peft adapted `query` alone, or refused with the wrong fix
+        with pytest.raises(ConfigError, match=r"^train.lora.target_modules: BertForSequenceClassification has no "
+                                              r"module 'valeu'; name its modules \(linear: dense, key, query, "
+                                              r"value\) or use all-linear$"):
+            adapted(targets)
+
+
 def test_lora_trains_in_full_the_weights_the_base_stage_drew_beside_the_head(tmp_path):
     """An MLM-only BERT has no pooler: the base stage draws it with the head, and under LoRA it is trained in full
     with the head, not left frozen at random between [CLS] and the classifier."""

@@ -228,7 +228,16 @@ def with_lora(model, lora, created: list[str]) -> torch.nn.Module:
 
     head = head_modules(model)
     drawn = sorted({name.rsplit(".", 1)[0] for name in created if name.split(".")[0] not in head})
-    targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
+    targets = lora.target_modules
+    if targets != "all-linear":  # module names: peft would take one name as a pattern, and skip a list's unknown names
+        targets = [targets] if isinstance(targets, str) else list(targets)
+        modules = [name for name, _ in model.named_modules()]
+        unknown = [t for t in targets if not any(m == t or m.endswith(f".{t}") for m in modules)]
+        if unknown:
+            linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                             if isinstance(m, torch.nn.Linear)} - set(head))
+            raise ConfigError("train.lora.target_modules", f"{type(model).__name__} has no module {unknown[0]!r}; "
+                              f"name its modules (linear: {', '.join(linear)}) or use all-linear")
     config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
                         modules_to_save=head + drawn, task_type="SEQ_CLS")
     try:
