@@ -40,12 +40,13 @@ def test_scratch_model_is_deterministic_and_has_our_labels():
         assert (a == b).all()
 
 
-def run_base(tmp_path, checkpoint, pool_texts=("good day", "bad day", "a day") * 10):
+def run_base(tmp_path, checkpoint, pool_texts=("good day", "bad day", "a day") * 10, revision="main", out="base"):
     pool = tmp_path / "pool.parquet"
     pd.DataFrame({"text": list(pool_texts)}).to_parquet(pool)
     params = write_params(tmp_path / "params.yaml", with_defaults(
-        {"model": {"checkpoint": str(checkpoint), "scratch": dataclasses.asdict(TINY)}, "train": {"max_length": 32}}))
-    out = tmp_path / "base"
+        {"model": {"checkpoint": str(checkpoint), "revision": revision, "scratch": dataclasses.asdict(TINY)},
+         "train": {"max_length": 32}}))
+    out = tmp_path / out
     base.cli(["--params", str(params), "--pool", str(pool), "--out", str(out)])
     return out
 
@@ -136,8 +137,12 @@ def test_headless_checkpoint_gets_a_head_and_records_it(tmp_path, caplog, capfd)
     out = run_base(tmp_path, ckpt)
     record = json.loads((out / "crossling_init.json").read_text())
     assert record == {"scratch": False, "created_weights": ["classifier.bias", "classifier.weight"],
-                      "checkpoint": str(ckpt), "revision": "main",
+                      "checkpoint": str(ckpt), "revision": None,  # a directory has no revisions
                       "commit": content_hash(sorted(p for p in ckpt.rglob("*") if p.is_file()), ckpt)}
+    assert f"loaded {ckpt} (a local directory: no revision applied)" in caplog.text
+    # a revision pinned for a hub id and left in place: the same base, so nothing retrains
+    other = run_base(tmp_path, ckpt, revision="0123456789abcdef0123456789abcdef01234567", out="base_pinned")
+    assert all((other / p.name).read_bytes() == p.read_bytes() for p in out.iterdir())
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["BertForSequenceClassification"]
     assert config["id2label"] == {"0": "positive", "1": "neutral", "2": "negative"}

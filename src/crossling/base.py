@@ -192,6 +192,8 @@ def main(args, cfg: Config) -> None:
     quiet_transformers()
     log_params("base", model=asdict(cfg.model), data={"labels": cfg.data.labels})
     torch.manual_seed(cfg.model.init_seed)  # the weights created here: all (scratch) or the new head
+    # a hub revision only: recorded for a local directory, it would change the base (and retrain) for nothing
+    revision = None if cfg.model.is_scratch or is_local(cfg.model.checkpoint) else cfg.model.revision
     if cfg.model.is_scratch:
         pool = read_parquet(args.pool, "training pool")
         tokenizer = train_tokenizer(pool["text"].tolist(), cfg.model.scratch.vocab_size)
@@ -201,15 +203,16 @@ def main(args, cfg: Config) -> None:
     else:
         model, tokenizer, created, commit = pretrained(cfg.model.checkpoint, cfg.model.revision, cfg.data.labels,
                                                        cfg.model.head_label_map)
-        log.info("loaded %s (revision %s): %d parameters; created for the %d labels: %s", cfg.model.checkpoint,
-                 cfg.model.revision, model.num_parameters(), len(cfg.data.labels), ", ".join(created) or "nothing")
+        log.info("loaded %s (%s): %d parameters; created for the %d labels: %s", cfg.model.checkpoint,
+                 f"revision {revision}" if revision else "a local directory: no revision applied",
+                 model.num_parameters(), len(cfg.data.labels), ", ".join(created) or "nothing")
     # how it was loaded (HF_HUB_OFFLINE), not what it is: the same base online and offline
     tokenizer.init_kwargs.pop("local_files_only", None)
     model.save_pretrained(args.out)
     tokenizer.save_pretrained(args.out)
     # the resolved commit (hub) or content hash (local) of the checkpoint: training runs record it as provenance
     write_json({"scratch": cfg.model.is_scratch, "created_weights": [] if cfg.model.is_scratch else created,
-                "checkpoint": cfg.model.checkpoint, "revision": None if cfg.model.is_scratch else cfg.model.revision,
+                "checkpoint": cfg.model.checkpoint, "revision": revision,
                 "commit": None if cfg.model.is_scratch else commit}, Path(args.out) / INIT_RECORD)
     log.info("wrote base checkpoint to %s", args.out)
 
