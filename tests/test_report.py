@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import yaml
 from conftest import tiny_params, write_params
 from test_evaluate import (LABELS, SEEDS, SIZES, all_logs, collapse, fake_predictions, params,  # noqa: F401
                            pred_dir)  # two-seed predictions and params
@@ -69,6 +70,10 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     for figure in ("learning_curve", "training_curves", "confusion_largest_joint", "transfer_normalized"):
         assert f"](../plots/{figure}.png)" in text
     assert "## Data" in text and "## Tokenization" in text and "### Transfer summary" in text
+    assert ", batch 8 x 1 process(es), " in text
+    accumulated = write_params(tmp_path / "acc.yaml", {**yaml.safe_load(p.read_text()), "train": {
+        **yaml.safe_load(p.read_text())["train"], "gradient_accumulation_steps": 3}})
+    assert ", batch 8 x 3 accumulated x 1 process(es), " in run_report(tmp_path / "acc", accumulated, metrics)
     # budgets next to the scores: tiny params, 2 languages, batch 8, 2 epochs
     assert "joint_12 (24 ex., 6 steps)" in text and "| 6 | 12 ex., 4 steps |" in text
     assert "joint_equal, equal budget (12 ex., 4 steps)" in text

@@ -179,7 +179,9 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         "# crossling results",
         degenerate_note(m["health"], cfg.evaluate.collapse_share),
         f"Model `{cfg.model.checkpoint}`, data `{cfg.data.source}`, {method}, {length}, lr {t.learning_rate:g}, "
-        f"batch {t.batch_size} x {t.processes} process(es), max length {t.max_length}, weights saved as "
+        f"batch {t.batch_size}"
+        + (f" x {t.gradient_accumulation_steps} accumulated" if t.gradient_accumulation_steps > 1 else "")
+        + f" x {t.processes} process(es), max length {t.max_length}, weights saved as "
         f"{t.save_dtype}, seeds "
         f"{', '.join(map(str, t.seeds))}. Dev split: {dev}; it is disjoint from every sample and test split and scored "
         "after every epoch; "
