@@ -405,6 +405,17 @@ def test_dev_split_scored_every_epoch_and_best_epoch_kept(prepared, tmp_path, ca
     assert sum(again) / 2 == pytest.approx(mean.max(), abs=1e-6)
 
 
+def test_a_run_stopped_mid_epoch_by_max_steps_counts_the_epoch_it_began(prepared, tmp_path, caplog):
+    d, _ = prepared
+    params = write_params(tmp_path / "steps.yaml", tiny_params(d / "source", sizes=(12, 30), train__max_steps=4,
+                                                                train__select="best"))
+    run_train(d, params, "joint_4steps", sample_size=12, extra=["--dev", str(d / "dev")])  # 3 steps per epoch
+    scored = [line.split(":")[0] for line in caplog.messages if ": mean dev macro-F1 " in line]
+    assert scored == ["epoch 1", "epoch 2"]  # after step 3, and after step 4 (the Trainer's epoch 1.33)
+    summary = json.loads((d / "logs" / "joint_4steps" / "metrics.json").read_text())
+    assert f"kept epoch {summary['selected_epoch']} of 2 " in caplog.text
+
+
 def test_best_epoch_needs_a_dev_split(prepared, tmp_path, capsys):
     d, _ = prepared
     params = write_params(tmp_path / "best.yaml", tiny_params(d / "source", sizes=(12, 30), train__select="best"))

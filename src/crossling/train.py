@@ -96,6 +96,11 @@ def training_arguments(train: TrainConfig, output_dir: str, seed: int, device, p
     return args
 
 
+def epochs_begun(state) -> int:
+    """The epoch in progress, counted from 1 as the run's summary counts them: train.max_steps can stop mid-epoch."""
+    return math.ceil(round(state.epoch, 6))  # the Trainer's epoch is a sum of fractions: 2.0000000001 is epoch 2
+
+
 def _clock(seconds: float) -> str:
     return "?" if seconds != seconds else str(timedelta(seconds=round(seconds)))  # h:mm:ss; nan: unknown
 
@@ -144,7 +149,7 @@ def callbacks(name: str, live_dir: str, languages: list[str], run_params: dict, 
                          "-" if self.loss != self.loss else f"{self.loss:.4f}")
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            log.info("epoch %d: mean dev macro-F1 %.4f (%s)", round(state.epoch), metrics["eval_macro_f1_mean"],
+            log.info("epoch %d: mean dev macro-F1 %.4f (%s)", epochs_begun(state), metrics["eval_macro_f1_mean"],
                      ", ".join(f"{lang} {metrics[f'eval_macro_f1_{lang}']:.4f}" for lang in languages))
 
     class LogEpochEnds(TrainerCallback):
@@ -360,7 +365,7 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     kept_step = state.best_global_step if train.select == "best" else state.global_step
     kept = -(-kept_step // per_epoch)
     if train.select == "best":
-        log.info("kept epoch %d of %d (best mean dev macro-F1 %.4f)", kept, round(state.epoch), state.best_metric)
+        log.info("kept epoch %d of %d (best mean dev macro-F1 %.4f)", kept, epochs_begun(state), state.best_metric)
     metrics_cb = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "Metrics")
     metrics_cb.live.summary |= {"selected_epoch": kept, "selected_step": kept_step,
                                 "optimizer_steps": state.global_step, "steps_per_epoch": per_epoch,
