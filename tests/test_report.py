@@ -63,7 +63,7 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     joint = json.loads((metrics / "joint.json").read_text())["joint_12"]["english"]
     assert f"{joint['macro_f1']:.3f} [{joint['macro_f1_ci_low']:.3f}, {joint['macro_f1_ci_high']:.3f}] ±" in text
     assert "two-level bootstrap" in text and "2 seeds resampled with replacement" in text
-    assert "The ± after one is the standard deviation of macro-F1 over the 2 seeds." in text
+    assert "The ± after one is the sample standard deviation (n−1) of macro-F1 over the 2 seeds." in text
     assert "every seed trains on the same sample draw" in text
     assert "Holm's step-down correction" in text
     assert "No degenerate run" in text

@@ -803,10 +803,13 @@ def test_lora_target_modules_are_names_each_of_which_must_exist(tmp_path):
 
     assert adapted("query") == {"query"}  # one name, not peft's pattern over full module names
     assert adapted(("query", "attention.self.value")) == {"query", "value"}
-    for targets in (("query", "valeu"), "valeu"):  # peft adapted `query` alone, or refused with the wrong fix
-        with pytest.raises(ConfigError, match=r"^train.lora.target_modules: BertForSequenceClassification has no "
-                                              r"module 'valeu'; name its modules \(linear: dense, key, query, "
-                                              r"value\) or use all-linear$"):
+    # peft adapted `query` alone, or refused with the wrong fix; `classifier` is the head, trained in full
+    for targets, missing in ((("query", "valeu"), "valeu"), ("valeu", "valeu"),
+                             (("query", "classifier"), "classifier")):
+        with pytest.raises(ConfigError, match=rf"^train.lora.target_modules: BertForSequenceClassification has no "
+                                              rf"module '{missing}' outside its classification head \(trained in "
+                                              r"full\); name its modules \(linear: dense, key, query, value\) or "
+                                              r"use all-linear$"):
             adapted(targets)
 
 

@@ -67,9 +67,10 @@ def confusion_matrices(rows: pd.DataFrame, model: str, path: str | Path) -> None
 def learning_curve(curve: pd.DataFrame, path: str | Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
     languages = list(dict.fromkeys(curve["language"]))
-    # seaborn's own choice, made once for lines and bands: past the default palette's 10 colours it draws husl
+    # seaborn's own choice, made once for lines and bands: past the colour cycle's length it draws husl
     n = len(languages)
-    colors = dict(zip(languages, sns.color_palette(n_colors=n) if n <= 10 else sns.color_palette("husl", n)))
+    cycle = len(sns.color_palette())
+    colors = dict(zip(languages, sns.color_palette(n_colors=n) if n <= cycle else sns.color_palette("husl", n)))
     for ax, metric, title in zip(axes, ("accuracy", "macro_f1"), ("Accuracy", "Macro-F1")):
         sns.lineplot(data=curve, x="size", y=metric, hue="language", palette=colors, marker="o", ax=ax)
         lo, hi = f"{metric}_ci_low", f"{metric}_ci_high"

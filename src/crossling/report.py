@@ -97,7 +97,8 @@ def variance_note(cfg: Config) -> str:
     ev = cfg.evaluate
     return (f"Intervals are {ev.confidence * 100:.10g}% percentile intervals of {level} ({ev.bootstrap_samples} "
             f"resamples) and cover {'; '.join(covered)}. "
-            + (f"The ± after one is the standard deviation of macro-F1 over the {seeds} seeds. " if seeds > 1 else "")
+            + (f"The ± after one is the sample standard deviation (n−1) of macro-F1 over the {seeds} seeds. "
+               if seeds > 1 else "")
             + "Differences are paired: both models are scored on the same "
             "resamples. Their p-values (two-sided, from the bootstrap standard error) are adjusted together for "
             f"multiple comparisons with {CORRECTIONS[ev.correction]}; **bold** marks the differences whose adjusted "

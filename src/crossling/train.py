@@ -236,12 +236,13 @@ def with_lora(model, lora, created: list[str]) -> torch.nn.Module:
     targets = lora.target_modules
     if targets != "all-linear":  # module names: peft would take one name as a pattern, and skip a list's unknown names
         targets = [targets] if isinstance(targets, str) else list(targets)
-        modules = [name for name, _ in model.named_modules()]
+        # the head is trained in full (modules_to_save): peft skips a name found only there
+        modules = {name: m for name, m in model.named_modules() if name.split(".")[0] not in head}
         unknown = [t for t in targets if not any(m == t or m.endswith(f".{t}") for m in modules)]
         if unknown:
-            linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
-                             if isinstance(m, torch.nn.Linear)} - set(head))
-            raise ConfigError("train.lora.target_modules", f"{type(model).__name__} has no module {unknown[0]!r}; "
+            linear = sorted({name.rsplit(".", 1)[-1] for name, m in modules.items() if isinstance(m, torch.nn.Linear)})
+            raise ConfigError("train.lora.target_modules", f"{type(model).__name__} has no module {unknown[0]!r} "
+                              "outside its classification head (trained in full); "
                               f"name its modules (linear: {', '.join(linear)}) or use all-linear")
     config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
                         modules_to_save=head + drawn, task_type="SEQ_CLS")
@@ -314,12 +315,15 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
 
     train = cfg.train
     # A classification head returns the batch's mean loss and ignores num_items_in_batch; a forward taking **kwargs
-    # makes the Trainer expect a sum over the items instead: it would then neither divide the loss by the accumulated
-    # batches nor keep it from being multiplied by the processes (the tests of both compare with one batch).
+    # makes the Trainer take the loss as already normalized over the accumulated batches and every process: it would
+    # neither divide it by the batches nor keep it from being multiplied by the processes (test_train.py's
+    # test_accumulated_batches_train_on_the_mean_loss_of_one_batch_of_them_all, test_data_parallel_training_...).
     model.accepts_loss_kwargs = False
     if train.method == "lora":
-        if train.fixed_init:  # else draw_created_weights has just seeded torch: the adapters come from the seed too
-            torch.manual_seed(seed)
+        # peft draws the adapters from torch's generator: under fixed_init the same for every seed, as the new head;
+        # else draw_created_weights has just seeded it with the run's seed
+        if train.fixed_init:
+            torch.manual_seed(cfg.model.init_seed)
         model = with_lora(model, train.lora, init["created_weights"])
     trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
     checkpoints = Path(args.checkpoints or f"checkpoints/{args.name}")
