@@ -137,7 +137,7 @@ def test_headless_checkpoint_gets_a_head_and_records_it(tmp_path, caplog, capfd)
     out = run_base(tmp_path, ckpt)
     record = json.loads((out / "crossling_init.json").read_text())
     assert record == {"scratch": False, "created_weights": ["classifier.bias", "classifier.weight"],
-                      "checkpoint": str(ckpt), "revision": None,  # a directory has no revisions
+                      "init_seed": 42, "checkpoint": str(ckpt), "revision": None,  # a directory has no revisions
                       "commit": content_hash(sorted(p for p in ckpt.rglob("*") if p.is_file()), ckpt)}
     assert f"loaded {ckpt} (a local directory: no revision applied)" in caplog.text
     # a revision pinned for a hub id and left in place: the same base, so nothing retrains

@@ -436,6 +436,10 @@ def test_base_without_init_record_is_refused(prepared, tmp_path):
     model, _ = load_classifier(old)
     with pytest.raises(DataError, match="has no crossling_init.json; re-run the base stage"):
         train.draw_created_weights(model, train.init_record(old), 1)
+    record = json.loads((d / "base" / "crossling_init.json").read_text())
+    (old / "crossling_init.json").write_text(json.dumps({k: v for k, v in record.items() if k != "init_seed"}))
+    with pytest.raises(DataError, match=r"crossling_init.json is an older base stage's \(no init_seed\); re-run"):
+        train.init_record(old)
 
 
 @pytest.mark.parametrize("fixed_init", [False, True])
@@ -589,6 +593,25 @@ def test_lora_runs_of_the_same_params_give_the_same_weights(prepared, tmp_path, 
         run_train(d, params, f"joint_lora{fixed_init}{attempt}", sample_size=12)
         weights.append((d / "models" / f"joint_lora{fixed_init}{attempt}" / "model.safetensors").read_bytes())
     assert weights[0] == weights[1]
+
+
+@pytest.mark.parametrize("fixed_init", [True, False])
+def test_lora_adapters_start_alike_for_every_seed_only_under_fixed_init(prepared, tmp_path, monkeypatch, fixed_init):
+    d, _ = prepared
+    params = write_params(tmp_path / "lora.yaml", tiny_params(d / "source", sizes=(12, 30), train__max_steps=1,
+                                                               train__method="lora", train__fixed_init=fixed_init))
+    drawn, with_lora = [], train.with_lora
+
+    def recording(*args):
+        model = with_lora(*args)
+        drawn.append({name: p.detach().clone() for name, p in model.named_parameters() if ".lora_A." in name})
+        return model
+
+    monkeypatch.setattr(train, "with_lora", recording)
+    for seed in (42, 43):
+        run_train(d, params, f"joint_lora_seed{seed}{fixed_init}", sample_size=12, extra=["--seed", str(seed)])
+    assert drawn[0].keys() == drawn[1].keys() and drawn[0]
+    assert all(torch.equal(drawn[0][name], drawn[1][name]) for name in drawn[0]) == fixed_init
 
 
 def test_the_integration_script_of_every_architecture_loads_its_builders():

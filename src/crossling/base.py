@@ -212,7 +212,7 @@ def main(args, cfg: Config) -> None:
     tokenizer.save_pretrained(args.out)
     # the resolved commit (hub) or content hash (local) of the checkpoint: training runs record it as provenance
     write_json({"scratch": cfg.model.is_scratch, "created_weights": [] if cfg.model.is_scratch else created,
-                "checkpoint": cfg.model.checkpoint, "revision": revision,
+                "init_seed": cfg.model.init_seed, "checkpoint": cfg.model.checkpoint, "revision": revision,
                 "commit": None if cfg.model.is_scratch else commit}, Path(args.out) / INIT_RECORD)
     log.info("wrote base checkpoint to %s", args.out)
 

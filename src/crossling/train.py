@@ -56,7 +56,11 @@ def init_record(base_dir: Path) -> dict:
     """What the base stage created and from which checkpoint (its crossling_init.json)."""
     if not (base_dir / INIT_RECORD).exists():
         raise DataError(f"{base_dir} has no {INIT_RECORD}; re-run the base stage (dvc repro base)")
-    return read_json(base_dir / INIT_RECORD)
+    record = read_json(base_dir / INIT_RECORD)
+    if "init_seed" not in record:
+        raise DataError(f"{base_dir / INIT_RECORD} is an older base stage's (no init_seed); re-run the base stage "
+                        "(dvc repro base)")
+    return record
 
 
 def draw_created_weights(model, record: dict, seed: int) -> str:
@@ -236,8 +240,10 @@ def with_lora(model, lora, created: list[str]) -> torch.nn.Module:
     targets = lora.target_modules
     if targets != "all-linear":  # module names: peft would take one name as a pattern, and skip a list's unknown names
         targets = [targets] if isinstance(targets, str) else list(targets)
-        # the head is trained in full (modules_to_save): peft skips a name found only there
-        modules = {name: m for name, m in model.named_modules() if name.split(".")[0] not in head}
+        # the head and the other weights the base drew are trained in full (modules_to_save): peft skips a name
+        # found only there
+        modules = {name: m for name, m in model.named_modules() if name.split(".")[0] not in head
+                   and not any(name == d or name.startswith(f"{d}.") for d in drawn)}
         unknown = [t for t in targets if not any(m == t or m.endswith(f".{t}") for m in modules)]
         if unknown:
             linear = sorted({name.rsplit(".", 1)[-1] for name, m in modules.items() if isinstance(m, torch.nn.Linear)})
@@ -320,10 +326,11 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     # test_accumulated_batches_train_on_the_mean_loss_of_one_batch_of_them_all, test_data_parallel_training_...).
     model.accepts_loss_kwargs = False
     if train.method == "lora":
-        # peft draws the adapters from torch's generator: under fixed_init the same for every seed, as the new head;
-        # else draw_created_weights has just seeded it with the run's seed
+        # peft draws the adapters from torch's generator: under fixed_init the same for every seed, as the new head
+        # (from the base's record: model.init_seed is no param of this stage); else draw_created_weights has just
+        # seeded it with the run's seed
         if train.fixed_init:
-            torch.manual_seed(cfg.model.init_seed)
+            torch.manual_seed(init["init_seed"])
         model = with_lora(model, train.lora, init["created_weights"])
     trainable, total = model.num_parameters(only_trainable=True), model.num_parameters()
     checkpoints = Path(args.checkpoints or f"checkpoints/{args.name}")
