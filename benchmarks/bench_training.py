@@ -105,7 +105,8 @@ def prepare(data_dir: Path, size: int, workdir: Path, shape: str = "scratch", pa
     model = scratch_model(scratch, max(len(tokenizer), scratch.vocab_size), tokenizer.pad_token_id, data.labels)
     model.save_pretrained(workdir / "base")
     tokenizer.save_pretrained(workdir / "base")
-    write_json({"scratch": True, "created_weights": []}, workdir / "base" / INIT_RECORD)  # as the base stage does
+    write_json({"scratch": True, "created_weights": [], "init_seed": cfg.model.init_seed},  # as the base stage does
+               workdir / "base" / INIT_RECORD)
     return {"languages": list(data.languages), "labels": list(data.labels), "train_examples": len(sample),
             "test_texts": len(test), "dev_texts": len(dev), "test_per_language": test.groupby("language", sort=False).size().to_dict(),
             "model_parameters": model.num_parameters(), "vocabulary": len(tokenizer)}
