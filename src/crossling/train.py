@@ -237,13 +237,13 @@ def with_lora(model, lora, created: list[str]) -> torch.nn.Module:
 
     head = head_modules(model)
     drawn = sorted({name.rsplit(".", 1)[0] for name in created if name.split(".")[0] not in head})
+    trained_in_full = head + drawn
     targets = lora.target_modules
     if targets != "all-linear":  # module names: peft would take one name as a pattern, and skip a list's unknown names
         targets = [targets] if isinstance(targets, str) else list(targets)
-        # the head and the other weights the base drew are trained in full (modules_to_save): peft skips a name
-        # found only there
-        modules = {name: m for name, m in model.named_modules() if name.split(".")[0] not in head
-                   and not any(name == d or name.startswith(f"{d}.") for d in drawn)}
+        # peft skips a name found only in modules_to_save
+        modules = {name: m for name, m in model.named_modules()
+                   if not any(name == s or name.startswith(f"{s}.") for s in trained_in_full)}
         unknown = [t for t in targets if not any(m == t or m.endswith(f".{t}") for m in modules)]
         if unknown:
             linear = sorted({name.rsplit(".", 1)[-1] for name, m in modules.items() if isinstance(m, torch.nn.Linear)})
@@ -251,7 +251,7 @@ def with_lora(model, lora, created: list[str]) -> torch.nn.Module:
                               "outside its classification head (trained in full); "
                               f"name its modules (linear: {', '.join(linear)}) or use all-linear")
     config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
-                        modules_to_save=head + drawn, task_type="SEQ_CLS")
+                        modules_to_save=trained_in_full, task_type="SEQ_CLS")
     try:
         return get_peft_model(model, config)
     except ValueError as exc:
@@ -376,7 +376,8 @@ def fine_tune(model, tokenizer, frame: pd.DataFrame, dev: pd.DataFrame | None, c
     kept_step = state.best_global_step if train.select == "best" else state.global_step
     kept = -(-kept_step // per_epoch)
     if train.select == "best":
-        log.info("kept epoch %d of %d (best mean dev macro-F1 %.4f)", kept, epochs_begun(state), state.best_metric)
+        log.info("kept epoch %d of %d (best mean dev macro-F1 %.4f)", kept, -(-state.global_step // per_epoch),
+                 state.best_metric)
     metrics_cb = next(c for c in trainer.callback_handler.callbacks if type(c).__name__ == "Metrics")
     metrics_cb.live.summary |= {"selected_epoch": kept, "selected_step": kept_step,
                                 "optimizer_steps": state.global_step, "steps_per_epoch": per_epoch,
