@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from pretrained_run import fetch_checkpoint  # noqa: E402
 
 from crossling import base, combine, download, predict, sample, train  # noqa: E402
+from crossling.config import read_yaml  # noqa: E402
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "full_vs_lora.json"))
     args = parser.parse_args()
     checkpoint = fetch_checkpoint(ROOT / ".cache")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = read_yaml((ROOT / "params.yaml").read_text(encoding="utf-8"))
     params["data"] |= {"source": str(Path(args.data).resolve()), "languages": args.languages}
     params["sample"] |= {"sizes": [args.size]}
     params["model"] |= {"checkpoint": str(checkpoint)}

