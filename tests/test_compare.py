@@ -143,6 +143,32 @@ def test_one_language_on_both_sides_compares_the_monolingual_run_once(monkeypatc
     assert two["left_out"] == [] and "Not compared" not in compare.markdown(two)
 
 
+@pytest.mark.parametrize("correction", ["holm", "bh"])
+def test_the_correction_asked_for_adjusts_every_difference_together(monkeypatch, correction):
+    from crossling import compare, stats
+
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 3, 60)
+    test = pd.DataFrame({"language": ["english", "french"] * 30, "text": [f"t{i}" for i in range(60)],
+                         "label_id": gold, "label": np.array(["negative", "neutral", "positive"])[gold]})
+    quality = {"a": 0.6, "b": 0.75}
+    monkeypatch.setattr(compare, "predictions", lambda root, side, model, languages: {
+        lang: [np.where(rng.random(30) < quality[side.name], gold[test["language"] == lang],
+                        (gold[test["language"] == lang] + 1) % 3) for _ in side.cfg.train.seeds]
+        for lang in languages})
+    monkeypatch.setattr(Side, "degenerate", lambda self, model, lang: False)
+    cfg = make_config({"data": {"languages": ["english", "french"]}, "sample": {"leave_one_out": []}})
+    sides = [Side(name, None, cfg, {}, test, {}, {}) for name in "ab"]
+    result = compare.compare(".", sides, 200, 0.95, correction, 0)
+    rows = result["differences"]
+    raw = {str(i): r["p"] for i, r in enumerate(rows)}
+    assert len(rows) > 2 and stats.adjust(raw, "holm") != stats.adjust(raw, "bh")
+    assert [r["p_adjusted"] for r in rows] == list(map(stats.adjust(raw, correction).get, raw))
+    named = {"holm": "Holm (family-wise error rate)", "bh": "Benjamini-Hochberg (false discovery rate)"}
+    assert named[correction] in compare.markdown(result)
+    assert named[{"holm": "bh", "bh": "holm"}[correction]] not in compare.markdown(result)
+
+
 def test_compare_outside_a_dvc_project_is_one_line(tmp_path, capsys):
     from crossling.compare import main
 

@@ -77,6 +77,14 @@ def test_committed_params_are_the_reference_experiment():
         ({"train": {"lora": {"target_modules": []}}}, "train.lora.target_modules", "at least one module"),
         ({"train": {"lora": {"target_modules": ""}}}, "train.lora.target_modules", "must not be empty"),
         ({"train": {"lora": {"target_modules": 5}}}, "train.lora.target_modules", "expected a list"),
+        ({"sample": {"leave_one_out": ["german"]}}, "sample.leave_one_out",
+         "german not in data.languages (english, french, arabic, japanese, hindi, malay)"),
+        ({"data": {"languages": ["english"]}, "sample": {"leave_one_out": ["english"]}}, "sample.leave_one_out",
+         "needs at least two languages in data.languages; use []"),
+        ({"model": {"head_label_map": {"LABEL_0": "negative", "LABEL_1": "negative"}}}, "model.head_label_map",
+         "maps two head labels to one name"),
+        ({"model": {"checkpoint": "scratch", "head_label_map": {"LABEL_0": "negative"}}}, "model.head_label_map",
+         "the scratch model has no checkpoint head to name"),
     ],
 )
 def test_bad_params_name_the_field(raw, field, fragment):

@@ -201,6 +201,9 @@ def test_the_torchrun_launcher_finds_the_device_without_cuda(monkeypatch, tmp_pa
         devices.check_launch(make_config({"train": {"processes": 2, "device": "cuda"}}).train,
                              environ={"CUDA_VISIBLE_DEVICES": ""})
     assert relaunched == [2] and not (tmp_path / "live").exists()  # nothing claimed or recorded by the launcher
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)  # as on a Mac with Apple silicon
+    with pytest.raises(ConfigError, match=r"^train.processes: 2 processes, but Apple MPS is one device; use 1$"):
+        devices.check_launch(make_config({"train": {"processes": 2}}).train, environ={"CUDA_VISIBLE_DEVICES": ""})
 
 
 def test_visible_gpus_are_read_as_cuda_reads_the_variable():

@@ -282,6 +282,10 @@ def test_holm_and_benjamini_hochberg_adjustments():
     # BH: sorted p x m / rank = 0.02, 0.02, 0.04, 0.04, then running minimum from the top
     assert stats.adjust(p, "bh") == {"d": 0.02, "a": 0.02, "c": 0.04, "b": 0.04}
     assert stats.adjust({"x": 0.9, "y": 0.8}, "holm") == {"y": 1.0, "x": 1.0}
+    # BH where m p / rank is out of order (0.04, 0.022, 1.2, 0.95): the running minimum from the top orders them
+    assert stats.adjust({"a": 0.01, "b": 0.011, "c": 0.9, "d": 0.95}, "bh") == {"a": 0.022, "b": 0.022, "c": 0.95,
+                                                                                  "d": 0.95}
+    assert stats.adjust({"x": 0.9, "y": 0.8}, "bh") == {"y": 0.9, "x": 0.9}
 
 
 def test_an_adjusted_p_value_at_the_threshold_is_no_finding():
@@ -660,11 +664,14 @@ def test_a_collapse_on_a_zero_shot_language_marks_those_cells_not_the_run(tmp_pa
     assert note.startswith("No degenerate run") and "- `mono_english_seed1` on french" in note
 
 
-def test_findings_follow_the_adjusted_p_values(tmp_path, pred_dir):
-    metrics, _ = run_cli(tmp_path, pred_dir)
+@pytest.mark.parametrize("correction", ["holm", "bh"])
+def test_findings_follow_the_adjusted_p_values(tmp_path, pred_dir, correction):
+    metrics, _ = run_cli(tmp_path, pred_dir, params(tmp_path, evaluate={"correction": correction}))
     diffs = json.loads((metrics / "differences.json").read_text())
     assert all(d["finding"] == int(d["p_adjusted"] < 0.05 and not d["degenerate_model"]) for d in diffs.values())
-    assert stats.adjust({k: d["p"] for k, d in diffs.items()}, "holm") == {k: d["p_adjusted"] for k, d in diffs.items()}
+    raw = {k: d["p"] for k, d in diffs.items()}
+    assert stats.adjust(raw, correction) == {k: d["p_adjusted"] for k, d in diffs.items()}
+    assert stats.adjust(raw, "holm") != stats.adjust(raw, "bh")  # the two corrections tell apart on these p-values
 
 
 def test_last_epoch_loss_weights_each_logged_mean_by_its_steps_in_the_last_epoch():

@@ -74,6 +74,10 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     accumulated = write_params(tmp_path / "acc.yaml", {**yaml.safe_load(p.read_text()), "train": {
         **yaml.safe_load(p.read_text())["train"], "gradient_accumulation_steps": 3}})
     assert ", batch 8 x 3 accumulated x 1 process(es), " in run_report(tmp_path / "acc", accumulated, metrics)
+    bh = write_params(tmp_path / "bh.yaml", {**yaml.safe_load(p.read_text()), "evaluate": {
+        **yaml.safe_load(p.read_text())["evaluate"], "correction": "bh"}})
+    bh_text = run_report(tmp_path / "bh", bh, metrics)
+    assert "the Benjamini-Hochberg correction (false discovery rate)" in bh_text and "Holm" not in bh_text
     # budgets next to the scores: tiny params, 2 languages, batch 8, 2 epochs
     assert "joint_12 (24 ex., 6 steps)" in text and "| 6 | 12 ex., 4 steps |" in text
     assert "joint_equal, equal budget (12 ex., 4 steps)" in text

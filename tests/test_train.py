@@ -614,6 +614,30 @@ def test_lora_adapters_start_alike_for_every_seed_only_under_fixed_init(prepared
     assert all(torch.equal(drawn[0][name], drawn[1][name]) for name in drawn[0]) == fixed_init
 
 
+@pytest.mark.parametrize("fixed_init", [True, False])
+def test_full_fine_tuning_starts_alike_for_every_seed_only_under_fixed_init(prepared, tmp_path, monkeypatch,
+                                                                            fixed_init):
+    from crossling.modeling import load_classifier
+
+    d, _ = prepared
+    params = write_params(tmp_path / "full.yaml",
+                          tiny_params(d / "source", sizes=(12, 30), train__fixed_init=fixed_init))
+    started = []
+
+    def recording(model, *args):  # the weights fine-tuning starts from; nothing is trained or written
+        started.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    monkeypatch.setattr(train, "fine_tune", recording)
+    for seed in (42, 43):
+        train.cli(["--params", str(params), "--name", f"joint_full{seed}", "--seed", str(seed), "--sample",
+                   str(d / "samples" / "seed42" / "sample_12.parquet"), "--base", str(d / "base"),
+                   "--out", str(tmp_path / "models" / str(seed)), "--live", str(tmp_path / "logs" / str(seed))])
+    base_state = load_classifier(d / "base")[0].state_dict()
+    same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)  # noqa: E731
+    assert len(started) == 2 and same(started[0], started[1]) == fixed_init
+    assert same(started[1], base_state) == fixed_init  # fixed_init: the base's own weights (model.init_seed)
+
+
 def test_the_integration_script_of_every_architecture_loads_its_builders():
     """scripts/checkpoint_architectures.py (each tiny checkpoint through a real `dvc repro`, run for the docs)
     imports the tests' helpers: a rename there must fail here, not in the next person's run."""
