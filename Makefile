@@ -87,8 +87,10 @@ slurm: setup
 
 # Back to the last commit's params and results (an experiment's outputs, training logs included, stay in the DVC
 # cache; dvc checkout restores them).
+RESULTS := params.yaml dvc.lock metrics plots reports
 undo:
-	git restore --source=HEAD --staged --worktree -- $$(git ls-files -- params.yaml dvc.lock metrics plots reports)
+	git restore --source=HEAD --staged --worktree -- $$({ git ls-files -- $(RESULTS); \
+	  git ls-tree -r --name-only HEAD -- $(RESULTS); } | sort -u)
 	git clean -fdq -- dvc.lock metrics plots reports
 	@if [ -f dvc.lock ]; then dvc checkout --quiet; fi
 
@@ -108,7 +110,8 @@ pretrained: setup check-mirror
 	$(BIN)/python benchmarks/pretrained_run.py --data $(MIRROR)
 
 # One row per experiment: headline means and the params that differ between the experiments shown
-# (`dvc exp show` shows everything; ARGS="-A" for the experiments of every commit).
+# (`dvc exp show` shows everything; ARGS="-A" for the experiments of every commit). Experiments without
+# metrics (failed, queued, running) are named below the table with their state.
 exp-show: setup
 	@$(BIN)/python scripts/exp_table.py $(ARGS)
 

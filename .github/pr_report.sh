@@ -18,7 +18,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 
 dvc plots diff "$base" -o "$out/plots" > /dev/null
-read -r -a changed <<< "$(dvc plots diff "$base" --json --split | python "$here/changed_plots.py" "$base")"
+# assigned first: a failure inside `read <<< "$(...)"` would not stop the script (set -e sees only read's status)
+ids=$(dvc plots diff "$base" --json --split | python "$here/changed_plots.py" "$base")
+read -r -a changed <<< "$ids"
 if ((${#changed[@]})); then
   python "$here/../scripts/check_plots.py" "$out/plots" --png-dir "$out/plots/png" --only "${changed[@]}"
 else
@@ -30,10 +32,18 @@ parts="$out/parts"
 rm -rf "$parts"
 mkdir -p "$parts"
 
+# dvc's --md diffs print a table's header and rule even when nothing changed: no rows below them is no change
+rows() { grep -c '^|' <<< "$1" || true; }
+
 section() {  # file, title, metrics file
   local table
+  if [ ! -e "$3" ]; then  # dvc would print an empty table (and rc 0) for a file neither revision has
+    echo "pr_report.sh: $3 is not in this checkout: run dvc repro and commit the metrics files dvc.yaml declares" >&2
+    exit 1
+  fi
   table=$(dvc metrics diff "$base" --targets "$3" --md --precision 3 --no-path)
-  printf '\n### %s (`%s`)\n\n%s\n' "$2" "$3" "${table:-No change.}" > "$parts/$1"
+  (($(rows "$table") > 2)) || table="No change."
+  printf '\n### %s (`%s`)\n\n%s\n' "$2" "$3" "$table" > "$parts/$1"
 }
 
 printf '## crossling: metrics against `%s`\n' "${BASE_LABEL:-$base}" > "$parts/0-title"
@@ -48,7 +58,8 @@ section 7-differences "Paired differences (macro-F1, with intervals)" metrics/di
 section 8-budgets "Training budgets: examples, optimizer steps, kept epochs" metrics/budgets.json
 section 9-data "Data: counts per language" metrics/data.json
 params=$(dvc params diff "$base" --md)
-printf '\n### Params that changed\n\n%s\n' "${params:-None.}" > "$parts/2-params"
+(($(rows "$params") > 2)) || params="None."
+printf '\n### Params that changed\n\n%s\n' "$params" > "$parts/2-params"
 {
   printf '\n### Plots that changed\n\n'
   if ((${#changed[@]} == 0)); then

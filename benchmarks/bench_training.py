@@ -35,6 +35,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"  # the defaults, as the pipeline has them
+
+
+def committed_params_file(workdir: Path) -> Path:
+    """params.yaml as committed at HEAD, written into `workdir`: `dvc exp run -S` (make smoke, make umsab) leaves
+    its overrides in the workspace's params.yaml, which the figures must not measure unannounced."""
+    import yaml
+    from pretrained_run import committed_params, git
+
+    path = workdir / "params.yaml"
+    path.write_text(yaml.safe_dump(committed_params(git("rev-parse", "HEAD").strip()), sort_keys=False))
+    return path
 SIDES = ("reference", "crossling")
 PHASES = ("train", "predict")
 MAX_LENGTH = 128
@@ -362,7 +373,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="model size: the offline scratch model, or distilbert-base-multilingual-cased's shape "
                              "(random init; for GPU figures)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
-    parser.add_argument("--params", type=Path, default=PARAMS, help="params file (default: the repository's)")
+    parser.add_argument("--params", type=Path, help="params file (default: params.yaml as committed at HEAD)")
     return parser.parse_args(argv)
 
 
@@ -371,12 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "DVC_NO_ANALYTICS"):
         os.environ.setdefault(name, "1")  # inherited by the phase processes
     os.environ.pop("WORLD_SIZE", None)  # fine_tune would split threads and batches across ranks
-    recipe = Recipe(learning_rate=args.lr, warmup_ratio=args.warmup_ratio, epochs=args.epochs,
-                    params=args.params.resolve())
     out = args.out.resolve()
 
     with tempfile.TemporaryDirectory(prefix="crossling-bench-") as tmp:
         workdir = Path(tmp)
+        recipe = Recipe(learning_rate=args.lr, warmup_ratio=args.warmup_ratio, epochs=args.epochs,
+                        params=args.params.resolve() if args.params else committed_params_file(workdir))
         print(f"preparing data from {args.data} and the scratch base model in {workdir}", flush=True)
         setup = prepare(args.data.resolve(), args.size, workdir, args.shape, recipe.params)
         raw = {}
@@ -397,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                     "torch": torch.__version__, "transformers": transformers.__version__},
         "setup": {"data": str(args.data), "size_per_language": args.size, "shape": args.shape,
-                  **asdict(recipe) | {"params": str(recipe.params)},
+                  **asdict(recipe) | {"params": str(args.params) if args.params else "params.yaml at HEAD"},
                   **setup},
         "sides": sides,
         "comparison": comparison(sides["reference"], sides["crossling"]),

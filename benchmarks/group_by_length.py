@@ -26,7 +26,7 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_training import PARAMS, crossling_fine_tune, prepare, quiet  # noqa: E402
+from bench_training import PARAMS, committed_params_file, crossling_fine_tune, prepare, quiet  # noqa: E402
 
 SPLITS = ("dev", "test")
 
@@ -89,13 +89,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "group_by_length.json")
-    parser.add_argument("--params", type=Path, default=PARAMS, help="params file (default: the repository's)")
+    parser.add_argument("--params", type=Path, help="params file (default: params.yaml as committed at HEAD)")
     args = parser.parse_args()
-    args.out, args.params = args.out.resolve(), args.params.resolve()
+    args.out = args.out.resolve()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet()
     runs = {}
     with tempfile.TemporaryDirectory(prefix="crossling-grouping-") as tmp:
+        args.params = args.params.resolve() if args.params else committed_params_file(Path(tmp))
         setup = prepare(args.data.resolve(), args.size, Path(tmp), params=args.params)
         for grouped in (True, False):
             for seed in args.seeds:
@@ -123,5 +124,15 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
+def cli() -> None:
+    from crossling.common import DataError
+    from crossling.config import ConfigError
+
+    try:
+        main()
+    except (ConfigError, DataError) as exc:  # bad --data or --size: one line, no traceback
+        sys.exit(f"group_by_length: error: {exc}")
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -4,8 +4,13 @@ docs/methodology.md. Usage: python scripts/dag_mermaid.py (in the repository, wi
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+# the dvc beside this python (.venv/bin/python scripts/... without the venv activated), else the one on PATH
+DVC = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
 
 
 def collapse(mermaid: str) -> str:
@@ -18,9 +23,11 @@ def collapse(mermaid: str) -> str:
 
 
 def main() -> None:
-    proc = subprocess.run(["dvc", "dag", "--mermaid"], capture_output=True, text=True)
+    if DVC is None:
+        sys.exit("dag_mermaid: no dvc beside this python or on PATH; run it with the project's .venv/bin/python")
+    proc = subprocess.run([DVC, "dag", "--mermaid"], capture_output=True, text=True)
     if proc.returncode != 0:
-        sys.exit(f"dag_mermaid: dvc dag failed: {proc.stderr.strip().splitlines()[-1:]}")
+        sys.exit(f"dag_mermaid: dvc dag failed: {(proc.stderr.strip().splitlines() or ['no message'])[-1]}")
     sys.stdout.write(collapse(proc.stdout))
 
 

@@ -8,13 +8,18 @@ Usage: python scripts/exp_table.py [dvc exp show options, e.g. -A or --rev main]
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 HEADLINE = {"joint_largest_mean_macro_f1": "joint", "mono_in_language_mean_macro_f1": "mono",
             "joint_equal_budget_minus_mono_mean": "equal-budget-minus-mono",
             "zero_shot_mean_macro_f1": "zero-shot", "normalized_transfer_mean": "norm.transfer",
             "degenerate_runs": "degenerate"}
+
+# the dvc beside this python (.venv/bin/python scripts/... without the venv activated), else the one on PATH
+DVC = shutil.which("dvc", path=str(Path(sys.executable).parent)) or shutil.which("dvc")
 
 
 def flat(tree: dict, prefix: str = "") -> dict:
@@ -42,6 +47,20 @@ def rows(shown: list[dict]) -> list[tuple[str, dict, dict]]:
     return out
 
 
+def without_metrics(shown: list[dict]) -> list[str]:
+    """The experiments `rows` leaves out, each with its state (failed, queued, running): a failed run must not
+    vanish from the table without a word."""
+    out = []
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            if not any(((rev.get("data") or {}).get("metrics") or {}).get("metrics/headline.json", {}).get("data")
+                       for rev in exp["revs"]):
+                first = exp["revs"][0]
+                name = exp.get("name") or first.get("name") or first["rev"][:7]
+                out.append(f"{name} ({(exp.get('executor') or {}).get('state') or 'no metrics'})")
+    return out
+
+
 def table(found: list[tuple[str, dict, dict]]) -> str:
     keys = sorted({k for _, _, params in found for k in params})
     differ = [k for k in keys if len({json.dumps(params.get(k)) for _, _, params in found}) > 1]
@@ -54,11 +73,16 @@ def table(found: list[tuple[str, dict, dict]]) -> str:
 
 
 def main() -> None:
-    proc = subprocess.run(["dvc", "exp", "show", "--json", *sys.argv[1:]], capture_output=True, text=True)
+    if DVC is None:
+        sys.exit("exp_table: no dvc beside this python or on PATH; run it with the project's .venv/bin/python")
+    proc = subprocess.run([DVC, "exp", "show", "--json", *sys.argv[1:]], capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"exp_table: dvc exp show failed: {proc.stderr.strip()}")
-    found = rows(json.loads(proc.stdout))
+    shown = json.loads(proc.stdout)
+    found, left_out = rows(shown), without_metrics(shown)
     print(table(found) if found else "exp_table: no experiment with metrics/headline.json yet (dvc exp run first)")
+    if left_out:
+        print(f"not shown, without metrics/headline.json: {', '.join(left_out)} (dvc exp show has their details)")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ def free_port() -> int:
 
 def missing_requirements() -> str | None:
     if os.geteuid() != 0:
-        return "the Slurm cluster starts as root (munged, slurmctld, slurmd); run the test as root, as .ci/run does"
+        return ("the Slurm cluster starts as root (munged, slurmctld, slurmd); run the tests as root (the GitHub "
+                "workflow runs .ci/run in a Debian container, as root)")
     absent = [d for d in DAEMONS if shutil.which(d) is None and not Path(f"/usr/sbin/{d}").exists()]
     if absent:
         return (f"{', '.join(absent)} not installed; apt-get install munge, then slurm-wlm "

@@ -182,3 +182,29 @@ def test_pretrained_run_builds_on_the_committed_params_not_an_experiments(tmp_pa
     monkeypatch.setattr(pretrained_run, "ROOT", tmp_path / "project")  # not a git checkout
     with pytest.raises(SystemExit, match="pretrained_run: error: git rev-parse HEAD failed in"):
         pretrained_run.git("rev-parse", "HEAD")
+
+
+def test_the_benchmarks_measure_the_committed_params_not_an_experiments_leftovers(tmp_path, monkeypatch, capsys):
+    """`dvc exp run -S` (make smoke) leaves its overrides in the workspace's params.yaml; make bench and
+    bench-grouping read params.yaml as committed at HEAD, and say when the workspace's differs."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_training
+    import pretrained_run
+
+    from crossling.config import load_config
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "params.yaml").write_text((ROOT / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    env = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t"}
+    for command in (["init", "-q"], ["add", "params.yaml"], ["commit", "-qm", "params"]):
+        subprocess.run(["git", *command], cwd=repo, env=env, check=True)
+    smoke = yaml.safe_load((repo / "params.yaml").read_text())
+    smoke["data"]["languages"] = ["english", "french"]  # as make smoke leaves it
+    (repo / "params.yaml").write_text(yaml.safe_dump(smoke))
+    monkeypatch.setattr(pretrained_run, "ROOT", repo)
+    (tmp_path / "work").mkdir()
+    cfg = load_config(bench_training.committed_params_file(tmp_path / "work"))
+    assert cfg.data.languages == load_config(ROOT / "params.yaml").data.languages and len(cfg.data.languages) == 6
+    assert "the workspace's params.yaml differs from the committed one" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from exp_table import rows, table  # noqa: E402
+from exp_table import rows, table, without_metrics  # noqa: E402
 
 
 def rev(name, lr, langs, metrics=True):
@@ -32,3 +32,14 @@ def test_rows_skip_revisions_without_metrics_and_columns_are_the_params_that_dif
                                 "degenerate", "train.learning_rate"]
     assert lines[1].split() == ["lr-low", "0.512", "0.400", "0.020", "0.300", "-0.100", "0", "0.0001"]
     assert "english" not in table(found) and len(lines) == 3
+
+
+def test_experiments_without_metrics_are_named_with_their_state_not_dropped():
+    baseline = rev("main", 2e-5, ["english", "french"], metrics=False)  # a commit without results: not an experiment
+    baseline["experiments"] = [{"revs": [rev("done", 1e-4, ["english"])], "executor": None, "name": "done"},
+                               {"revs": [rev("failing", 1e-4, ["english"], metrics=False)],
+                                "executor": {"state": "failed", "name": "dvc-task"}, "name": "failing"},
+                               {"revs": [rev("next", 1e-3, ["english"], metrics=False)],
+                                "executor": {"state": "queued"}, "name": None}]
+    assert [name for name, _, _ in rows([baseline])] == ["done"]
+    assert without_metrics([baseline]) == ["failing (failed)", "next (queued)"]

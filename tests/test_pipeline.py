@@ -420,6 +420,17 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path)
         assert f"![{plot_id}](https://img.example/pr-1/{plot_id}.png)" in report
         assert (report_dir / "plots" / "png" / f"{plot_id}.png").read_bytes()[:4] == b"\x89PNG"
     assert "label_distribution" not in report
+    # sections with nothing changed say so (dvc prints a header-only table for them)
+    assert "### Data: counts per language (`metrics/data.json`)\n\nNo change.\n" in report
+    assert "### Params that changed\n\nNone.\n" not in report  # train.epochs changed
+    # a failure while listing the changed plots fails the report (it once went on with none changed, rc 0)
+    broken = tmp_path / "broken"
+    shutil.copytree(ROOT / ".github", broken / ".github")
+    (broken / "scripts").symlink_to(ROOT / "scripts")  # the plot check as the real report runs it
+    (broken / ".github" / "changed_plots.py").write_text("raise SystemExit('changed_plots: broken')\n")
+    failed = sh(pr, "bash", str(broken / ".github" / "pr_report.sh"), "origin/main", str(tmp_path / "r2"), check=False)
+    assert failed.returncode != 0 and "changed_plots: broken" in failed.stderr
+    assert not (tmp_path / "r2" / "report.md").exists()
     # the comment: what fits GitHub's limit (here a small one), naming what it left out of report.md's tables
     comment = (report_dir / "comment.md").read_text()
     assert len(comment) <= 4000 and "### Headline" in comment and "| train.epochs" in comment
