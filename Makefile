@@ -89,9 +89,9 @@ slurm: setup
 # cache; dvc checkout restores them).
 RESULTS := params.yaml dvc.lock metrics plots reports
 undo:
-	git restore --source=HEAD --staged --worktree -- $$({ git ls-files -- $(RESULTS); \
-	  git ls-tree -r --name-only HEAD -- $(RESULTS); } | sort -u)
-	git clean -fdq -- dvc.lock metrics plots reports
+	{ git ls-files -z -- $(RESULTS); git ls-tree -rz --name-only HEAD -- $(RESULTS); } | sort -zu | \
+	  GIT_LITERAL_PATHSPECS=1 git restore --source=HEAD --staged --worktree --pathspec-from-file=- --pathspec-file-nul
+	git clean -fdq -- $(filter-out params.yaml,$(RESULTS))
 	@if [ -f dvc.lock ]; then dvc checkout --quiet; fi
 
 test: setup $(VEGA)

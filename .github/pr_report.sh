@@ -35,14 +35,17 @@ mkdir -p "$parts"
 # dvc's --md diffs print a table's header and rule even when nothing changed: no rows below them is no change
 rows() { grep -c '^|' <<< "$1" || true; }
 
+missing=()
 section() {  # file, title, metrics file
   local table
-  if [ ! -e "$3" ]; then  # dvc would print an empty table (and rc 0) for a file neither revision has
-    echo "pr_report.sh: $3 is not in this checkout: run dvc repro and commit the metrics files dvc.yaml declares" >&2
-    exit 1
+  if [ ! -e "$3" ]; then  # dvc would print an empty table (and rc 0): said in the report, which then fails
+    missing+=("$3")
+    table="**Missing:** \`$3\` is not in this checkout; run \`dvc repro\` and commit the metrics files"
+    table+=" dvc.yaml declares."
+  else
+    table=$(dvc metrics diff "$base" --targets "$3" --md --precision 3 --no-path)
+    (($(rows "$table") > 2)) || table="No change."
   fi
-  table=$(dvc metrics diff "$base" --targets "$3" --md --precision 3 --no-path)
-  (($(rows "$table") > 2)) || table="No change."
   printf '\n### %s (`%s`)\n\n%s\n' "$2" "$3" "$table" > "$parts/$1"
 }
 
@@ -93,3 +96,7 @@ if ((${#left_out[@]})); then
 fi
 rm -rf "$parts"
 echo "wrote $out/report.md ($(wc -c < "$out/report.md") characters), $out/comment.md, $out/plots/index.html and ${#changed[@]} plot images"
+if ((${#missing[@]})); then
+  echo "pr_report.sh: ${missing[*]} not in this checkout; run dvc repro and commit them (the report says so)" >&2
+  exit 1
+fi

@@ -37,15 +37,17 @@ from pathlib import Path
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"  # the defaults, as the pipeline has them
 
 
-def committed_params_file(workdir: Path) -> Path:
-    """params.yaml as committed at HEAD, written into `workdir`: `dvc exp run -S` (make smoke, make umsab) leaves
-    its overrides in the workspace's params.yaml, which the figures must not measure unannounced."""
-    import yaml
-    from pretrained_run import committed_params, git
+def committed_params_file(workdir: Path, script: str) -> tuple[Path, str]:
+    """params.yaml as committed at HEAD, written into `workdir` as it is, and the commit: `dvc exp run -S` (make
+    smoke, make umsab) leaves its overrides in the workspace's params.yaml, which the figures must not measure."""
+    from pretrained_run import committed_params_text, git
 
+    commit = git("rev-parse", "HEAD").strip()
     path = workdir / "params.yaml"
-    path.write_text(yaml.safe_dump(committed_params(git("rev-parse", "HEAD").strip()), sort_keys=False))
-    return path
+    path.write_text(committed_params_text(commit, script), encoding="utf-8")
+    return path, commit
+
+
 SIDES = ("reference", "crossling")
 PHASES = ("train", "predict")
 MAX_LENGTH = 128
@@ -386,8 +388,11 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="crossling-bench-") as tmp:
         workdir = Path(tmp)
-        recipe = Recipe(learning_rate=args.lr, warmup_ratio=args.warmup_ratio, epochs=args.epochs,
-                        params=args.params.resolve() if args.params else committed_params_file(workdir))
+        if args.params:
+            params, commit = args.params.resolve(), None
+        else:
+            params, commit = committed_params_file(workdir, "bench")
+        recipe = Recipe(learning_rate=args.lr, warmup_ratio=args.warmup_ratio, epochs=args.epochs, params=params)
         print(f"preparing data from {args.data} and the scratch base model in {workdir}", flush=True)
         setup = prepare(args.data.resolve(), args.size, workdir, args.shape, recipe.params)
         raw = {}
@@ -408,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                     "torch": torch.__version__, "transformers": transformers.__version__},
         "setup": {"data": str(args.data), "size_per_language": args.size, "shape": args.shape,
-                  **asdict(recipe) | {"params": str(args.params) if args.params else "params.yaml at HEAD"},
+                  **asdict(recipe) | {"params": str(args.params) if args.params else f"params.yaml at {commit}"},
                   **setup},
         "sides": sides,
         "comparison": comparison(sides["reference"], sides["crossling"]),

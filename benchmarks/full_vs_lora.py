@@ -21,14 +21,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
-import yaml
 from sklearn.metrics import f1_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from pretrained_run import fetch_checkpoint  # noqa: E402
+from pretrained_run import committed_params_text, fetch_checkpoint, git, write_yaml  # noqa: E402
 
 from crossling import base, combine, download, predict, sample, train  # noqa: E402
 from crossling.config import read_yaml  # noqa: E402
@@ -46,7 +45,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "full_vs_lora.json"))
     args = parser.parse_args()
     checkpoint = fetch_checkpoint(ROOT / ".cache")
-    params = read_yaml((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    params = read_yaml(committed_params_text(git("rev-parse", "HEAD").strip(), "full_vs_lora"))
     params["data"] |= {"source": str(Path(args.data).resolve()), "languages": args.languages}
     params["sample"] |= {"sizes": [args.size]}
     params["model"] |= {"checkpoint": str(checkpoint)}
@@ -56,7 +55,7 @@ def main() -> None:
         d = Path(tmp)
         os.chdir(d)
         p = d / "params.yaml"
-        p.write_text(yaml.safe_dump(params))
+        write_yaml(params, p)
         download.cli(["--params", str(p), "--out", "raw.parquet", "--provenance", "prov.json"])
         combine.cli(["--params", str(p), "--raw", "raw.parquet", "--pool", "pool.parquet", "--dev", "dev",
                      "--test", "test.parquet", "--metrics", "data.json", "--plot-json", "d.json", "--plot-png", "d.png"])
@@ -65,7 +64,7 @@ def main() -> None:
         for method, lr in (("full", args.lr_full), ("lora", args.lr_lora)):
             run = dict(params, train=params["train"] | {"method": method, "learning_rate": lr})
             mp = d / f"{method}.yaml"
-            mp.write_text(yaml.safe_dump(run))
+            write_yaml(run, mp)
             start = time.monotonic()
             train.cli(["--params", str(mp), "--name", method, "--sample", f"samples/seed42/sample_{args.size}.parquet",
                        "--dev", "dev", "--base", "base", "--out", f"models/{method}", "--live", f"logs/{method}"])

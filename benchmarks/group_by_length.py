@@ -96,12 +96,15 @@ def main() -> None:
     quiet()
     runs = {}
     with tempfile.TemporaryDirectory(prefix="crossling-grouping-") as tmp:
-        args.params = args.params.resolve() if args.params else committed_params_file(Path(tmp))
-        setup = prepare(args.data.resolve(), args.size, Path(tmp), params=args.params)
+        if args.params:
+            params, commit = args.params.resolve(), None
+        else:
+            params, commit = committed_params_file(Path(tmp), "group_by_length")
+        setup = prepare(args.data.resolve(), args.size, Path(tmp), params=params)
         for grouped in (True, False):
             for seed in args.seeds:
                 runs[grouped, seed] = score(Path(tmp), grouped, seed, args.lr, args.warmup_ratio, args.epochs,
-                                            args.params)
+                                            params)
                 print(f"group_by_length={grouped} seed={seed}: {runs[grouped, seed]}", flush=True)
 
     languages = setup["languages"]
@@ -118,7 +121,9 @@ def main() -> None:
                   f"[{t['paired_difference_ci_low']:+.3f}, {t['paired_difference_ci_high']:+.3f}]")
     print(f"mean training time: grouped {seconds[True]:.0f} s, random {seconds[False]:.0f} s")
     args.out.write_text(json.dumps({"command": " ".join(["python", "benchmarks/group_by_length.py", *sys.argv[1:]]),
-                                    "setup": setup | {"seeds": args.seeds, "epochs": args.epochs, "lr": args.lr},
+                                    "setup": setup | {"seeds": args.seeds, "epochs": args.epochs, "lr": args.lr,
+                                                      "params": str(args.params) if args.params else
+                                                      f"params.yaml at {commit}"},
                                     "per_language": table, "train_seconds": {str(k): v for k, v in seconds.items()},
                                     "runs": {f"grouped={g},seed={s}": r for (g, s), r in runs.items()}}, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -59,14 +59,29 @@ def git(*args: str) -> str:
     return done.stdout
 
 
+def committed_params_text(commit: str, script: str = "pretrained_run") -> str:
+    """params.yaml as committed at `commit`, as written there: `dvc exp run -S` leaves an experiment's values in the
+    workspace's params.yaml (make offline: train.warmup_ratio 0.1), which a benchmark must not inherit unannounced."""
+    text = git("show", f"{commit}:./params.yaml")
+    if read_yaml((ROOT / "params.yaml").read_text(encoding="utf-8")) != read_yaml(text):
+        print(f"{script}: the workspace's params.yaml differs from the committed one (dvc exp run -S leaves its "
+              f"overrides there); this run uses {commit[:12]}'s", file=sys.stderr)
+    return text
+
+
 def committed_params(commit: str) -> dict:
-    """params.yaml as committed at `commit`: `dvc exp run -S` leaves an experiment's values in the workspace's
-    params.yaml (make offline: train.warmup_ratio 0.1), which this run must not inherit unannounced."""
-    params = read_yaml(git("show", f"{commit}:./params.yaml"))
-    if read_yaml((ROOT / "params.yaml").read_text(encoding="utf-8")) != params:
-        print(f"pretrained_run: the workspace's params.yaml differs from the committed one; this run uses "
-              f"{commit[:12]}'s, with the overrides printed below", file=sys.stderr)
-    return params
+    return read_yaml(committed_params_text(commit))
+
+
+def write_yaml(params: dict, path: Path) -> None:
+    """As DVC writes params.yaml (YAML 1.2): PyYAML (1.1) leaves a string such as revision '1234e56' unquoted,
+    which a YAML 1.2 reader takes for a number."""
+    from ruamel.yaml import YAML
+
+    writer = YAML(typ="safe", pure=True)
+    writer.sort_base_mapping_type_on_output = False  # params.yaml's own order
+    with path.open("w", encoding="utf-8") as fh:
+        writer.dump(params, fh)
 
 
 def make_project(path: Path, params: dict, overrides: dict) -> None:
@@ -79,7 +94,7 @@ def make_project(path: Path, params: dict, overrides: dict) -> None:
     for dotted, value in overrides.items():
         section, key = dotted.split(".")
         params[section][key] = value
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_yaml(params, path / "params.yaml")
     run(["git", "add", "-A"], path)
     run(["git", "-c", "user.name=crossling", "-c", "user.email=crossling@localhost", "commit", "-qm", "setup"], path)
 

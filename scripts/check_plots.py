@@ -32,10 +32,11 @@ CDN_SCRIPT = re.compile(r'<script src="https?://[^"]*/npm/(vega|vega-lite|vega-e
 EMBED_CALL = re.compile(r"vegaEmbed\('#([^']+)'")
 # vega-embed notes that a spec's "$schema" names v5 rather than the exact version; that is no fault.
 VERSION_NOTE = re.compile(r"uses Vega(-Lite)? v\d+, but (the )?current version")
-# Without these a headless Chromium on a closed network waits on refused connections.
+# Without these a headless Chromium on a closed network waits on refused connections; --no-sandbox as root,
+# --disable-dev-shm-usage in a container's 64 MB /dev/shm (the GitHub workflow's).
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--force-device-scale-factor=1"]
+                  "--hide-scrollbars", "--force-device-scale-factor=1", "--disable-dev-shm-usage"]
 
 # Wraps vegaEmbed: waits for every plot, counts the marks each view drew, exports it as PNG, posts the result.
 PROBE = """<script>

@@ -32,32 +32,46 @@ def flat(tree: dict, prefix: str = "") -> dict:
     return out
 
 
+def headline(rev: dict) -> dict | None:
+    return (((rev.get("data") or {}).get("metrics") or {}).get("metrics/headline.json") or {}).get("data")
+
+
+def unfinished(exp: dict) -> str | None:
+    """Why an experiment has no results of its own, or None. A failed or running experiment's revision still
+    carries the metrics of its baseline commit (dvc exp show reads its stash), so its state decides, not its
+    metrics."""
+    state = (exp.get("executor") or {}).get("state")
+    if state in ("failed", "queued", "running"):
+        return state
+    if any(rev.get("error") for rev in exp["revs"]):
+        return "failed"
+    return None if any(headline(rev) for rev in exp["revs"]) else "no metrics"
+
+
 def rows(shown: list[dict]) -> list[tuple[str, dict, dict]]:
-    """(name, headline metrics, flat params) of every row that has headline metrics."""
+    """(name, headline metrics, flat params) of every commit with headline metrics and every finished experiment."""
     out = []
     for commit in shown:
-        revs = [commit] + [rev for exp in commit.get("experiments") or [] for rev in exp["revs"]]
+        revs = [commit] + [rev for exp in commit.get("experiments") or [] if not unfinished(exp) for rev in exp["revs"]]
         for rev in revs:
-            data = rev.get("data") or {}
-            metrics = ((data.get("metrics") or {}).get("metrics/headline.json") or {}).get("data")
+            metrics = headline(rev)
             if metrics:
-                params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+                params = (((rev.get("data") or {}).get("params") or {}).get("params.yaml") or {}).get("data") or {}
                 name = rev.get("name") or (rev["rev"] if rev["rev"] == "workspace" else rev["rev"][:7])
                 out.append((name, metrics, flat(params)))
     return out
 
 
 def without_metrics(shown: list[dict]) -> list[str]:
-    """The experiments `rows` leaves out, each with its state (failed, queued, running): a failed run must not
-    vanish from the table without a word."""
+    """The experiments `rows` leaves out, each with its state: a failed run must not vanish from the table without
+    a word, nor stand in it with its baseline's scores."""
     out = []
     for commit in shown:
         for exp in commit.get("experiments") or []:
-            if not any(((rev.get("data") or {}).get("metrics") or {}).get("metrics/headline.json", {}).get("data")
-                       for rev in exp["revs"]):
+            state = unfinished(exp)
+            if state:
                 first = exp["revs"][0]
-                name = exp.get("name") or first.get("name") or first["rev"][:7]
-                out.append(f"{name} ({(exp.get('executor') or {}).get('state') or 'no metrics'})")
+                out.append(f"{exp.get('name') or first.get('name') or first['rev'][:7]} ({state})")
     return out
 
 

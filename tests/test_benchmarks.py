@@ -188,9 +188,11 @@ def test_the_benchmarks_measure_the_committed_params_not_an_experiments_leftover
     """`dvc exp run -S` (make smoke) leaves its overrides in the workspace's params.yaml; make bench and
     bench-grouping read params.yaml as committed at HEAD, and say when the workspace's differs."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    import bench_training
-    import pretrained_run
-
+    try:
+        import bench_training
+        import pretrained_run
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
     from crossling.config import load_config
 
     repo = tmp_path / "repo"
@@ -205,6 +207,16 @@ def test_the_benchmarks_measure_the_committed_params_not_an_experiments_leftover
     (repo / "params.yaml").write_text(yaml.safe_dump(smoke))
     monkeypatch.setattr(pretrained_run, "ROOT", repo)
     (tmp_path / "work").mkdir()
-    cfg = load_config(bench_training.committed_params_file(tmp_path / "work"))
-    assert cfg.data.languages == load_config(ROOT / "params.yaml").data.languages and len(cfg.data.languages) == 6
-    assert "the workspace's params.yaml differs from the committed one" in capsys.readouterr().err
+    path, commit = bench_training.committed_params_file(tmp_path / "work", "bench")
+    assert path.read_text() == (ROOT / "params.yaml").read_text(encoding="utf-8")  # as committed, comments and all
+    assert len(load_config(path).data.languages) == 6 and commit == pretrained_run.git("rev-parse", "HEAD").strip()
+    assert capsys.readouterr().err.startswith("bench: the workspace's params.yaml differs from the committed one")
+
+
+def test_group_by_length_refuses_bad_data_in_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "group_by_length.py"), "--data",
+                           str(tmp_path / "empty"), "--params", str(ROOT / "params.yaml")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stderr.startswith("group_by_length: error: data.source: ")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -139,7 +139,7 @@ def test_make_undo_restores_the_committed_results_even_where_the_index_lost_them
 
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
     for path, text in (("params.yaml", "train:\n  epochs: 5\n"), ("plots/curve.png", "PNG 1"),
-                       ("metrics/headline.json", "{}"), ("README", "kept\n")):
+                       ("metrics/headline.json", "{}"), ("README", "kept\n"), ("plots/my plot é.png", "PNG 3")):
         (tmp_path / path).parent.mkdir(exist_ok=True)
         (tmp_path / path).write_text(text)
     git(tmp_path, "init", "-q")
@@ -148,6 +148,7 @@ def test_make_undo_restores_the_committed_results_even_where_the_index_lost_them
     (tmp_path / "params.yaml").write_text("train:\n  epochs: 3\n")  # an experiment's overrides
     git(tmp_path, "rm", "-q", "--cached", "plots/curve.png")  # as `git add metrics plots` after a file vanished
     git(tmp_path, "rm", "-q", "metrics/headline.json")
+    (tmp_path / "plots" / "my plot é.png").write_text("changed")  # a name with a space and a non-ASCII letter
     (tmp_path / "plots" / "new.png").write_text("PNG 2")
     git(tmp_path, "add", "plots/new.png")
     (tmp_path / "reports").mkdir()
@@ -157,5 +158,6 @@ def test_make_undo_restores_the_committed_results_even_where_the_index_lost_them
     assert proc.returncode == 0, proc.stderr
     assert git(tmp_path, "status", "--porcelain") == ""
     assert (tmp_path / "plots" / "curve.png").read_text() == "PNG 1"
+    assert (tmp_path / "plots" / "my plot é.png").read_text() == "PNG 3"
     assert (tmp_path / "metrics" / "headline.json").exists()
     assert (tmp_path / "params.yaml").read_text() == "train:\n  epochs: 5\n" and not (tmp_path / "reports").exists()

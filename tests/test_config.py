@@ -25,6 +25,7 @@ def test_committed_params_are_the_reference_experiment():
         ({"data": {"languages": []}}, "data.languages", "at least one"),
         ({"data": {"languages": ["english", "english"]}}, "data.languages", "duplicate"),
         ({"data": {"labels": ["positive"]}}, "data.labels", "2 to 127"),
+        ({"data": {"labels": [f"l{i}" for i in range(128)]}}, "data.labels", "needs 2 to 127 label names, got 128"),
         ({"sample": {"sizes": [100, 0]}}, "sample.sizes[1]", "positive integer"),
         ({"sample": {"sizes": [-5]}}, "sample.sizes[0]", "positive integer"),
         ({"sample": {"sizes": [100, 2.5]}}, "sample.sizes[1]", "expected an integer"),

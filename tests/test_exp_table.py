@@ -40,6 +40,15 @@ def test_experiments_without_metrics_are_named_with_their_state_not_dropped():
                                {"revs": [rev("failing", 1e-4, ["english"], metrics=False)],
                                 "executor": {"state": "failed", "name": "dvc-task"}, "name": "failing"},
                                {"revs": [rev("next", 1e-3, ["english"], metrics=False)],
-                                "executor": {"state": "queued"}, "name": None}]
+                                "executor": {"state": "queued"}, "name": None},
+                               # dvc exp show reads a failed or running experiment from its stash: the baseline's
+                               # committed metrics beside the experiment's own params
+                               {"revs": [rev("stashed", 0.5, ["english"])], "executor": {"state": "failed"},
+                                "name": "stashed"},
+                               {"revs": [rev("now", 0.2, ["english"])], "executor": {"state": "running"},
+                                "name": "now"},
+                               {"revs": [rev("broken", 0.3, ["english"]) | {"error": {"type": "X", "msg": "m"}}],
+                                "executor": None, "name": "broken"}]
     assert [name for name, _, _ in rows([baseline])] == ["done"]
-    assert without_metrics([baseline]) == ["failing (failed)", "next (queued)"]
+    assert without_metrics([baseline]) == ["failing (failed)", "next (queued)", "stashed (failed)", "now (running)",
+                                           "broken (failed)"]

@@ -431,6 +431,13 @@ def test_exp_run_with_new_epochs_reruns_only_training(project, remote, tmp_path)
     failed = sh(pr, "bash", str(broken / ".github" / "pr_report.sh"), "origin/main", str(tmp_path / "r2"), check=False)
     assert failed.returncode != 0 and "changed_plots: broken" in failed.stderr
     assert not (tmp_path / "r2" / "report.md").exists()
+    # a metrics file missing from the checkout: the report and comment say so (the check's failure with them), rc 1
+    (pr / "metrics" / "budgets.json").unlink()
+    missing = sh(pr, "bash", str(ROOT / ".github" / "pr_report.sh"), "origin/main", str(tmp_path / "r3"), check=False,
+                 CHECK_FAILURE="check_outputs: metrics/budgets.json missing")
+    assert missing.returncode == 1 and "pr_report.sh: metrics/budgets.json not in this checkout" in missing.stderr
+    assert "**Missing:** `metrics/budgets.json` is not in this checkout" in (tmp_path / "r3" / "report.md").read_text()
+    assert "metrics/budgets.json missing" in (tmp_path / "r3" / "comment.md").read_text()
     # the comment: what fits GitHub's limit (here a small one), naming what it left out of report.md's tables
     comment = (report_dir / "comment.md").read_text()
     assert len(comment) <= 4000 and "### Headline" in comment and "| train.epochs" in comment
