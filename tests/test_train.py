@@ -737,6 +737,36 @@ def test_a_run_resumed_from_a_checkpoint_logs_what_the_uninterrupted_run_logs(pr
         pd.testing.assert_frame_equal(resumed, uninterrupted)
 
 
+def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_same_model_files(prepared, tmp_path):
+    """Killed between the final epoch's checkpoint and the model's save, the stage resumes with no step left to
+    train: its model must still equal the uninterrupted run's, config.json included (the model's DVC hash)."""
+    import signal
+    import subprocess
+    import sys
+
+    d, _ = prepared
+    params = write_params(tmp_path / "p.yaml", tiny_params(d / "source", sizes=(12, 30), train__epochs=2))
+    out = tmp_path / "model"
+
+    def stage(**env) -> subprocess.CompletedProcess:  # as dvc runs it (the code fingerprint counts loaded modules)
+        return subprocess.run([sys.executable, "-m", "crossling.train", "--params", str(params), "--name",
+                               "joint_12_seed42", "--sample", str(d / "samples" / "seed42" / "sample_12.parquet"),
+                               "--base", str(d / "base"), "--out", str(out), "--live", str(tmp_path / "live"),
+                               "--checkpoints", str(tmp_path / "checkpoints")], capture_output=True, text=True,
+                              env=os.environ | env, cwd=tmp_path)
+
+    assert stage().returncode == 0
+    uninterrupted = {f: (out / f).read_bytes() for f in ("config.json", "model.safetensors")}
+    shutil.rmtree(out)
+    shutil.rmtree(tmp_path / "live")
+    killed = stage(**{train.KILL_AFTER_EPOCH: "2"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not out.exists() and [p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*")] == ["checkpoint-6"]
+    resumed = stage()
+    assert resumed.returncode == 0 and "resuming from" in resumed.stderr, resumed.stderr[-2000:]
+    assert {f: (out / f).read_bytes() for f in uninterrupted} == uninterrupted
+
+
 def test_the_trainer_shuffles_the_dev_split_when_it_groups_training_batches_by_length(prepared, tmp_path):
     """Why fine_tune's Trainer (DevInOrder) evaluates in order: with train_sampling_strategy=group_by_length the
     Trainer draws the evaluation batches through a shuffling LengthGroupedSampler too, so the scores per dev language,
