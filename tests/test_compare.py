@@ -140,7 +140,8 @@ def test_one_language_on_both_sides_compares_the_monolingual_run_once(monkeypatc
     assert "Not compared: b: joint_largest and joint_equal_budget" in compare.markdown(one)
     two = result(["english", "french"])  # adding french: the joint models are other runs now
     assert {"joint_largest", "joint_equal_budget", "mono_english"} <= {r["role"] for r in two["differences"]}
-    assert two["left_out"] == [] and "Not compared" not in compare.markdown(two)
+    assert two["left_out"] == ["mono_french: trained in b only"]  # named, never dropped without a word
+    assert "Not compared: mono_french: trained in b only." in compare.markdown(two)
 
 
 @pytest.mark.parametrize("correction", ["holm", "bh"])

@@ -240,6 +240,10 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
             repeats = {"joint_largest", "joint_equal_budget"}  # on each side the same texts and seeds as mono
             left_out.append(f"{other.name}: joint_largest and joint_equal_budget, which with one language on both "
                             f"sides repeat the monolingual run (compared as {mono_name(languages[0])})")
+        for side, one_side in ((base, [r for r in base_roles if r not in other_roles]),
+                               (other, [r for r in other_roles if r not in base_roles])):
+            if one_side:  # a size, language or held-out language the other experiment did not train
+                left_out.append(f"{', '.join(one_side)}: trained in {side.name} only")
         for role, model in base_roles.items():
             if role not in other_roles or role in repeats:
                 continue
