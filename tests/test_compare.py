@@ -140,8 +140,28 @@ def test_one_language_on_both_sides_compares_the_monolingual_run_once(monkeypatc
     assert "Not compared: b: joint_largest and joint_equal_budget" in compare.markdown(one)
     two = result(["english", "french"])  # adding french: the joint models are other runs now
     assert {"joint_largest", "joint_equal_budget", "mono_english"} <= {r["role"] for r in two["differences"]}
-    assert two["left_out"] == ["mono_french: trained in b only"]  # named, never dropped without a word
-    assert "Not compared: mono_french: trained in b only." in compare.markdown(two)
+    assert two["left_out"] == ["a and b: b's mono_french (none in a)"]  # named, never dropped without a word
+    assert "Not compared: a and b: b's mono_french (none in a)." in compare.markdown(two)
+
+
+def test_models_of_one_side_without_their_role_on_the_other_are_named_per_pair(monkeypatch):
+    from crossling import compare
+
+    rng = np.random.default_rng(3)
+    gold = rng.integers(0, 3, 60)
+    test = pd.DataFrame({"language": ["english", "french"] * 30, "text": [f"t{i}" for i in range(60)],
+                         "label_id": gold, "label": np.array(["negative", "neutral", "positive"])[gold]})
+    monkeypatch.setattr(compare, "predictions", lambda root, side, model, languages: {
+        lang: [rng.integers(0, 3, 30) for _ in side.cfg.train.seeds] for lang in languages})
+    sides = [Side(name, None, make_config({"data": {"languages": ["english", "french"]},
+                                           "sample": {"sizes": sizes, "leave_one_out": loo}}), {}, test, {}, {})
+             for name, sizes, loo in (("a", [12, 24, 48], []), ("b", [12, 24], ["french"]), ("c", [12, 24, 48], []))]
+    result = compare.compare(".", sides, 200, 0.95, "holm", 0)
+    assert result["left_out"] == [
+        "a and b: a's joint_24 (b's joint_24 is its largest, compared as joint_largest), b's loo_french (none in a)"]
+    compared = {(r["experiment"], r["role"], r["baseline_model"], r["model"]) for r in result["differences"]}
+    assert ("b", "joint_largest", "joint_48", "joint_24") in compared and ("c", "joint_24", "joint_24",
+                                                                             "joint_24") in compared
 
 
 @pytest.mark.parametrize("correction", ["holm", "bh"])

@@ -89,7 +89,7 @@ def test_report_names_every_language_with_intervals_sources_and_budgets(tmp_path
     assert "| french | product reviews | test | amazon_reviews_multi 40 | Latin 100% | 42.5 |" in text
     # params(): sample.leave_one_out [french]: trained on english tweets, tested on french product reviews
     loo_rows = [line for line in text.splitlines() if line.startswith("| leave one out (all others)")]
-    assert "With two languages, leaving one out trains on the other alone: its row repeats" in text
+    assert "With two languages, leaving one out trains on the other alone: each cell of the leave-one-out row" in text
     assert len(loo_rows) == 1 and loo_rows[0].endswith("† |")
     headline_french = [line for line in text.splitlines() if line.startswith("| french | amazon_reviews_multi (")]
     assert len(headline_french) == 1 and "† |" in headline_french[0]  # its leave-one-out column

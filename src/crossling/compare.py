@@ -240,10 +240,16 @@ def compare(root: str, sides: list[Side], resamples: int, confidence: float, cor
             repeats = {"joint_largest", "joint_equal_budget"}  # on each side the same texts and seeds as mono
             left_out.append(f"{other.name}: joint_largest and joint_equal_budget, which with one language on both "
                             f"sides repeat the monolingual run (compared as {mono_name(languages[0])})")
-        for side, one_side in ((base, [r for r in base_roles if r not in other_roles]),
-                               (other, [r for r in other_roles if r not in base_roles])):
-            if one_side:  # a size, language or held-out language the other experiment did not train
-                left_out.append(f"{', '.join(one_side)}: trained in {side.name} only")
+        alone = []  # a size, language or held-out language of one side without that role on the other
+        for side, side_roles, partner, partner_roles in ((base, base_roles, other, other_roles),
+                                                         (other, other_roles, base, base_roles)):
+            for role, model in side_roles.items():
+                if role not in partner_roles:
+                    alone.append(f"{side.name}'s {model} (" + (
+                        f"{partner.name}'s {model} is its largest, compared as joint_largest)"
+                        if partner_roles["joint_largest"] == model else f"none in {partner.name})"))
+        if alone:
+            left_out.append(f"{base.name} and {other.name}: {', '.join(alone)}")
         for role, model in base_roles.items():
             if role not in other_roles or role in repeats:
                 continue

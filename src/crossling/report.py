@@ -225,8 +225,9 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
                   [[src if src != "leave_one_out" else "leave one out (all others)"]
                    + [diff(row[tgt]) + cross(src, tgt) if tgt in row else "—"
                       for tgt in langs] for src, row in norm.items()])
-            + ("\n\nWith two languages, leaving one out trains on the other alone: its row repeats that language's "
-               "monolingual model (the same texts, dev split and seeds)." if loo and len(langs) == 2 else ""),
+            + ("\n\nWith two languages, leaving one out trains on the other alone: each cell of the leave-one-out row "
+               "repeats the other language's zero-shot cell above (loo_X is mono_Y: the same texts, dev split and "
+               "seeds)." if loo and len(langs) == 2 else ""),
             f"![normalized transfer]({figures['transfer_normalized']})",
             "### Transfer summary",
             table(["language", "in-language", "its model elsewhere (raw mean)", "normalized transfer out (mean)",

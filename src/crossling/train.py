@@ -440,7 +440,7 @@ def main(args, cfg: Config) -> None:
         return  # only the first process writes outputs
     model, checkpoints, run_params = trained
     model.config.crossling = run_params  # provenance: predict copies it into the predictions' metadata
-    # the Trainer's first labelled step sets it: a run resumed from its final checkpoint takes no step
+    # the model's first forward with labels sets it: a run resumed from its final checkpoint makes none
     model.config.problem_type = "single_label_classification"
     save_model(model, tokenizer, args.out, cfg.train.save_dtype)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the stage completed: nothing to resume
