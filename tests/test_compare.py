@@ -30,6 +30,12 @@ def test_unknown_health_is_never_a_finding():
     assert side({"mono_english_seed1": {"degenerate": 0}}).degenerate("mono_english", "english")  # seed2 missing
 
 
+def bilingual_test(gold: np.ndarray) -> pd.DataFrame:
+    """A test split of english and french texts, alternating, with these label ids."""
+    return pd.DataFrame({"language": ["english", "french"] * (len(gold) // 2),
+                         "text": [f"t{i}" for i in range(len(gold))], "label_id": gold, "label": np.array(["negative", "neutral", "positive"])[gold]})
+
+
 def scored_sides(monkeypatch, seeds_a, seeds_b, shift: int = 0):
     """Two sides on the same 60 test texts whose runs predict alike seed by seed (side b: `shift` more texts right
     per run); the seeds' predictions differ much from each other."""
@@ -149,8 +155,7 @@ def test_models_of_one_side_without_their_role_on_the_other_are_named_per_pair(m
 
     rng = np.random.default_rng(3)
     gold = rng.integers(0, 3, 60)
-    test = pd.DataFrame({"language": ["english", "french"] * 30, "text": [f"t{i}" for i in range(60)],
-                         "label_id": gold, "label": np.array(["negative", "neutral", "positive"])[gold]})
+    test = bilingual_test(gold)
     monkeypatch.setattr(compare, "predictions", lambda root, side, model, languages: {
         lang: [rng.integers(0, 3, 30) for _ in side.cfg.train.seeds] for lang in languages})
     sides = [Side(name, None, make_config({"data": {"languages": ["english", "french"]},
@@ -170,8 +175,7 @@ def test_the_correction_asked_for_adjusts_every_difference_together(monkeypatch,
 
     rng = np.random.default_rng(2)
     gold = rng.integers(0, 3, 60)
-    test = pd.DataFrame({"language": ["english", "french"] * 30, "text": [f"t{i}" for i in range(60)],
-                         "label_id": gold, "label": np.array(["negative", "neutral", "positive"])[gold]})
+    test = bilingual_test(gold)
     quality = {"a": 0.6, "b": 0.75}
     monkeypatch.setattr(compare, "predictions", lambda root, side, model, languages: {
         lang: [np.where(rng.random(30) < quality[side.name], gold[test["language"] == lang],
