@@ -33,7 +33,8 @@ def test_unknown_health_is_never_a_finding():
 def bilingual_test(gold: np.ndarray) -> pd.DataFrame:
     """A test split of english and french texts, alternating, with these label ids."""
     return pd.DataFrame({"language": ["english", "french"] * (len(gold) // 2),
-                         "text": [f"t{i}" for i in range(len(gold))], "label_id": gold, "label": np.array(["negative", "neutral", "positive"])[gold]})
+                         "text": [f"t{i}" for i in range(len(gold))], "label_id": gold,
+                         "label": np.array(["negative", "neutral", "positive"])[gold]})
 
 
 def scored_sides(monkeypatch, seeds_a, seeds_b, shift: int = 0):
