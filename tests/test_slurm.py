@@ -266,7 +266,7 @@ def test_a_grid_of_a_commit_whose_earlier_grid_still_runs_is_refused(tiny_projec
 
 
 def test_the_job_scripts_are_valid_bash_in_a_project_path_with_quotes(tmp_path):
-    root = tmp_path / "o'brien \"proj\" $HOME"
+    root = tmp_path / "o'brien \"proj\" $HOME {job} ü"
     slurm.write_scripts(root / ".slurm" / "run", root, "0" * 40, [["train_joint@12-1"]], ["base"], str(root))
     for name in ("prep", "task", "final"):
         script = root / ".slurm" / "run" / f"{name}.sh"
@@ -275,6 +275,14 @@ def test_the_job_scripts_are_valid_bash_in_a_project_path_with_quotes(tmp_path):
     paths = subprocess.run(["bash", "-c", final[:final.index("clone()")] + 'printf "%s\\n%s" "$RUN" "$CHECKPOINTS"'],
                            capture_output=True, text=True).stdout
     assert paths == f"{root}/.slurm/run\n{root}/.slurm/checkpoints/{'0' * 12}"
+
+
+def test_job_logs_go_to_the_run_folder_whatever_percent_signs_its_path_holds(tmp_path):
+    """Slurm reads % in --output as a replacement symbol (.../a%20b/logs: .../a0b/logs, where the job cannot open its
+    log and dies unrun) and a backslash as turning replacements off (every task writing one task-%a.out)."""
+    assert slurm.output_pattern(Path("/p/a%20b 100%a/logs"), "task-%a.out") == "/p/a%%20b 100%%a/logs/task-%a.out"
+    with pytest.raises(slurm.SlurmError, match="backslash"):
+        slurm.output_pattern(Path("/p/a\\b/logs"), "prep.out")
 
 
 def output_hashes(lock: dict) -> dict[str, str]:

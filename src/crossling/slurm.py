@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, fields, replace
+from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -69,7 +70,16 @@ def grid_plan(repo) -> tuple[list[list[str]], list[str]]:
     return tasks, sorted(s.addressing for s in prep)
 
 
-def sbatch_options(cfg: SlurmConfig, name: str, log: Path, gpus: bool) -> list[str]:
+def output_pattern(folder: Path, name: str) -> str:
+    """--output for the log `name` (which may use Slurm's %a) in `folder`: Slurm reads a % in the folder as a
+    replacement symbol (a checkout at .../a%20b logs to .../a0b, which does not exist, and the job dies unrun)."""
+    if "\\" in str(folder):  # a backslash turns every replacement off: the tasks would share one task-%a.out
+        raise SlurmError(f"{folder}: Slurm cannot name a job log in a path with a backslash; submit from a checkout "
+                         "(or set slurm.workdir to a folder) whose path has none")
+    return f"{str(folder).replace('%', '%%')}/{name}"
+
+
+def sbatch_options(cfg: SlurmConfig, name: str, log: str, gpus: bool) -> list[str]:
     """The options of one sbatch: what crossling sets, the resources, then the pass-through options."""
     options = [f"--job-name={name}", f"--output={log}", f"--cpus-per-task={cfg.cpus}", f"--time={cfg.time}"]
     options += [f"--{key}={getattr(cfg, key)}" for key in ("mem", "partition", "account") if getattr(cfg, key)]
@@ -94,7 +104,7 @@ clone() {{  # a clone of the submitted commit (shared filesystem: the submitting
   git -C "$1" checkout -q --detach {commit}
   if [ -f {local_config} ]; then cp {local_config} "$1/.dvc/"; fi  # remote credentials or default: not in git
 }}
-echo "crossling.slurm: {{job}} job ${{SLURM_JOB_ID:-?}} on $(hostname -s), commit {commit}"
+echo "crossling.slurm: {job} job ${{SLURM_JOB_ID:-?}} on $(hostname -s), commit {commit}"
 """
 
 PREP = """trap 'echo $? > "$RUN/status/prep"' EXIT
@@ -146,15 +156,14 @@ def write_scripts(run_dir: Path, root: Path, commit: str, tasks: list[list[str]]
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     (run_dir / "stages.txt").write_text("".join(f"{' '.join(task)}\n" for task in tasks))
     checkpoints = run_dir.parent / CHECKPOINTS / commit[:12]  # one folder per commit: no grid resumes another's
-    head = SCRIPT_HEAD.format(commit=commit, bin=shlex.quote(str(Path(sys.executable).parent)),
-                              run=shlex.quote(str(run_dir)), repo=shlex.quote(repo),
-                              checkpoints=shlex.quote(str(checkpoints)),
-                              local_config=shlex.quote(str(root / ".dvc" / "config.local")))
+    head = partial(SCRIPT_HEAD.format, commit=commit, bin=shlex.quote(str(Path(sys.executable).parent)),
+                   run=shlex.quote(str(run_dir)), repo=shlex.quote(repo), checkpoints=shlex.quote(str(checkpoints)),
+                   local_config=shlex.quote(str(root / ".dvc" / "config.local")))
     bodies = {"prep": PREP.format(upstream=shlex.join(upstream)), "task": TASK,
               "final": FINAL.format(root=shlex.quote(str(root)), commit=commit)}
     for name, body in bodies.items():
         path = run_dir / f"{name}.sh"
-        path.write_text(head.replace("{job}", name) + body)
+        path.write_text(head(job=name) + body)
         path.chmod(0o755)
 
 
@@ -200,6 +209,7 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
         raise SlurmError("no training stage in dvc.yaml for the current params; nothing to submit")
     idle = [] if dry_run else idle_checkpoints(root / cfg.workdir, commit)
     run_dir = root / cfg.workdir / f"{time.strftime('%Y%m%d-%H%M%S')}-{commit[:8]}"
+    output_pattern(run_dir, "")  # a folder Slurm cannot write logs into: refused before anything is written
     if run_dir.exists():
         raise SlurmError(f"{run_dir} exists (a submission this very second); submit again")
     write_scripts(run_dir, root, commit, tasks, upstream, repo or str(root))
@@ -208,8 +218,8 @@ def submit(root: Path, cfg: SlurmConfig, repo: str | None = None, dry_run: bool 
     commands = []
 
     def submit_job(name: str, job_name: str, log: str, gpus: bool, *extra: str) -> None:
-        cmd = ["sbatch", "--parsable", *sbatch_options(cfg, job_name, run_dir / "logs" / log, gpus=gpus), *extra,
-               str(run_dir / f"{name}.sh")]
+        cmd = ["sbatch", "--parsable", *sbatch_options(cfg, job_name, output_pattern(run_dir / "logs", log), gpus),
+               *extra, str(run_dir / f"{name}.sh")]
         commands.append(cmd)
         try:
             jobs[name] = f"<{name}>" if dry_run else run(cmd, cwd=root).strip().split(";")[0]
