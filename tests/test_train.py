@@ -862,6 +862,13 @@ def test_a_checkpoint_is_resumed_only_by_a_run_of_the_same_params_and_data(prepa
     assert train.resume_point(checkpoints, other_lr, 1) is None
     assert f"{checkpoints}: not resumed: made from other params; training afresh" in caplog.text
     assert sorted(p.name for p in checkpoints.iterdir()) == [train.RUN_RECORD]  # the other run's checkpoints gone
+    # a folder holding anything else (--checkpoints ~/work, --name ..) is refused, never emptied
+    from crossling.common import DataError
+
+    (checkpoints / "thesis.tex").write_text("mine")
+    with pytest.raises(DataError, match=r"run holds thesis.tex, not only Trainer checkpoints; .* new or empty folder"):
+        train.resume_point(checkpoints, other_lr, 1)
+    assert (checkpoints / "thesis.tex").read_text() == "mine"
 
 
 def test_lora_target_modules_are_names_each_of_which_must_exist(tmp_path):

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -291,9 +292,15 @@ def complete(checkpoint: Path, processes: int) -> bool:
 def resume_point(checkpoints: Path, parts: dict[str, str], processes: int) -> str | None:
     """On the first process: the last complete checkpoint of an interrupted run made from the same parts, else None
     and a clean directory; the decision is recorded for the other processes."""
-    from transformers.trainer_utils import sort_checkpoints
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, sort_checkpoints
 
     record, resume = checkpoints / RUN_RECORD, None
+    # emptied below: never a folder of anything else (--checkpoints ~/work, --name ..)
+    foreign = sorted(p.name for p in (checkpoints.iterdir() if checkpoints.is_dir() else [])
+                     if p.name != RUN_RECORD and not re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-\d+", p.name))
+    if foreign:
+        raise DataError(f"{checkpoints} holds {', '.join(foreign[:3])}, not only Trainer checkpoints; a run empties "
+                        "its checkpoint folder: give --checkpoints a new or empty folder")
     try:
         made = read_json(record).get("parts")
     except (OSError, ValueError):
@@ -456,7 +463,8 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--dev", default=None, help="directory of <language>.parquet dev splits, scored after every "
                                                     "epoch (train.select=best uses them)")
     parser.add_argument("--checkpoints", default=None, help="Trainer checkpoints to resume from (default: "
-                                                            "checkpoints/<name>; removed when training completes)")
+                                                            "checkpoints/<name>; removed when training completes; a "
+                                                            "folder holding anything else is refused)")
     run_stage("train", main, parser, argv)
 
 
