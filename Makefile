@@ -11,8 +11,10 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 # The upstream CSV layout, <language>/{train,valid,test}.csv: README, "Without network access".
 MIRROR ?= external/multilingual-sentiment-datasets/data
+# A value as one shell word, whatever quotes, &, ; or $ it holds (a MIRROR at .../R&D/... ran dvc in the background)
+quote = '$(subst ','\'',$(1))'
 # absolute, so that queued experiments (run in temporary workspaces) find the data too
-OFFLINE_PARAMS := -S data.source=$(abspath $(MIRROR)) -S model.checkpoint=scratch \
+OFFLINE_PARAMS := -S $(call quote,data.source=$(abspath $(MIRROR))) -S model.checkpoint=scratch \
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
 # In a clone without dvc.lock, `dvc exp run` first checks out every output it does not have yet and warns about
 # each one ("No file hash info found ... It won't be created"): nothing is missing, so those lines are dropped
@@ -22,11 +24,11 @@ QUIET_FIRST_RUN = 2>&1 | grep -v --line-buffered "^WARNING: No file hash info fo
 SET ?=
 # NAME=<name> names the experiment (for `python -m crossling.compare <name> <other>`)
 NAME ?=
-EXTRA = $(foreach kv,$(SET),-S '$(kv)') $(if $(NAME),-n $(NAME))
+EXTRA = $(foreach kv,$(SET),-S $(call quote,$(kv))) $(if $(NAME),-n $(call quote,$(NAME)))
 # `dvc exp run` writes its -S overrides into params.yaml before any stage runs; after a failed run the next one
 # would inherit them without a word: params.yaml goes back to what it was before, and the user is told.
 define exp_run
-	@echo "dvc exp run $(strip $(1))"
+	@printf '%s\n' $(call quote,dvc exp run $(strip $(1)))
 	@kept=$$(mktemp) && cp params.yaml $$kept && { dvc exp run $(1) $(QUIET_FIRST_RUN) || { status=$$?; \
 	  cp $$kept params.yaml; rm -f $$kept; echo "make: dvc exp run failed; params.yaml is back as it was before \
 	(without this run's overrides)" >&2; exit $$status; }; } && rm -f $$kept
@@ -43,7 +45,9 @@ check-python:
 	  echo "make: $(PYTHON) is $$($(PYTHON) --version 2>/dev/null || echo missing); crossling needs Python >= 3.11: run make PYTHON=python3.12 (or another >= 3.11)" >&2; exit 2; }
 
 check-mirror:
-	@test -d "$(MIRROR)" || { echo "make: no data at MIRROR=$(MIRROR): clone the upstream CSV files there (README, Without network access) or pass MIRROR=<dir with <language>/{train,valid,test}.csv>" >&2; exit 2; }
+	@test -d $(call quote,$(MIRROR)) || { echo "make: no data at MIRROR="$(call quote,$(MIRROR))": clone the upstream \
+	CSV files there (README, Without network access) or pass MIRROR=<dir with <language>/{train,valid,test}.csv>" >&2; \
+	exit 2; }
 
 # Vega libraries at the versions `dvc plots show` loads, for scripts/check_plots.py (that set of
 # versions is one npm calls a peer conflict: vega-lite 5.2.0 asks for vega >= 5.21, dvc loads 5.20.2)
@@ -98,16 +102,16 @@ test: setup $(VEGA)
 	$(BIN)/python -m pytest
 
 bench: setup check-mirror
-	$(BIN)/python benchmarks/bench_training.py --data $(MIRROR)
+	$(BIN)/python benchmarks/bench_training.py --data $(call quote,$(MIRROR))
 
 bench-grouping: setup check-mirror
-	$(BIN)/python benchmarks/group_by_length.py --data $(MIRROR)
+	$(BIN)/python benchmarks/group_by_length.py --data $(call quote,$(MIRROR))
 
 bench-storage: setup
 	$(BIN)/python benchmarks/storage.py
 
 pretrained: setup check-mirror
-	$(BIN)/python benchmarks/pretrained_run.py --data $(MIRROR)
+	$(BIN)/python benchmarks/pretrained_run.py --data $(call quote,$(MIRROR))
 
 # One row per experiment: headline means and the params that differ between the experiments shown
 # (`dvc exp show` shows everything; ARGS="-A" for the experiments of every commit). Experiments without
@@ -116,4 +120,4 @@ exp-show: setup
 	@$(BIN)/python scripts/exp_table.py $(ARGS)
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf -- $(call quote,$(VENV))

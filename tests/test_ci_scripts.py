@@ -161,3 +161,43 @@ def test_make_undo_restores_the_committed_results_even_where_the_index_lost_them
     assert (tmp_path / "plots" / "my plot é.png").read_text() == "PNG 3"
     assert (tmp_path / "metrics" / "headline.json").exists()
     assert (tmp_path / "params.yaml").read_text() == "train:\n  epochs: 5\n" and not (tmp_path / "reports").exists()
+
+
+def test_make_passes_mirror_set_and_name_to_dvc_as_given_and_clean_venv_removes_only_the_venv(tmp_path):
+    """A MIRROR at .../R&D/... ran `dvc exp run -S data.source=.../R` in the background; a quote in MIRROR or SET was a
+    shell syntax error; VENV="/x/proj env" made clean-venv remove /x/proj."""
+    import shutil
+    import time
+
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "Makefile", project / "Makefile")
+    (project / "pyproject.toml").write_text("")
+    (project / "params.yaml").write_text("train:\n  epochs: 5\n")
+    fake = project / "fake-venv" / "bin"
+    fake.mkdir(parents=True)
+    (fake / "dvc").write_text(f"#!/bin/sh\nprintf '%s\\0' \"$@\" > {shlex.quote(str(tmp_path / 'argv'))}; echo ran\n")
+    (fake / "dvc").chmod(0o755)
+    time.sleep(0.01)
+    (fake / "crossling-installed").touch()  # newer than pyproject.toml: setup has nothing to do
+    mirror = tmp_path / "R&D'x;y"  # abspath cannot take a space (make splits words)
+    mirror.mkdir()
+    proc = subprocess.run(["make", "--no-print-directory", "offline", "VENV=fake-venv", f"MIRROR={mirror}",
+                           "SET=data.source=o'b&c train.epochs=2", "NAME=try"], cwd=project, env=ENV,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "argv").read_text().split("\0")[:-1] == [
+        "exp", "run", "-S", f"data.source={mirror}", "-S", "model.checkpoint=scratch", "-S", "train.learning_rate=3e-4",
+        "-S", "train.warmup_ratio=0.1", "-S", "data.source=o'b&c", "-S", "train.epochs=2", "-n", "try"]
+    assert proc.stdout.splitlines()[0] == ("dvc exp run -S 'data.source=" + str(mirror).replace("'", "'\\''")
+                                           + "' -S model.checkpoint=scratch -S train.learning_rate=3e-4 -S "
+                                           "train.warmup_ratio=0.1 -S 'data.source=o'\\''b&c' -S 'train.epochs=2' -n "
+                                           "'try'")
+
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "code.py").write_text("kept")
+    (tmp_path / "proj env" / "bin").mkdir(parents=True)
+    proc = subprocess.run(["make", "--no-print-directory", "clean-venv", f"VENV={tmp_path / 'proj env'}"],
+                          cwd=project, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "proj" / "code.py").read_text() == "kept" and not (tmp_path / "proj env").exists()
