@@ -285,3 +285,15 @@ def test_the_interval_level_and_threshold_are_printed_as_used():
                                          (0.95123456789, "95.12345679%", "0.04876543211")):
         note = report.variance_note(make_config({"evaluate": {"confidence": confidence}}))
         assert f"Intervals are {level} percentile intervals" in note and f"p-value is below {threshold} and" in note
+
+
+def test_tokenization_table_names_each_languages_unit(tmp_path, pred_dir):  # noqa: F811
+    """The unit follows the pool's scripts (the tokenization stage's rule), not the language's name."""
+    p = params(tmp_path)
+    metrics = evaluated(tmp_path, pred_dir, p)
+    data = json.loads((metrics / "data.json").read_text())
+    data["french"]["scripts"]["pool"] = {"Han": 0.7, "Kana": 0.2, "Latin": 0.1}
+    write_json(data, metrics / "data.json")
+    text = run_report(tmp_path, p, metrics)
+    assert "| english | word | 1.5 |" in text and "| french | character | 1.5 |" in text
+    assert "japanese and chinese" not in text

@@ -139,12 +139,17 @@ def script_of(char: str) -> str | None:
     return SCRIPT_ALIASES.get(first) or first.capitalize()
 
 
+def script_shares(texts) -> dict[str, float]:
+    """The share of the texts' letters in each script, most common first (no letters: empty)."""
+    letters = Counter(filter(None, map(script_of, chain.from_iterable(texts))))  # no copy of all the text
+    total = letters.total()
+    return {script: round(n / total, 4) for script, n in letters.most_common()}
+
+
 def describe(df: pd.DataFrame) -> dict:
     """Where a split's texts come from and what they look like: sources with counts, script shares, mean length."""
-    letters = Counter(filter(None, map(script_of, chain.from_iterable(df["text"]))))  # no copy of all the text
-    total = letters.total()
     return {"sources": {src or "unknown": int(n) for src, n in df["source"].value_counts(sort=False).sort_index().items()},
-            "scripts": {script: round(n / total, 4) for script, n in letters.most_common()},
+            "scripts": script_shares(df["text"]),
             "mean_chars": round(float(df["text"].str.len().mean()), 1) if len(df) else 0.0}
 
 

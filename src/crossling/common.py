@@ -1,4 +1,5 @@
-"""What the stages share: errors, logging, argument parsing, writing, run names and each language's domain."""
+"""What the stages share: errors, logging, argument parsing, writing, run names, each language's domain and the
+unit its tokens are counted per."""
 
 from __future__ import annotations
 
@@ -54,6 +55,18 @@ def domains_of(data_counts: dict, cfg: Config) -> dict[str, str]:
     return {lang: " + ".join(dict.fromkeys(cfg.data.source_domains.get(src, src)
                                            for src in data_counts[lang]["sources"]["test"]))
             for lang in cfg.data.languages}
+
+
+# Scripts (combine.script_of's names) written without spaces between words: a language whose letters are mostly in
+# them has its tokens counted per (non-space) character, whatever data.languages calls it (japanese, ja, zh, th).
+NO_SPACE_SCRIPTS = frozenset({"Han", "Kana", "Thai", "Lao", "Khmer", "Myanmar"})
+
+
+def unit_of(scripts: dict[str, float]) -> str:
+    """The unit the tokenization stage counts tokens per: "character" when at least half of a language's letters
+    are in NO_SPACE_SCRIPTS, else "word". `scripts`: the share of its training pool's letters per script, as
+    combine writes them (metrics/data.json: `scripts`, `pool`), so the report names the unit the stage used."""
+    return "character" if sum(v for script, v in scripts.items() if script in NO_SPACE_SCRIPTS) >= 0.5 else "word"
 
 
 class StageParser(argparse.ArgumentParser):

@@ -128,7 +128,9 @@ def transfer_normalized(matrix: pd.DataFrame, path: str | Path) -> None:
 
 
 def tokenization(rows: pd.DataFrame, path: str | Path) -> None:
-    measures = [("tokens_per_unit", "tokens per word (ja/zh: per character)"), ("unk_rate", "unknown-token rate"),
+    chars = list(dict.fromkeys(rows.loc[rows["unit"] == "character", "language"]))
+    per_unit = "tokens per word" + (f" ({', '.join(chars)}: per character)" if chars else "")
+    measures = [("tokens_per_unit", per_unit), ("unk_rate", "unknown-token rate"),
                 ("truncated_share", "share truncated at max_length"), ("mean_tokens", "mean length in tokens")]
     fig, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.6))
     for ax, (column, title) in zip(axes, measures):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from crossling import stats
 from crossling.common import (EQUAL_BUDGET, DataError, _parent, domains_of, joint_name, log, log_params, mono_name,
-                              read_json, run_stage, stage_parser)
+                              read_json, run_stage, stage_parser, unit_of)
 from crossling.config import Config
 
 CORRECTIONS = {"holm": "Holm's step-down correction (family-wise error rate)",
@@ -253,10 +253,13 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
         f"Confusion matrices of {top} per test language (counts summed over the seeds; colour: share of the gold class):",
         f"![confusion matrices]({figures['confusion_largest_joint']})",
         "## Tokenization (base tokenizer)",
-        table(["language", "tokens per unit (pool)", "unknown rate (pool)", "truncated (test)", "mean tokens (test)"],
-              [[lang, tok[lang]["pool_tokens_per_unit"], f"{tok[lang]['pool_unk_rate']:.4f}",
-                f"{tok[lang]['test_truncated_share']:.3f}", tok[lang]["test_mean_tokens"]] for lang in langs]),
-        "Units are whitespace words, or characters for japanese and chinese.",
+        table(["language", "unit", "tokens per unit (pool)", "unknown rate (pool)", "truncated (test)",
+               "mean tokens (test)"],
+              [[lang, unit_of(data[lang]["scripts"]["pool"]), tok[lang]["pool_tokens_per_unit"],
+                f"{tok[lang]['pool_unk_rate']:.4f}", f"{tok[lang]['test_truncated_share']:.3f}",
+                tok[lang]["test_mean_tokens"]] for lang in langs], left=2),
+        "Units are whitespace words, or characters (spaces left out) for a language whose pool letters are mostly "
+        "in scripts written without spaces between words (Han, Kana, Thai, Lao, Khmer, Myanmar).",
         f"![tokenization]({figures['tokenization']})",
         *_data(cfg, data, domains),
         f"![label distribution]({figures['label_distribution']})",

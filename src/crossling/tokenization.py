@@ -1,8 +1,8 @@
 """tokenization: how the base tokenizer treats each language, on the training pool and the test split.
 
-Per language and split: subword tokens per whitespace word (per character for scripts written without
-spaces), unknown-token rate, share of texts truncated at train.max_length, and mean length in tokens
-([CLS] and [SEP] included). Lets the "slower languages tokenize worse" hypothesis be checked against
+Per language and split: subword tokens per whitespace word (per character for a language written mostly in
+scripts without spaces between words: common.unit_of), unknown-token rate, share of texts truncated at
+train.max_length, and mean length in tokens ([CLS] and [SEP] included). Lets the "slower languages tokenize worse" hypothesis be checked against
 the learning curves.
 """
 
@@ -13,18 +13,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crossling.common import log, log_params, read_parquet, run_stage, stage_parser, write_json
+from crossling.combine import script_shares
+from crossling.common import log, log_params, read_parquet, run_stage, stage_parser, unit_of, write_json
 from crossling.config import Config
 
-# Written without spaces between words: tokens are counted per (non-space) character instead.
-NO_SPACE_LANGUAGES = frozenset({"japanese", "chinese"})
 
-
-def diagnostics(tokenizer, texts: list[str], language: str, max_length: int) -> dict:
+def diagnostics(tokenizer, texts: list[str], unit: str, max_length: int) -> dict:
+    """The measures of one language's texts, with tokens counted per `unit` ("word" or "character": unit_of)."""
     ids = tokenizer(texts, add_special_tokens=True, truncation=False, return_attention_mask=False)["input_ids"]
     lengths = np.array([len(x) for x in ids])
     content = lengths - tokenizer.num_special_tokens_to_add()
-    no_space = language in NO_SPACE_LANGUAGES
+    no_space = unit == "character"
     units = sum(len("".join(t.split())) if no_space else len(t.split()) for t in texts)
     # guarded: without an unknown token, every read of unk_token_id logs an error (a verbose tokenizer)
     unk = sum(x.count(tokenizer.unk_token_id) for x in ids) if tokenizer.unk_token_id is not None else 0
@@ -37,12 +36,15 @@ def diagnostics(tokenizer, texts: list[str], language: str, max_length: int) -> 
 
 def tokenization_report(tokenizer, frames: dict[str, pd.DataFrame], languages: tuple[str, ...],
                         max_length: int) -> tuple[dict, list[dict]]:
-    """Flat metrics per language ({split}_{measure}) and plot rows (language, split, measures)."""
+    """Flat metrics per language ({split}_{measure}) and plot rows (language, split, measures); the unit of a
+    language is decided by the scripts of its pool (frames["pool"]), for every split."""
     metrics, rows = {}, []
+    pool = frames["pool"]
     for lang in languages:
         metrics[lang] = {}
+        unit = unit_of(script_shares(pool.loc[pool["language"] == lang, "text"]))
         for split, frame in frames.items():
-            d = diagnostics(tokenizer, frame.loc[frame["language"] == lang, "text"].tolist(), lang, max_length)
+            d = diagnostics(tokenizer, frame.loc[frame["language"] == lang, "text"].tolist(), unit, max_length)
             metrics[lang] |= {f"{split}_{k}": v for k, v in d.items() if k not in ("unit", "texts")}
             rows.append({"language": lang, "split": split, **d})
     return metrics, rows
