@@ -201,3 +201,15 @@ def test_removing_a_pool_text_changes_the_sample_by_that_text_only():
     assert kept < now and len(now - kept) == 1  # one other text of its class takes its place
     assert less[less["language"] == "french"].reset_index(drop=True).equals(
         full[full["language"] == "french"].reset_index(drop=True))
+
+
+def test_a_class_the_dev_split_took_whole_names_dev_size_not_the_labels():
+    """A pool of exactly dev_size texts per language (150 by default): combine carves all of them, and sample
+    used to tell the user to name labels in data.label_map, which cannot help."""
+    pool = pool_frame(per_class=10)
+    ranked = sample.ranked(pool[~((pool["language"] == "french") & (pool["label_id"] == 2))], LANGS, 3, seed=1)
+    with pytest.raises(DataError) as err:
+        sample.check_capacity(ranked, 6, LANGS, LABELS, dev_size=30)
+    msg = str(err.value)
+    assert msg.startswith("sample.dev_size: the dev split (30 per language) took every 'negative' text of french's")
+    assert "lower sample.dev_size" in msg and "label_map" not in msg

@@ -47,6 +47,11 @@ def check_capacity(ranked_pool: pd.DataFrame, largest: int, languages: tuple[str
         for c, name in enumerate(labels):
             need = class_quota(largest, len(labels), c)
             have = int(((ranked_pool["language"] == lang) & (ranked_pool["label_id"] == c)).sum())
+            if have == 0 < need and dev_size is not None:  # combine refuses a class the pool lacks before carving
+                raise DataError(f"sample.dev_size: the dev split ({dev_size} per language) took every {name!r} text "
+                                f"of {lang}'s cleaned pool ({class_quota(dev_size, len(labels), c)}), and "
+                                f"sample.sizes: {largest} per language needs {need}; lower sample.dev_size (the "
+                                f"pool must hold dev_size + the largest size per language) or drop {lang}")
             if have == 0 < need:  # no size could help
                 raise DataError(f"the cleaned pool of {lang} has no {name!r} texts; {NO_CLASS_FIX.format(lang)}")
             if have < need and dev_size is None:
