@@ -248,3 +248,20 @@ def test_data_report_gives_sources_scripts_and_length_per_split():
     assert fr["sources"] == {"pool": {"deft_2017": 9}, "dev": {"deft_2017": 3}, "test": {"deft_2017": 4}}
     assert fr["scripts"]["test"] == {"Latin": 1.0}
     assert fr["mean_chars"]["test"] == len("french test 0")
+
+
+def test_dropped_labels_are_warned_per_language_with_a_map_for_case_variants(caplog):
+    """' Positive' (stripped by download) is not 'positive': dropped, never guessed, and the warning names the
+    language it was dropped from and the map that would keep it."""
+    rows = base_rows("english") + base_rows("french") + [
+        ("french", "train", "très bien", " Positive"), ("french", "train", "bof", "mixed"),
+        ("french", "test", "nul", "NEGATIVE "), ("english", "train", "great", "positive")]
+    with caplog.at_level("WARNING", logger="crossling"):
+        _, _, _, report = combine.combine(raw_rows(rows), DATA, 0)
+    assert report["french"]["pool_unknown_label"] == 2 and report["french"]["test_unknown_label"] == 1
+    assert report["english"]["pool_unknown_label"] == 0
+    assert ("french pool: 2 rows with labels outside data.labels dropped: {'Positive': 1, 'mixed': 1}; if they are "
+            "the same classes, map them: data.label_map {Positive: positive}") in caplog.text
+    assert "french test: 1 rows with labels outside data.labels dropped: {'NEGATIVE': 1}; if they are the same " \
+           "classes, map them: data.label_map {NEGATIVE: negative}" in caplog.text
+    assert "english" not in caplog.text

@@ -46,14 +46,22 @@ def class_quota(size: int, n_classes: int, class_index: int) -> int:
     return -(-(size - class_index) // n_classes) if size > class_index else 0
 
 
-def drop_invalid(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
+def drop_invalid(df: pd.DataFrame, prefix: str, counts: dict, language: str = "",
+                 labels: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows with an empty text or a label outside data.labels removed (and counted); the warning names the
+    language, and a map for a label that differs from one of `labels` only in case."""
     empty = _key(df["text"]) == ""
     unknown = df["label_id"].isna() & ~empty
     counts[f"{prefix}_empty_text"] = int(empty.sum())
     counts[f"{prefix}_unknown_label"] = int(unknown.sum())
     if unknown.any():
-        log.warning("%s: %d rows with labels outside data.labels dropped: %s",
-                    prefix, int(unknown.sum()), df.loc[unknown, "label"].value_counts().to_dict())
+        found = df.loc[unknown, "label"].value_counts().to_dict()
+        folded = {name.casefold(): name for name in labels}
+        near = {label: folded[label.casefold()] for label in found if label.casefold() in folded}
+        hint = ("; if they are the same classes, map them: data.label_map "
+                + "{" + ", ".join(f"{k}: {v}" for k, v in near.items()) + "}") if near else ""
+        log.warning("%s %s: %d rows with labels outside data.labels dropped: %s%s", language, prefix,
+                    int(unknown.sum()), found, hint)
     return df[~(empty | unknown)]
 
 
@@ -67,16 +75,16 @@ def deduplicate(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
     return df[~(conflicting | repeated)]
 
 
-def clean_language(rows: pd.DataFrame, lang: str, other_test_texts: frozenset[str],
-                   pool_splits: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def clean_language(rows: pd.DataFrame, lang: str, other_test_texts: frozenset[str], pool_splits: tuple[str, ...],
+                   labels: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Pool (from `pool_splits`) and test for one language, plus counts of everything removed or found."""
     counts: dict[str, int] = {f"raw_{s}": int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
     pool_rows, test_rows = rows[rows["split"].isin(pool_splits)], rows[rows["split"] == "test"]
     if pool_rows.empty:  # download refuses a language without train and validation: only dev_split validation gets here
         raise DataError(f"{lang} has no train split in the source, and data.dev_split: validation takes the pool "
                         f"from train only; use data.dev_split: carve or drop {lang}")
-    pool = deduplicate(drop_invalid(pool_rows, "pool", counts), "pool", counts)
-    test = drop_invalid(test_rows, "test", counts)
+    pool = deduplicate(drop_invalid(pool_rows, "pool", counts, lang, labels), "pool", counts)
+    test = drop_invalid(test_rows, "test", counts, lang, labels)
 
     leaked = _key(pool["text"]).isin(set(_key(test["text"])))
     counts["pool_test_overlap_rows"] = int(leaked.sum())
@@ -97,14 +105,14 @@ def clean_language(rows: pd.DataFrame, lang: str, other_test_texts: frozenset[st
 
 
 def validation_dev(rows: pd.DataFrame, language: str, test_texts: frozenset[str], other_test_texts: frozenset[str],
-                   counts: dict) -> pd.DataFrame:
+                   counts: dict, labels: tuple[str, ...] = ()) -> pd.DataFrame:
     """The dataset's own validation split of one language as its dev split, cleaned like the pool; texts of its own
     or another language's test split removed (selecting on them would favour the models tested there)."""
     validation = rows[rows["split"] == "validation"]
     if validation.empty:
         raise DataError(f"data.dev_split: validation needs a validation split, but {language} has none in the "
                         f"source; use data.dev_split: carve or drop {language}")
-    dev = deduplicate(drop_invalid(validation, "dev", counts), "dev", counts)
+    dev = deduplicate(drop_invalid(validation, "dev", counts, language, labels), "dev", counts)
     in_test = _key(dev["text"]).isin(test_texts)
     in_other_test = _key(dev["text"]).isin(other_test_texts) & ~in_test
     counts["dev_test_overlap_rows"] = int(in_test.sum())
@@ -201,14 +209,14 @@ def combine(raw: pd.DataFrame, data: DataConfig,
     for lang in data.languages:
         rows = raw[raw["language"] == lang]
         others = frozenset().union(*(texts for other, texts in test_texts.items() if other != lang))
-        pools[lang], tests[lang], report[lang] = clean_language(rows, lang, others,
-                                                                ("train", "validation") if carve else ("train",))
+        pools[lang], tests[lang], report[lang] = clean_language(
+            rows, lang, others, ("train", "validation") if carve else ("train",), data.labels)
         require_every_label(tests[lang], lang, data.labels)
         if carve:
             devs[lang] = carve_dev(pools[lang], lang, dev_size, data.labels)
             pools[lang] = pools[lang].drop(index=devs[lang].index)
         else:
-            devs[lang] = validation_dev(rows, lang, test_texts[lang], others, report[lang])
+            devs[lang] = validation_dev(rows, lang, test_texts[lang], others, report[lang], data.labels)
         count_split(report[lang], "test", tests[lang], data.labels)
     dev_texts = {lang: frozenset(_key(dev["text"])) for lang, dev in devs.items()}
     all_dev_texts = frozenset().union(*dev_texts.values())
