@@ -49,6 +49,9 @@ def test_committed_params_are_the_reference_experiment():
         ({"data": {"hub_config": " "}}, "data.hub_config", "must not be empty"),
         ({"data": {"labels": ["positive ", "neutral", "negative"]}}, "data.labels[0]", "surrounding spaces"),
         ({"data": {"languages": ["english", ""]}}, "data.languages[1]", "must not be empty"),
+        # unquoted in the training stages' commands: would fail at the first monolingual model, not here
+        ({"data": {"languages": ["brazilian portuguese"]}}, "data.languages[0]", "e.g. 'brazilian_portuguese'"),
+        ({"data": {"languages": ["pt/br", "en"]}}, "data.languages[0]", "letters, digits, '_' and '-' only"),
         ({"data": {"label_map": {0: "negative", "pos": "good"}}}, "data.label_map.pos", "not in data.labels"),
         ({"data": {"label_map": ["negative"]}}, "data.label_map", "expected a mapping"),
         ({"train": {"device": "gpu"}}, "train.device", "must be one of 'auto', 'cuda', 'mps' or 'cpu'"),

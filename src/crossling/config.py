@@ -68,6 +68,19 @@ Seed = Annotated[StrictInt, _within(0, 2**32, "2**32")]
 Fraction = Annotated[Number, _within(0, 1)]
 # Non-empty, without surrounding spaces (names, paths, ids).
 Name = Annotated[StrictStr, StringConstraints(pattern=r"^\S(.*\S)?$")]
+
+
+def _word(value: str) -> str:
+    """A language goes unquoted into the stages' commands (--language ${item.lang}), into file and stage names and
+    into metric names: a space would split it into two arguments, and the run fail at its first monolingual model."""
+    if not re.fullmatch(r"\w[\w-]*", value):
+        renamed = re.sub(r"[^\w-]+", "_", value).strip("_-") or "lang"
+        raise ValueError(f"{value!r}: a language name is used in commands, file and stage names; letters, digits, "
+                         f"'_' and '-' only (rename its folder or hub config, e.g. {renamed!r})")
+    return value
+
+
+Language = Annotated[Name, AfterValidator(_word)]
 ONE_NAME, NAMES = "<name>", "<names>"  # tags of target_modules' name-or-list union, left out of an error's field
 
 SECTION = ConfigDict(extra="forbid")
@@ -79,7 +92,7 @@ class DataConfig:
     hub_id: Name
     hub_config: Name
     revision: Name
-    languages: Annotated[tuple[Name, ...], _distinct("language")]
+    languages: Annotated[tuple[Language, ...], _distinct("language")]
     labels: Annotated[tuple[Name, ...], _distinct("label")]
     label_map: Annotated[dict[Name, Name], BeforeValidator(_ids_as_str)]
     dev_split: Literal["carve", "validation"]
@@ -111,7 +124,7 @@ class SampleConfig:
     seed: Seed
     dev_size: Positive
     redraw_per_seed: StrictBool
-    leave_one_out: Annotated[tuple[Name, ...], _distinct("language", allow_empty=True)]
+    leave_one_out: Annotated[tuple[Language, ...], _distinct("language", allow_empty=True)]
 
     @field_validator("sizes")
     @classmethod
