@@ -151,6 +151,14 @@ def test_absent_test_split_is_named(csv_source):
         download.read_source(data_cfg(csv_source))
 
 
+def test_a_language_with_only_a_test_split_is_named_with_the_fix(csv_source):
+    for name in ("train.csv", "valid.csv"):
+        (csv_source / "french" / name).unlink()
+    with pytest.raises(DataError, match=r"'french' has neither a train nor a validation split, nothing to train on; "
+                                        r"add its train split \(train.csv\) or remove the language from data.languages"):
+        download.read_source(data_cfg(csv_source))
+
+
 def test_missing_column(csv_source):
     write_csv(csv_source / "english" / "train.csv", synthetic_rows("english", "train", 3), fieldnames=("text", "source"))
     with pytest.raises(DataError, match="train.csv: missing column 'label'"):

@@ -212,7 +212,8 @@ def normalize(raw: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
         if not ((df["language"] == lang) & (df["split"] == "test")).any():
             raise DataError(f"language {lang!r} has no test split in the source; add it or remove the language")
         if not ((df["language"] == lang) & (df["split"] != "test")).any():
-            raise DataError(f"language {lang!r} has neither a train nor a validation split; nothing to train on")
+            raise DataError(f"language {lang!r} has neither a train nor a validation split, nothing to train on; "
+                            "add its train split (train.csv) or remove the language from data.languages")
     return df[RAW_SCHEMA.names].reset_index(drop=True)
 
 
