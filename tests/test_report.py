@@ -297,3 +297,11 @@ def test_tokenization_table_names_each_languages_unit(tmp_path, pred_dir):  # no
     text = run_report(tmp_path, p, metrics)
     assert "| english | word | 1.5 |" in text and "| french | character | 1.5 |" in text
     assert "japanese and chinese" not in text
+
+
+def test_the_opening_names_the_hub_dataset_not_just_hub(tmp_path, pred_dir):  # noqa: F811
+    metrics = evaluated(tmp_path, pred_dir, params(tmp_path))
+    assert ", data `unused`, " in run_report(tmp_path, params(tmp_path), metrics)
+    (tmp_path / "hub").mkdir()
+    hub = params(tmp_path / "hub", data={"source": "hub", "hub_id": "cardiffnlp/tweet_sentiment_multilingual"})
+    assert ", data `cardiffnlp/tweet_sentiment_multilingual` (hub), " in run_report(tmp_path / "hub", hub, metrics)

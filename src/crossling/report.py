@@ -179,7 +179,9 @@ def render(cfg: Config, m: dict, figures: dict[str, str]) -> str:
     parts = [
         "# crossling results",
         degenerate_note(m["health"], cfg.evaluate.collapse_share),
-        f"Model `{cfg.model.checkpoint}`, data `{cfg.data.source}`, {method}, {length}, lr {t.learning_rate:g}, "
+        f"Model `{cfg.model.checkpoint}`, data "
+        + (f"`{cfg.data.hub_id}` (hub)" if cfg.data.is_hub else f"`{cfg.data.source}`")
+        + f", {method}, {length}, lr {t.learning_rate:g}, "
         f"batch {t.batch_size}"
         + (f" x {t.gradient_accumulation_steps} accumulated" if t.gradient_accumulation_steps > 1 else "")
         + f" x {t.processes} process(es), max length {t.max_length}, weights saved as "
