@@ -183,6 +183,18 @@ def test_numeric_labels_without_label_map_are_refused(csv_source):
         download.read_source(data_cfg(csv_source))
 
 
+def test_numbers_that_are_the_class_names_need_no_label_map(csv_source):
+    """Star ratings: data.labels ['1', '2', '3'] name the numbers the CSV holds; refusing them asked for a map
+    {"1": "1"} of every class to itself."""
+    to_star = {"negative": "1", "neutral": "2", "positive": "3"}
+    for lang in ("english", "french"):
+        for split, name in (("train", "train.csv"), ("validation", "valid.csv"), ("test", "test.csv")):
+            rows = [dict(r, label=to_star[r["label"]]) for r in synthetic_rows(lang, split, 3)]
+            write_csv(csv_source / lang / name, rows)
+    df, _ = download.read_source(data_cfg(csv_source, labels=["3", "2", "1"]))
+    assert df.groupby("label")["label_id"].first().to_dict() == {"1": 2, "2": 1, "3": 0}
+
+
 def test_numbers_none_named_are_refused_beside_a_blank_label_and_a_partial_map_leaves_the_rest_to_count(csv_source):
     rows = [dict(r, label=str([10, 2, -1][i % 3])) for i, r in enumerate(synthetic_rows("english", "train", 3))]
     rows[0]["label"] = ""  # one blank cell does not make the column names
@@ -347,6 +359,8 @@ def test_hub_integer_labels_need_a_label_map(tmp_path):
     named, _ = download.read_source(hub_cfg(make_hub_export(tmp_path / "named"), ("english",)))
     cols = ["language", "split", "text", "label", "label_id"]
     assert df[cols].equals(named[cols])
+    stars, _ = download.read_source(hub_cfg(repo, ("english",), labels=["2", "1", "0"]))  # the ids are the names
+    assert stars.groupby("label")["label_id"].first().to_dict() == {"0": 2, "1": 1, "2": 0}
 
 
 def test_hub_integer_ids_with_a_null_stay_integers(tmp_path):

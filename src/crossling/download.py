@@ -53,9 +53,10 @@ def read_split_csv(path: Path, data: DataConfig) -> pd.DataFrame:
                         "the layout is text,label,source")
     values = df["label"].str.strip()
     values = values[values != ""]  # a blank label is an unknown one (counted by combine), not a name
-    # numbers none of which data.label_map names; a map naming some leaves the others to be counted and dropped
-    # (classes the study leaves out, -1 for unlabelled)
-    if len(values) and values.str.fullmatch(r"-?\d+(\.\d+)?").all() and not set(values) & set(data.label_map):
+    # numbers none of which data.label_map or data.labels names (labels "1".."5": star ratings); a map naming some
+    # leaves the others to be counted and dropped (classes the study leaves out, -1 for unlabelled)
+    if (len(values) and values.str.fullmatch(r"-?\d+(\.\d+)?").all()
+            and not set(values) & (set(data.label_map) | set(data.labels))):
         found = sorted(set(values), key=float)
         raise DataError(f"{path}: column 'label' holds numbers without names ({', '.join(found[:5])}); name each "
                         f"in data.label_map as the dataset documents them, "
@@ -165,7 +166,7 @@ def load_hub_config(data: DataConfig, root: Path, config: str, language: str | N
         if isinstance(label_feature, datasets.ClassLabel):
             df["label"] = [label_feature.int2str(int(i)) if i >= 0 else "" for i in df["label"]]
         elif label_feature.dtype not in ("string", "large_string"):
-            if not data.label_map:
+            if not data.label_map and not all(re.fullmatch(r"-?\d+", name) for name in data.labels):
                 raise DataError(f"{data.hub_id} split {split}: 'label' is {label_feature.dtype} without ClassLabel "
                                 "names; name each id in data.label_map as the dataset documents them")
             if label_feature.dtype.startswith(("int", "uint")):  # pandas reads one with a null as floats (2.0)
