@@ -159,6 +159,15 @@ def test_a_language_with_only_a_test_split_is_named_with_the_fix(csv_source):
         download.read_source(data_cfg(csv_source))
 
 
+def test_a_relative_source_that_is_absent_says_queued_runs_need_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=r"^data.source: my-data is not a directory \(relative to .*give an absolute "
+                                        r"path\); use 'hub'"):
+        download.read_source(data_cfg("my-data"))
+    with pytest.raises(DataError, match=r"^data.source: /nowhere/my-data is not a directory; use 'hub'"):
+        download.read_source(data_cfg("/nowhere/my-data"))
+
+
 def test_missing_column(csv_source):
     write_csv(csv_source / "english" / "train.csv", synthetic_rows("english", "train", 3), fieldnames=("text", "source"))
     with pytest.raises(DataError, match="train.csv: missing column 'label'"):

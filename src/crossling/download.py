@@ -77,7 +77,9 @@ def require_languages(languages: tuple[str, ...], found, where: str) -> None:
 
 def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
     if not root.is_dir():
-        raise DataError(f"data.source: {root} is not a directory; use 'hub' or a local copy in the CSV layout")
+        where = ("" if root.is_absolute() else f" (relative to {Path.cwd()}: `dvc exp run --queue` and --temp run the "
+                 "stages in a copy of the repository, without your untracked folders; give an absolute path)")
+        raise DataError(f"data.source: {root} is not a directory{where}; use 'hub' or a local copy in the CSV layout")
     if not os.access(root, os.R_OK | os.X_OK):  # else listing it raises PermissionError
         raise DataError(f"data.source: {root} cannot be read (permission denied); make the folder readable")
     found = subfolders(root)
