@@ -170,7 +170,12 @@ def test_a_relative_source_that_is_absent_says_queued_runs_need_an_absolute_path
 
 def test_missing_column(csv_source):
     write_csv(csv_source / "english" / "train.csv", synthetic_rows("english", "train", 3), fieldnames=("text", "source"))
-    with pytest.raises(DataError, match="train.csv: missing column 'label'"):
+    with pytest.raises(DataError, match="train.csv: missing column 'label' \\(found: 'text', 'source'\\); the layout is "
+                                        "text,label,source$"):
+        download.read_source(data_cfg(csv_source))
+    (csv_source / "english" / "train.csv").write_text("text, label\ngood, positive\n", encoding="utf-8")
+    with pytest.raises(DataError, match="missing column 'label' \\(found: 'text', ' label'\\); the layout is "
+                                        "text,label,source, without spaces around the commas of the header"):
         download.read_source(data_cfg(csv_source))
 
 

@@ -49,8 +49,10 @@ def read_split_csv(path: Path, data: DataConfig) -> pd.DataFrame:
                         "quote texts that contain commas")
     missing = [c for c in ("text", "label") if c not in df.columns]
     if missing:
-        raise DataError(f"{path}: missing column {missing[0]!r} (found: {', '.join(df.columns)}); "
-                        "the layout is text,label,source")
+        spaced = [c for c in df.columns if c != c.strip()]  # `text, label`: the space is part of the name
+        raise DataError(f"{path}: missing column {missing[0]!r} (found: {', '.join(map(repr, df.columns))}); "
+                        "the layout is text,label,source"
+                        + (", without spaces around the commas of the header" if spaced else ""))
     values = df["label"].str.strip()
     values = values[values != ""]  # a blank label is an unknown one (counted by combine), not a name
     # numbers none of which data.label_map or data.labels names (labels "1".."5": star ratings); a map naming some
