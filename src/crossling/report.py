@@ -72,7 +72,9 @@ def degenerate_note(health: dict, collapse_share: float) -> str:
             why.append(f"best dev macro-F1 {h['best_dev_macro_f1']:.3f}, at the single-class level "
                        f"{h['single_class_dev_macro_f1']:.3f}")
         if h.get("in_language_at_chance"):
-            why.append("in-language test macro-F1 not above chance on any training language (interval reaches it)")
+            # a flag of the model (its seeds averaged), given to each of its runs: a run of it may score well alone
+            why.append("its model's in-language test macro-F1 (its seeds averaged) not above chance on any training "
+                       "language (interval reaches it)")
         lines.append(f"- `{run}`: {'; '.join(why)}")
     if cells:
         lines += ["", f"Zero-shot predictions collapsed (≥{collapse_share:.0%} one class) in these cells: the model "
