@@ -155,7 +155,8 @@ def test_a_language_with_only_a_test_split_is_named_with_the_fix(csv_source):
     for name in ("train.csv", "valid.csv"):
         (csv_source / "french" / name).unlink()
     with pytest.raises(DataError, match=r"'french' has neither a train nor a validation split, nothing to train on; "
-                                        r"add its train split \(train.csv\) or remove the language from data.languages"):
+                                        r"add its train split \(train.csv\) or remove the language from "
+                                        r"data.languages"):
         download.read_source(data_cfg(csv_source))
 
 
@@ -170,8 +171,8 @@ def test_a_relative_source_that_is_absent_says_queued_runs_need_an_absolute_path
 
 def test_missing_column(csv_source):
     write_csv(csv_source / "english" / "train.csv", synthetic_rows("english", "train", 3), fieldnames=("text", "source"))
-    with pytest.raises(DataError, match="train.csv: missing column 'label' \\(found: 'text', 'source'\\); the layout is "
-                                        "text,label,source$"):
+    with pytest.raises(DataError, match="train.csv: missing column 'label' \\(found: 'text', 'source'\\); the "
+                                        "layout is text,label,source$"):
         download.read_source(data_cfg(csv_source))
     (csv_source / "english" / "train.csv").write_text("text, label\ngood, positive\n", encoding="utf-8")
     with pytest.raises(DataError, match="missing column 'label' \\(found: 'text', ' label'\\); the layout is "

@@ -2,8 +2,8 @@
 
 Per language and split: subword tokens per whitespace word (per character for a language written mostly in
 scripts without spaces between words: common.unit_of), unknown-token rate, share of texts truncated at
-train.max_length, and mean length in tokens ([CLS] and [SEP] included). Lets the "slower languages tokenize worse" hypothesis be checked against
-the learning curves.
+train.max_length, and mean length in tokens ([CLS] and [SEP] included). Lets the "slower languages tokenize
+worse" hypothesis be checked against the learning curves.
 """
 
 from __future__ import annotations
