@@ -13,8 +13,10 @@ export PYTHONUNBUFFERED := 1
 MIRROR ?= external/multilingual-sentiment-datasets/data
 # A value as one shell word, whatever quotes, &, ; or $ it holds (a MIRROR at .../R&D/... ran dvc in the background)
 quote = '$(subst ','\'',$(1))'
-# absolute, so that queued experiments (run in temporary workspaces) find the data too
-OFFLINE_PARAMS := -S $(call quote,data.source=$(abspath $(MIRROR))) -S model.checkpoint=scratch \
+# absolute, so that queued experiments (run in temporary workspaces) find the data too; not $(abspath), which takes
+# a MIRROR with a space for two paths (.../my data -> ".../my $(CURDIR)/data")
+MIRROR_ABS := $(if $(filter /%,$(firstword $(MIRROR))),$(MIRROR),$(CURDIR)/$(MIRROR))
+OFFLINE_PARAMS := -S $(call quote,data.source=$(MIRROR_ABS)) -S model.checkpoint=scratch \
 	-S train.learning_rate=3e-4 -S train.warmup_ratio=0.1
 # In a clone without dvc.lock, `dvc exp run` first checks out every output it does not have yet and warns about
 # each one ("No file hash info found ... It won't be created"): nothing is missing, so those lines are dropped

@@ -180,7 +180,7 @@ def test_make_passes_mirror_set_and_name_to_dvc_as_given_and_clean_venv_removes_
     (fake / "dvc").chmod(0o755)
     time.sleep(0.01)
     (fake / "crossling-installed").touch()  # newer than pyproject.toml: setup has nothing to do
-    mirror = tmp_path / "R&D'x;y"  # abspath cannot take a space (make splits words)
+    mirror = tmp_path / "R&D'x;y z"  # a space too: make's $(abspath) would split it into two paths
     mirror.mkdir()
     proc = subprocess.run(["make", "--no-print-directory", "offline", "VENV=fake-venv", f"MIRROR={mirror}",
                            "SET=data.source=o'b&c train.epochs=2", "NAME=try"], cwd=project, env=ENV,
@@ -193,6 +193,12 @@ def test_make_passes_mirror_set_and_name_to_dvc_as_given_and_clean_venv_removes_
                                            + "' -S model.checkpoint=scratch -S train.learning_rate=3e-4 -S "
                                            "train.warmup_ratio=0.1 -S 'data.source=o'\\''b&c' -S 'train.epochs=2' -n "
                                            "'try'")
+
+    (project / "my data").mkdir()  # relative: made absolute, in one piece
+    proc = subprocess.run(["make", "--no-print-directory", "offline", "VENV=fake-venv", "MIRROR=my data"],
+                          cwd=project, env=ENV, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "argv").read_text().split("\0")[2:4] == ["-S", f"data.source={project}/my data"]
 
     (tmp_path / "proj").mkdir()
     (tmp_path / "proj" / "code.py").write_text("kept")
