@@ -52,6 +52,8 @@ def test_committed_params_are_the_reference_experiment():
         # unquoted in the training stages' commands: would fail at the first monolingual model, not here
         ({"data": {"languages": ["brazilian portuguese"]}}, "data.languages[0]", "e.g. 'brazilian_portuguese'"),
         ({"data": {"languages": ["pt/br", "en"]}}, "data.languages[0]", "letters, digits, '_' and '-' only"),
+        ({"data": {"languages": ["en", "हिंदी भाषा"]}}, "data.languages[1]", "e.g. 'हिंदी_भाषा'"),
+        ({"sample": {"leave_one_out": ["-x"]}}, "sample.leave_one_out[0]", "e.g. 'x'"),
         ({"data": {"label_map": {0: "negative", "pos": "good"}}}, "data.label_map.pos", "not in data.labels"),
         ({"data": {"label_map": ["negative"]}}, "data.label_map", "expected a mapping"),
         ({"train": {"device": "gpu"}}, "train.device", "must be one of 'auto', 'cuda', 'mps' or 'cpu'"),
@@ -97,6 +99,13 @@ def test_bad_params_name_the_field(raw, field, fragment):
     assert err.value.field == field
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_language_names_in_any_script_are_valid_their_combining_marks_included():
+    """Vowel signs and viramas (Devanagari, Tamil) and a decomposed accent are marks, not letters (no regex \\w);
+    DVC takes all of these as foreach keys, stage and file names."""
+    names = ["pt-BR", "zh_Hant", "español", "espan\u0303ol", "हिंदी", "தமிழ்", "বাংলা", "日本語", "ไทย"]
+    assert make_config({"data": {"languages": names}}).data.languages == tuple(names)
 
 
 def test_collapse_share_one_and_a_module_list_are_valid():

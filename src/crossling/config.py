@@ -9,6 +9,8 @@ so `dataclasses.asdict` works). Any bad value raises `ConfigError`: one line wit
 from __future__ import annotations
 
 import re
+import unicodedata
+from itertools import groupby
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -70,13 +72,20 @@ Fraction = Annotated[Number, _within(0, 1)]
 Name = Annotated[StrictStr, StringConstraints(pattern=r"^\S(.*\S)?$")]
 
 
+def _in_word(char: str) -> bool:
+    """A letter or digit (str.isalnum), '_', '-', or a combining mark: the vowel signs and viramas of Devanagari,
+    Tamil or Bengali (हिंदी, தமிழ்) and a decomposed accent (macOS file names) are marks, not letters."""
+    return char.isalnum() or char in "_-" or unicodedata.category(char).startswith("M")
+
+
 def _word(value: str) -> str:
     """A language goes unquoted into the stages' commands (--language ${item.lang}), into file and stage names and
     into metric names: a space would split it into two arguments, and the run fail at its first monolingual model."""
-    if not re.fullmatch(r"\w[\w-]*", value):
-        renamed = re.sub(r"[^\w-]+", "_", value).strip("_-") or "lang"
+    if not (value[:1].isalnum() or value[:1] == "_") or not all(map(_in_word, value)):
+        renamed = "".join("".join(run) if keep else "_" for keep, run in groupby(value, _in_word)).strip("_-")
+        renamed = renamed[next((i for i, c in enumerate(renamed) if c.isalnum()), len(renamed)):]  # no mark first
         raise ValueError(f"{value!r}: a language name is used in commands, file and stage names; letters, digits, "
-                         f"'_' and '-' only (rename its folder or hub config, e.g. {renamed!r})")
+                         f"'_' and '-' only (rename its folder or hub config, e.g. {renamed or 'lang'!r})")
     return value
 
 
