@@ -11,7 +11,8 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 # The upstream CSV layout, <language>/{train,valid,test}.csv: README, "Without network access".
 MIRROR ?= external/multilingual-sentiment-datasets/data
-# A value as one shell word, whatever quotes, &, ; or $ it holds (a MIRROR at .../R&D/... ran dvc in the background)
+# A value as one shell word, whatever quotes, & or ; it holds (a MIRROR at .../R&D/... ran dvc in the background);
+# make itself reads a $ in a value first: write $$
 quote = '$(subst ','\'',$(1))'
 # absolute, so that queued experiments (run in temporary workspaces) find the data too; not $(abspath), which takes
 # a MIRROR with a space for two paths (.../my data -> ".../my $(CURDIR)/data")

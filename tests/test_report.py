@@ -305,3 +305,13 @@ def test_the_opening_names_the_hub_dataset_not_just_hub(tmp_path, pred_dir):  # 
     (tmp_path / "hub").mkdir()
     hub = params(tmp_path / "hub", data={"source": "hub", "hub_id": "cardiffnlp/tweet_sentiment_multilingual"})
     assert ", data `cardiffnlp/tweet_sentiment_multilingual` (hub), " in run_report(tmp_path / "hub", hub, metrics)
+
+
+def test_the_at_chance_reason_of_a_run_names_its_model_with_its_seeds_averaged():
+    """One seed collapsed, the other perfect: the model's mean is at chance and both runs are flagged, but the
+    perfect run's own test macro-F1 is not what the report says is at chance."""
+    health = {"joint_equal_seed2": {"collapsed_test_languages": 0, "best_dev_macro_f1": 1.0,
+                                    "single_class_dev_macro_f1": 0.333, "dev_at_single_class_level": 0,
+                                    "in_language_at_chance": 1, "degenerate": 1}}
+    note = report.degenerate_note(health, 0.9)
+    assert "`joint_equal_seed2`: its model's in-language test macro-F1 (its seeds averaged) not above chance" in note
