@@ -453,6 +453,31 @@ def test_hub_source_loads_offline_from_the_cache_and_records_the_commit(tmp_path
     assert df.equals(download.read_source(hub_cfg(local, ("english", "french")))[0])
 
 
+def test_hub_cache_of_one_config_loads_offline(tmp_path, monkeypatch):
+    # an online run of config 'all' downloads only all/* but caches the tree listing of the whole export: offline,
+    # huggingface_hub refuses the whole snapshot as incomplete, so the configs come from that listing
+    import json
+
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    folder = hub_cache("tyqiangz/multilingual-sentiments", "refs/convert/parquet", commit)
+    snapshot = folder / "snapshots" / commit
+    listed = [p.relative_to(snapshot).as_posix() for p in sorted(snapshot.rglob("*.parquet"))]
+    listed += [f"english/{split}/0000.parquet" for split in ("train", "validation", "test")] + [".gitattributes"]
+    (folder / "trees").mkdir()
+    (folder / "trees" / f"{commit}.json").write_text(json.dumps(
+        {"format_version": 1, "files": {path: {"size": 1, "blob_id": "0" * 40} for path in listed}}))
+    data = make_config({"data": {"languages": ["english", "french"]}}).data
+    assert download.hub_configs(data) == ["all", "english"]  # as the Hub lists them, cached or not
+    df, source = download.read_source(data)
+    assert source["commit"] == commit and set(df["language"]) == {"english", "french"}
+    # one config per language asked for, not in the cache: the error says which files are missing
+    with pytest.raises(DataError, match=r"config 'english'.*IncompleteSnapshotError.*english/test/0000.parquet"):
+        download.read_source(make_config({"data": {"languages": ["english"], "hub_config": "none"}}).data)
+
+
 def test_local_source_is_identified_by_its_content(tmp_path, csv_source):
     data = data_cfg(csv_source)
     first = download.read_source(data)[1]

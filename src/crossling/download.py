@@ -136,13 +136,29 @@ def hub_snapshot(data: DataConfig, config: str | None = None) -> Path:
         raise hub_unreachable(data, f"config {config!r}" if config else "files", exc) from None
 
 
+def cached_configs(data: DataConfig) -> list[str]:
+    """Offline: the top-level folders of the tree listing that an online download cached (every config of the
+    export at that commit, as online), else of the cached snapshot. Not the snapshot first: after a download of
+    one config, huggingface_hub refuses the whole snapshot as incomplete (IncompleteSnapshotError)."""
+    from huggingface_hub import get_cached_repo_tree
+    from huggingface_hub.errors import CachedRepoTreeNotFoundError
+
+    try:
+        tree = get_cached_repo_tree(data.hub_id, repo_type="dataset", revision=data.revision)
+    except CachedRepoTreeNotFoundError:  # a cache without tree listings (an older huggingface_hub filled it)
+        return subfolders(hub_snapshot(data))
+    return sorted({entry.path.split("/")[0] for entry in tree if "/" in entry.path})
+
+
 def hub_configs(data: DataConfig) -> list[str]:
-    """The configs of the Parquet export: its top-level folders (offline: those in the local cache)."""
+    """The configs of the Parquet export: its top-level folders (offline: those the local cache knows)."""
     from huggingface_hub import HfApi, constants
     from huggingface_hub.hf_api import RepoFolder
 
-    if local_export(data) or constants.HF_HUB_OFFLINE:
+    if local_export(data):
         return subfolders(hub_snapshot(data))
+    if constants.HF_HUB_OFFLINE:
+        return cached_configs(data)
     try:
         tree = HfApi().list_repo_tree(data.hub_id, repo_type="dataset", revision=data.revision)
         return sorted(entry.path for entry in tree if isinstance(entry, RepoFolder))
