@@ -420,6 +420,22 @@ def test_hub_failure_points_to_the_offline_recipe():
     assert "could not load 'tyqiangz/multilingual-sentiments' (files, revision 'refs/convert/parquet') from the " \
            "Hugging Face Hub" in msg
     assert "data.source" in msg and "offline" in msg.lower()
+    assert "offline? run once online to put it in the Hugging Face cache, or set data.source" in msg
+
+
+def test_hub_failure_without_hf_hub_offline_points_to_it(monkeypatch):
+    # no network and HF_HUB_OFFLINE unset: the configs are listed online, which no cache replaces
+    from huggingface_hub import HfApi, constants
+
+    def unreachable(*args, **kwargs):
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(HfApi, "list_repo_tree", unreachable)
+    with pytest.raises(DataError, match=r"\(list of configs, .*Name or service not known; offline\? set "
+                                        r"HF_HUB_OFFLINE=1 if an online run put it in the Hugging Face cache, or "
+                                        r"set data.source"):
+        download.read_source(make_config().data)
 
 
 def hub_cache(repo_id: str, revision: str, commit: str) -> Path:

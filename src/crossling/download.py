@@ -24,7 +24,7 @@ from crossling.config import Config, DataConfig
 
 SPLITS = ("train", "validation", "test")
 CSV_FILES = {"train": "train.csv", "validation": "valid.csv", "test": "test.csv"}
-OFFLINE_HINT = ("offline? set data.source to a local copy in the upstream CSV layout "
+OFFLINE_HINT = ("set data.source to a local copy in the upstream CSV layout "
                 "(<language>/{train,valid,test}.csv), e.g. make offline (see README, Set up and run)")
 
 RAW_SCHEMA = pa.schema([("language", pa.string()), ("split", pa.string()), ("text", pa.string()),
@@ -111,8 +111,14 @@ def load_local(root: Path, data: DataConfig) -> pd.DataFrame:
 
 
 def hub_unreachable(data: DataConfig, what: str, exc: Exception) -> DataError:
+    from huggingface_hub import constants
+
+    # without HF_HUB_OFFLINE the configs are listed online, which no cache replaces
+    cache = ("run once online to put it in the Hugging Face cache" if constants.HF_HUB_OFFLINE
+             else "set HF_HUB_OFFLINE=1 if an online run put it in the Hugging Face cache")
     return DataError(f"could not load {data.hub_id!r} ({what}, revision {data.revision!r}) from the Hugging Face "
-                     f"Hub: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}; {OFFLINE_HINT}")
+                     f"Hub: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}; offline? {cache}, or "
+                     f"{OFFLINE_HINT}")
 
 
 def local_export(data: DataConfig) -> bool:
