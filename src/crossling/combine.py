@@ -17,19 +17,15 @@ in metrics/data.json, with each split's sources (the `source` column), script mi
 from __future__ import annotations
 
 import hashlib
-import unicodedata
-from collections import Counter
 from dataclasses import asdict
-from functools import cache
-from itertools import chain
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from crossling import figures
-from crossling.common import (DataError, log, log_params, read_parquet, run_stage, stage_parser, write_json,
-                              write_parquet)
+from crossling.common import (DataError, log, log_params, read_parquet, run_stage, script_shares, stage_parser,
+                              write_json, write_parquet)
 from crossling.config import Config, DataConfig
 
 EXAMPLE_SCHEMA = pa.schema([("language", pa.string()), ("text", pa.string()), ("label_id", pa.int8()),
@@ -46,8 +42,8 @@ def class_quota(size: int, n_classes: int, class_index: int) -> int:
     return -(-(size - class_index) // n_classes) if size > class_index else 0
 
 
-def drop_invalid(df: pd.DataFrame, prefix: str, counts: dict, language: str = "",
-                 labels: tuple[str, ...] = ()) -> pd.DataFrame:
+def drop_invalid(df: pd.DataFrame, prefix: str, counts: dict, language: str,
+                 labels: tuple[str, ...]) -> pd.DataFrame:
     """Rows with an empty text or a label outside data.labels removed (and counted); the warning names the
     language, and a map for a label that differs from one of `labels` only in case."""
     empty = _key(df["text"]) == ""
@@ -76,7 +72,7 @@ def deduplicate(df: pd.DataFrame, prefix: str, counts: dict) -> pd.DataFrame:
 
 
 def clean_language(rows: pd.DataFrame, lang: str, other_test_texts: frozenset[str], pool_splits: tuple[str, ...],
-                   labels: tuple[str, ...] = ()) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                   labels: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Pool (from `pool_splits`) and test for one language, plus counts of everything removed or found."""
     counts: dict[str, int] = {f"raw_{s}": int((rows["split"] == s).sum()) for s in ("train", "validation", "test")}
     pool_rows, test_rows = rows[rows["split"].isin(pool_splits)], rows[rows["split"] == "test"]
@@ -105,7 +101,7 @@ def clean_language(rows: pd.DataFrame, lang: str, other_test_texts: frozenset[st
 
 
 def validation_dev(rows: pd.DataFrame, language: str, test_texts: frozenset[str], other_test_texts: frozenset[str],
-                   counts: dict, labels: tuple[str, ...] = ()) -> pd.DataFrame:
+                   counts: dict, labels: tuple[str, ...]) -> pd.DataFrame:
     """The dataset's own validation split of one language as its dev split, cleaned like the pool; texts of its own
     or another language's test split removed (selecting on them would favour the models tested there)."""
     validation = rows[rows["split"] == "validation"]
@@ -123,35 +119,6 @@ def validation_dev(rows: pd.DataFrame, language: str, test_texts: frozenset[str]
                         f"({counts['raw_validation']} rows, all removed: see metrics/data.json); "
                         f"use data.dev_split: carve or drop {language}")
     return dev
-
-
-# Unicode character-name prefixes that are not the script's own name
-SCRIPT_ALIASES = {"CJK": "Han", "HIRAGANA": "Kana", "KATAKANA": "Kana", "HALFWIDTH": None, "FULLWIDTH": None,
-                  "MODIFIER": "Other", "MATHEMATICAL": "Other", "MASCULINE": "Latin", "FEMININE": "Latin",
-                  "KATAKANA-HIRAGANA": "Kana", "IDEOGRAPHIC": "Han"}
-
-
-@cache
-def script_of(char: str) -> str | None:
-    """The script of a letter (Latin, Arabic, Devanagari, Han, Kana, Hangul, ...); None for anything else.
-
-    Read off the character's Unicode name (Python has no script property): its first word is the script
-    for letters, except for the names SCRIPT_ALIASES lists.
-    """
-    if not unicodedata.category(char).startswith("L"):
-        return None
-    words = unicodedata.name(char, "OTHER").split()
-    first = words[0]
-    if first in SCRIPT_ALIASES and SCRIPT_ALIASES[first] is None and len(words) > 1:  # FULLWIDTH LATIN ...
-        first = words[1]
-    return SCRIPT_ALIASES.get(first) or first.capitalize()
-
-
-def script_shares(texts) -> dict[str, float]:
-    """The share of the texts' letters in each script, most common first (no letters: empty)."""
-    letters = Counter(filter(None, map(script_of, chain.from_iterable(texts))))  # no copy of all the text
-    total = letters.total()
-    return {script: round(n / total, 4) for script, n in letters.most_common()}
 
 
 def describe(df: pd.DataFrame) -> dict:

@@ -1,5 +1,5 @@
-"""What the stages share: errors, logging, argument parsing, writing, run names, each language's domain and the
-unit its tokens are counted per."""
+"""What the stages share: errors, logging, argument parsing, writing, run names, each language's domain, the
+scripts of its texts and the unit its tokens are counted per."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import hashlib
 import json
 import logging
 import sys
+import unicodedata
+from collections import Counter
 from collections.abc import Callable
+from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +61,36 @@ def domains_of(data_counts: dict, cfg: Config) -> dict[str, str]:
             for lang in cfg.data.languages}
 
 
-# Scripts (combine.script_of's names) written without spaces between words: a language whose letters are mostly in
+# Unicode character-name prefixes that are not the script's own name
+SCRIPT_ALIASES = {"CJK": "Han", "HIRAGANA": "Kana", "KATAKANA": "Kana", "HALFWIDTH": None, "FULLWIDTH": None,
+                  "MODIFIER": "Other", "MATHEMATICAL": "Other", "MASCULINE": "Latin", "FEMININE": "Latin",
+                  "KATAKANA-HIRAGANA": "Kana", "IDEOGRAPHIC": "Han"}
+
+
+@cache
+def script_of(char: str) -> str | None:
+    """The script of a letter (Latin, Arabic, Devanagari, Han, Kana, Hangul, ...); None for anything else.
+
+    Read off the character's Unicode name (Python has no script property): its first word is the script
+    for letters, except for the names SCRIPT_ALIASES lists.
+    """
+    if not unicodedata.category(char).startswith("L"):
+        return None
+    words = unicodedata.name(char, "OTHER").split()
+    first = words[0]
+    if first in SCRIPT_ALIASES and SCRIPT_ALIASES[first] is None and len(words) > 1:  # FULLWIDTH LATIN ...
+        first = words[1]
+    return SCRIPT_ALIASES.get(first) or first.capitalize()
+
+
+def script_shares(texts) -> dict[str, float]:
+    """The share of the texts' letters in each script, most common first (no letters: empty)."""
+    letters = Counter(filter(None, map(script_of, chain.from_iterable(texts))))  # no copy of all the text
+    total = letters.total()
+    return {script: round(n / total, 4) for script, n in letters.most_common()}
+
+
+# Scripts (script_of's names) written without spaces between words: a language whose letters are mostly in
 # them has its tokens counted per (non-space) character, whatever data.languages calls it (japanese, ja, zh, th).
 NO_SPACE_SCRIPTS = frozenset({"Han", "Kana", "Thai", "Lao", "Khmer", "Myanmar"})
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from crossling.combine import script_shares
-from crossling.common import log, log_params, read_parquet, run_stage, stage_parser, unit_of, write_json
+from crossling.common import (log, log_params, read_parquet, run_stage, script_shares, stage_parser, unit_of,
+                              write_json)
 from crossling.config import Config
 
 
